@@ -1,0 +1,1 @@
+"""The nvcodec command (click). Thin: parses, calls the Python API, prints."""
