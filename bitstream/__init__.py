@@ -1,1 +1,24 @@
-"""The .nvc container and entropy coding of integer arrays (torch-free; see FORMAT.md)."""
+"""The .nvc container and entropy coding of integer arrays (torch-free; the format is FORMAT.md)."""
+from .chunks import FORMAT_MAJOR, FORMAT_MINOR
+from .container import NvcReader, write_nvc
+from .entropy import decode_ints, encode_ints, ints_code_length_bits, ints_symbol_costs_bits
+from .errors import NvcFormatError
+from .metadata import check_video_name, keyframe_count
+from .segments import KeyframeSegment
+from .tensors import QuantizedTensor
+
+__all__ = [
+    "FORMAT_MAJOR",
+    "FORMAT_MINOR",
+    "NvcFormatError",
+    "QuantizedTensor",
+    "KeyframeSegment",
+    "write_nvc",
+    "NvcReader",
+    "encode_ints",
+    "decode_ints",
+    "ints_code_length_bits",
+    "ints_symbol_costs_bits",
+    "check_video_name",
+    "keyframe_count",
+]

@@ -1,0 +1,270 @@
+"""Writing and reading whole .nvc files (FORMAT.md sections 3-8: chunk order and limits).
+
+File = signature + version, then META, KIDX, one KSEG per segment, one TENS per
+tensor, FEND; ancillary chunks (lower-case first letter) may sit anywhere
+between the header and FEND and are skipped by this reader.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from . import chunks
+from .chunks import FEND, KIDX, KSEG, META, TENS, PayloadReader
+from .errors import NvcFormatError, at_chunk
+from .metadata import MetadataError, keyframe_counts, meta_error, read_meta, validate_metadata, write_meta
+from .segments import KeyframeSegment, check_coverage, read_index, write_index
+from .tensors import MAX_ELEMENTS, QuantizedTensor, read_tensor, write_tensor
+
+MAX_TENSORS = 1 << 16
+
+
+def _ordered_segments(metadata: dict, segments: Sequence[KeyframeSegment]) -> list[KeyframeSegment]:
+    for s in segments:
+        if not isinstance(s, KeyframeSegment):
+            raise TypeError(f"segments must be KeyframeSegment, got {type(s).__name__}")
+    ordered = sorted(segments, key=lambda s: (s.video, s.first_keyframe))
+    why = check_coverage([(s.video, s.first_keyframe, s.n_keyframes) for s in ordered], keyframe_counts(metadata))
+    if why:
+        raise ValueError(f"keyframe segments do not cover the videos' keyframes: {why}")
+    return ordered
+
+
+def _check_tensors(tensors: Sequence[QuantizedTensor]) -> None:
+    if len(tensors) > MAX_TENSORS:
+        raise ValueError(f"{len(tensors)} tensors, more than the {MAX_TENSORS} a file may hold")
+    names = set()
+    n_elements = 0
+    for t in tensors:
+        if not isinstance(t, QuantizedTensor):
+            raise TypeError(f"tensors must be QuantizedTensor, got {type(t).__name__}")
+        if t.name in names:
+            raise ValueError(f"tensor name {t.name!r} is used twice")
+        names.add(t.name)
+        n_elements += t.q.size
+    if n_elements > MAX_ELEMENTS:
+        raise ValueError(f"tensors hold {n_elements} elements, more than the {MAX_ELEMENTS} a file may hold")
+
+
+def write_nvc(
+    path, metadata: dict, segments: Sequence[KeyframeSegment], tensors: Sequence[QuantizedTensor]
+) -> int:
+    """Write an .nvc file atomically (temporary file in the destination folder, then os.replace).
+
+    Segments may come in any order; they are stored sorted by (video, first_keyframe)
+    and must cover each video's keyframes 0..n_kf-1 without gap or overlap.
+    Returns the file size in bytes.  Bad arguments raise ValueError / TypeError.
+    """
+    try:
+        validate_metadata(metadata)
+    except MetadataError as e:
+        raise ValueError(str(e)) from None
+    ordered = _ordered_segments(metadata, segments)
+    tensors = list(tensors)
+    _check_tensors(tensors)
+    meta_payload = write_meta(metadata)
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            n_bytes = chunks.write_header(f)
+            n_bytes += chunks.write_chunk(f, META, meta_payload)
+            n_bytes += chunks.write_chunk(f, KIDX, write_index(ordered))
+            for s in ordered:
+                n_bytes += chunks.write_chunk(f, KSEG, s.data)
+            for t in tensors:
+                n_bytes += chunks.write_chunk(f, TENS, write_tensor(t))
+            n_bytes += chunks.write_chunk(f, FEND, b"")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return n_bytes
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class NvcReader:
+    """An open .nvc file (context manager).
+
+    Opening checks the header, walks every chunk header (lengths against the file
+    size), checks chunk order, counts and the FEND chunk, and reads + CRC-checks
+    META and KIDX.  Segment and tensor payloads are read (and CRC-checked) only
+    when asked for.  Every failure is an NvcFormatError naming chunk and byte offset.
+    """
+
+    def __init__(self, path):
+        self._f = open(path, "rb")
+        try:
+            self._open()
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _open(self) -> None:
+        f = self._f
+        self.n_bytes = os.fstat(f.fileno()).st_size
+        self.version = chunks.read_header(f.read(chunks.HEADER_N_BYTES))
+        self._chunks: list[tuple[str, int, int]] = []  # (type, offset, payload length)
+        self._segment_chunks: list[int] = []  # index into self._chunks, file order
+        self._tensor_chunks: list[int] = []
+        self.metadata: dict = {}
+        index: list[dict] = []
+        seen: dict[str, int] = {}
+        offset = chunks.HEADER_N_BYTES
+        while True:
+            if len(self._chunks) >= chunks.MAX_CHUNKS:
+                raise NvcFormatError(f"byte {offset}: more than {chunks.MAX_CHUNKS} chunks")
+            if offset == self.n_bytes:
+                raise NvcFormatError(f"byte {offset}: file ends without a {FEND!r} chunk (truncated?)")
+            ctype, n_payload = chunks.read_chunk_head(f, offset, self.n_bytes)
+            self._chunks.append((ctype, offset, n_payload))
+            if not chunks.is_critical(ctype):
+                pass  # ancillary: skipped (FORMAT.md section 4)
+            elif ctype not in chunks.KNOWN_CRITICAL:
+                raise at_chunk(ctype, offset, "unknown critical chunk type (written by a newer, incompatible encoder?)")
+            elif ctype in (META, KIDX, FEND) and ctype in seen:
+                raise at_chunk(ctype, offset, f"duplicate chunk (the first is at byte {seen[ctype]})")
+            else:
+                self._check_order(ctype, offset, seen, index)
+                if ctype == META:
+                    payload = chunks.read_chunk_payload(f, ctype, offset, n_payload)
+                    try:
+                        self.metadata = read_meta(payload)
+                    except MetadataError as e:
+                        raise meta_error(e, offset) from None
+                elif ctype == KIDX:
+                    payload = chunks.read_chunk_payload(f, ctype, offset, n_payload)
+                    index = read_index(PayloadReader(payload, ctype, offset))
+                    why = check_coverage(
+                        [(e["video"], e["first_keyframe"], e["n_keyframes"]) for e in index],
+                        keyframe_counts(self.metadata),
+                    )
+                    if why:
+                        raise at_chunk(ctype, offset, why)
+                elif ctype == KSEG:
+                    entry = index[len(self._segment_chunks)]
+                    if n_payload != entry["n_bytes"]:
+                        raise at_chunk(
+                            ctype, offset, f"segment {len(self._segment_chunks)} is {n_payload} bytes, the index says {entry['n_bytes']}"
+                        )
+                    self._segment_chunks.append(len(self._chunks) - 1)
+                elif ctype == TENS:
+                    if len(self._tensor_chunks) >= MAX_TENSORS:
+                        raise at_chunk(ctype, offset, f"more than {MAX_TENSORS} tensors")
+                    self._tensor_chunks.append(len(self._chunks) - 1)
+                elif ctype == FEND:
+                    chunks.read_chunk_payload(f, ctype, offset, n_payload)
+                    if n_payload:
+                        raise at_chunk(ctype, offset, f"end chunk has a {n_payload}-byte payload, expected 0")
+                    end = offset + chunks.CHUNK_OVERHEAD_BYTES
+                    if end != self.n_bytes:
+                        raise at_chunk(ctype, offset, f"{self.n_bytes - end} bytes of trailing data after the end chunk")
+                    break
+                seen.setdefault(ctype, offset)
+            offset += chunks.CHUNK_OVERHEAD_BYTES + n_payload
+        self._index = index
+        self._by_video: list[list[int]] = [[] for _ in self.metadata["videos"]]
+        for i, e in enumerate(index):
+            self._by_video[e["video"]].append(i)
+
+    def _check_order(self, ctype: str, offset: int, seen: dict, index: list) -> None:
+        """Critical chunk order: META, KIDX, KSEG x n (n from KIDX), TENS x m, FEND."""
+        n_segments_seen = len(self._segment_chunks)
+        if ctype == META:
+            expected_ok = not seen
+        elif ctype == KIDX:
+            expected_ok = META in seen
+        elif ctype == KSEG:
+            expected_ok = KIDX in seen and n_segments_seen < len(index)
+        else:  # TENS, FEND
+            expected_ok = KIDX in seen and n_segments_seen == len(index)
+        if expected_ok:
+            return
+        if META not in seen:
+            want = f"{META!r} first"
+        elif KIDX not in seen:
+            want = f"{KIDX!r} after {META!r}"
+        elif n_segments_seen < len(index):
+            want = f"{KSEG!r} #{n_segments_seen} of the {len(index)} the index lists"
+        else:
+            want = f"{TENS!r} or {FEND!r} ({KSEG!r} chunks beyond the index's {len(index)})"
+        raise at_chunk(ctype, offset, f"chunk out of order: expected {want}")
+
+    # --- queries -----------------------------------------------------------------------
+
+    def segments(self, video: int) -> list[tuple[int, int]]:
+        """(first_keyframe, n_keyframes) of each segment of a video, in order."""
+        return [(self._index[i]["first_keyframe"], self._index[i]["n_keyframes"]) for i in self._video(video)]
+
+    def read_segment(self, video: int, index: int) -> bytes:
+        """The bytes of one segment of one video; reads only that chunk and checks its CRC."""
+        ids = self._video(video)
+        if type(index) is not int or not 0 <= index < len(ids):
+            raise ValueError(f"video {video} has segments 0..{len(ids) - 1}, got {index!r}")
+        ctype, offset, n_payload = self._chunks[self._segment_chunks[ids[index]]]
+        return chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
+
+    def read_tensors(self) -> list[QuantizedTensor]:
+        """All tensors in write order, bit-exact."""
+        tensors = []
+        names: dict[str, int] = {}
+        elements_left = MAX_ELEMENTS
+        for i in self._tensor_chunks:
+            ctype, offset, n_payload = self._chunks[i]
+            payload = chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
+            t = read_tensor(PayloadReader(payload, ctype, offset), elements_left)
+            if t.name in names:
+                raise at_chunk(ctype, offset, f"tensor name {t.name!r} repeats the tensor at byte {names[t.name]}")
+            names[t.name] = offset
+            elements_left -= t.q.size
+            tensors.append(t)
+        return tensors
+
+    def chunks(self) -> list[tuple[str, int, int]]:
+        """(type, offset_bytes, n_bytes including header and CRC) of every chunk, in file order."""
+        return [(t, o, n + chunks.CHUNK_OVERHEAD_BYTES) for t, o, n in self._chunks]
+
+    def byte_breakdown(self) -> dict[str, int]:
+        """Payload bytes of KSEG ("keyframes"), TENS ("weights"), META ("metadata"); the rest
+        (signature, version, chunk headers and CRCs, KIDX, FEND, ancillary chunks) is "container"."""
+        parts = {"keyframes": 0, "weights": 0, "metadata": 0}
+        for ctype, _, n_payload in self._chunks:
+            key = {KSEG: "keyframes", TENS: "weights", META: "metadata"}.get(ctype)
+            if key:
+                parts[key] += n_payload
+        parts["container"] = self.n_bytes - sum(parts.values())
+        return parts
+
+    def verify(self) -> None:
+        """Read and check everything: every chunk's CRC (ancillary too), every segment, every tensor."""
+        for ctype, offset, n_payload in self._chunks:
+            chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
+        self.read_tensors()
+
+    def _video(self, video: int) -> list[int]:
+        if type(video) is not int or not 0 <= video < len(self._by_video):
+            raise ValueError(f"video must be an int 0..{len(self._by_video) - 1}, got {video!r}")
+        return self._by_video[video]
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "NvcReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

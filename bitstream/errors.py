@@ -1,0 +1,15 @@
+"""The one exception type of the bitstream layer (FORMAT.md section 1, "Errors").
+
+Bad bytes from a file raise NvcFormatError; bad calls from code raise plain
+ValueError / TypeError.  NvcFormatError is a ValueError so callers that catch
+ValueError for "bad input" keep working.
+"""
+
+
+class NvcFormatError(ValueError):
+    """An .nvc file (or an entropy-coded array) is malformed; the message says what and where."""
+
+
+def at_chunk(chunk_type: str, offset_bytes: int, what: str) -> NvcFormatError:
+    """The error for a problem inside a chunk: ``chunk 'TYPE' at byte N: what``."""
+    return NvcFormatError(f"chunk {chunk_type!r} at byte {offset_bytes}: {what}")
