@@ -1,0 +1,206 @@
+"""The corpus: which videos, where the keyframes are, tiles, and clips (DESIGN.md "Tiling", "Keyframes").
+
+- :func:`scan` turns folders/files into probed :class:`SourceVideo` entries with stable
+  names (relative POSIX paths, as stored in metadata["videos"][i]["name"]).
+- :func:`keyframe_positions` is the one home of the keyframe rule (CONTRACTS.md):
+  frames 0, K, 2K, ... (< L) plus L-1 when (L-1) % K != 0.
+- :func:`split_tiles` / :func:`merge_tiles` pad a frame to whole tiles (edge padding)
+  and back (crop); tile order is row-major over the grid.
+- :func:`build_clipset` cuts tile-videos into clips of K frames, a :class:`ClipSet`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from nvcodec.clipset import ClipSet
+from nvcodec.media import MediaError, VideoInfo, probe
+
+# Extensions treated as video: other files are skipped with a warning. Files with these
+# extensions that ffmpeg cannot decode are *broken videos* (an error unless skip_broken).
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".asf", ".flv", ".mpg", ".mpeg",
+    ".m2v", ".ts", ".mts", ".m2ts", ".vob", ".3gp", ".3g2", ".ogv", ".ogg", ".mxf", ".nut",
+    ".y4m", ".ivf", ".obu", ".264", ".h264", ".avc", ".265", ".h265", ".hevc", ".266", ".vvc",
+    ".jsv", ".dv", ".gif",
+})
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    name: str          # relative POSIX path (metadata["videos"][i]["name"])
+    path: Path
+    info: VideoInfo
+
+
+def _candidates(inputs: Sequence[str | Path], warn: Callable[[str], None]) -> list[tuple[str, Path]]:
+    """(name, path) of every file under the inputs, each folder walked in sorted order."""
+    out = []
+    for item in inputs:
+        root = Path(item)
+        if root.is_dir():
+            files = sorted((p for p in root.rglob("*") if p.is_file()),
+                           key=lambda p: p.relative_to(root).as_posix())
+            out.extend((p.relative_to(root).as_posix(), p) for p in files)
+        elif root.is_file():
+            out.append((root.name, root))
+        else:
+            raise ValueError(f"input {str(root)!r}: no such file or folder")
+    return out
+
+
+def scan(inputs: Sequence[str | Path], *, skip_broken: bool = False, warn=print) -> list[SourceVideo]:
+    """Probe every video under ``inputs`` (folders recursively, or files), in stable order.
+
+    Names are POSIX paths relative to the given folder (a file given directly: its basename).
+    Files without a video extension (VIDEO_EXTENSIONS) are skipped with a ``warn`` line, and
+    so are media files without a video stream (audio only). A video ffmpeg cannot decode
+    raises MediaError naming it, or with ``skip_broken`` is skipped with a warning.
+    ValueError when nothing decodable is left, or when two inputs give the same name.
+    """
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    videos, names = [], {}
+    for name, path in _candidates(inputs, warn):
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            warn(f"skipping {path}: not a video file (extension {path.suffix or 'none'!r})")
+            continue
+        try:
+            info = probe(path)
+        except MediaError as e:
+            if e.what == "no video stream":
+                warn(f"skipping {path}: no video stream")
+                continue
+            if skip_broken:
+                warn(f"skipping broken video {path}: {e.what}")
+                continue
+            raise
+        if name in names:
+            raise ValueError(f"two inputs give the video name {name!r}: {names[name]} and {path}")
+        names[name] = path
+        videos.append(SourceVideo(name, path, info))
+    if not videos:
+        raise ValueError(f"no decodable video in {[str(p) for p in inputs]}")
+    return videos
+
+
+def keyframe_positions(n_frames: int, interval: int) -> np.ndarray:
+    """Frame indices of the keyframes, int64: 0, K, 2K, ... (< L), plus L-1 if (L-1) % K != 0."""
+    if n_frames < 1 or interval < 1:
+        raise ValueError(f"keyframe_positions: need n_frames >= 1 and interval >= 1, got {n_frames}, {interval}")
+    pos = np.arange(0, n_frames, interval, dtype=np.int64)
+    if (n_frames - 1) % interval:
+        pos = np.append(pos, np.int64(n_frames - 1))
+    return pos
+
+
+def tile_grid(height: int, width: int, tile_h: int, tile_w: int) -> tuple[int, int]:
+    """(rows, cols) of tiles covering a height x width frame."""
+    return math.ceil(height / tile_h), math.ceil(width / tile_w)
+
+
+def split_tiles(frames: np.ndarray, tile_h: int, tile_w: int) -> np.ndarray:
+    """(N, H, W, 3) -> (N, n_tiles, 3, tile_h, tile_w): edge-pad to whole tiles, row-major tiles."""
+    if frames.ndim != 4 or frames.shape[3] != 3:
+        raise ValueError(f"frames: expected (N, H, W, 3), got {frames.shape}")
+    if tile_h < 1 or tile_w < 1:
+        raise ValueError(f"tile size must be >= 1, got {tile_h}x{tile_w}")
+    n, h, w, _ = frames.shape
+    rows, cols = tile_grid(h, w, tile_h, tile_w)
+    padded = np.pad(frames, ((0, 0), (0, rows * tile_h - h), (0, cols * tile_w - w), (0, 0)), mode="edge")
+    t = padded.reshape(n, rows, tile_h, cols, tile_w, 3).transpose(0, 1, 3, 5, 2, 4)  # (N, rows, cols, 3, th, tw)
+    return np.ascontiguousarray(t.reshape(n, rows * cols, 3, tile_h, tile_w))
+
+
+def merge_tiles(tiles: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(N, n_tiles, 3, tile_h, tile_w) -> (N, height, width, 3): stitch row-major tiles, crop the padding."""
+    if tiles.ndim != 5 or tiles.shape[2] != 3:
+        raise ValueError(f"tiles: expected (N, n_tiles, 3, th, tw), got {tiles.shape}")
+    n, n_tiles, _, th, tw = tiles.shape
+    rows, cols = tile_grid(height, width, th, tw)
+    if n_tiles != rows * cols:
+        raise ValueError(f"{n_tiles} tiles of {th}x{tw} cannot cover {width}x{height} ({rows}x{cols} needed)")
+    t = tiles.reshape(n, rows, cols, 3, th, tw).transpose(0, 1, 4, 2, 5, 3)            # (N, rows, th, cols, tw, 3)
+    return np.ascontiguousarray(t.reshape(n, rows * th, cols * tw, 3)[:, :height, :width])
+
+
+def clip_layout(n_frames: int, interval: int) -> tuple[np.ndarray, ...]:
+    """Clips of one video: (first_frame, start_kf, end_kf) int64 (n_clips,), then per clip slot
+    frame index int64, mask bool, t_video float32, t_local float32, each (n_clips, K).
+
+    Clip c covers frames cK .. min(cK+K, L)-1; its start keyframe is frame cK (keyframe index c),
+    its end keyframe frame min((c+1)K, L-1). Padding slots of a short last clip repeat the last
+    frame (mask False, times of that frame). t_video = i/(L-1) (0 when L=1);
+    t_local = (i-s)/(e-s) (0 when e == s)."""
+    positions = keyframe_positions(n_frames, interval)
+    n_clips = math.ceil(n_frames / interval)
+    first = np.arange(n_clips, dtype=np.int64) * interval
+    end_frame = np.minimum(first + interval, n_frames - 1)
+    start_kf = np.arange(n_clips, dtype=np.int64)
+    end_kf = np.searchsorted(positions, end_frame).astype(np.int64)
+    slot = first[:, None] + np.arange(interval, dtype=np.int64)[None, :]                # (n_clips, K)
+    mask = slot < n_frames
+    frame = np.minimum(slot, n_frames - 1)
+    t_video = (frame / (n_frames - 1) if n_frames > 1 else np.zeros(frame.shape)).astype(np.float32)
+    span = (end_frame - first)[:, None]
+    t_local = np.where(span > 0, (frame - first[:, None]) / np.maximum(span, 1), 0.0).astype(np.float32)
+    return first, start_kf, end_kf, frame, mask, t_video, t_local
+
+
+def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], interval: int,
+                  tile_h: int, tile_w: int) -> ClipSet:
+    """Clips of every tile-video of every video.
+
+    ``videos``: per video (frames (L, H, W, 3) uint8 or None when decoding, decoded keyframes
+    (n_kf, H, W, 3) uint8, L). Order: video, then clip, then tile (so one clip's tiles are
+    adjacent and a frame can be stitched as soon as its clip is predicted). ``keyframes``
+    holds video v's keyframe k, tile j at ``kf_base[v] + k * n_tiles_v + j``.
+    ``frames`` is None unless every video gives frames.
+    """
+    if interval < 1:
+        raise ValueError(f"interval must be >= 1, got {interval}")
+    if not videos:
+        raise ValueError("build_clipset: no videos")
+    with_frames = all(v[0] is not None for v in videos)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "mask", "t_video", "t_local", "start_kf", "end_kf", "video", "tile", "first_frame", "frames")}
+    kf_tiles, kf_base = [], 0
+    for v, (frames, keyframes, n_frames) in enumerate(videos):
+        n_kf = len(keyframe_positions(n_frames, interval))
+        if keyframes.ndim != 4 or keyframes.shape[0] != n_kf or keyframes.shape[3] != 3:
+            raise ValueError(f"video {v}: expected {n_kf} keyframes (n_kf, H, W, 3) for L={n_frames}, "
+                             f"K={interval}; got {keyframes.shape}")
+        height, width = keyframes.shape[1:3]
+        if frames is not None and frames.shape != (n_frames, height, width, 3):
+            raise ValueError(f"video {v}: frames {frames.shape} do not match L={n_frames} and keyframes "
+                             f"{width}x{height}")
+        kt = split_tiles(keyframes, tile_h, tile_w)                       # (n_kf, n_tiles, 3, th, tw)
+        n_tiles = kt.shape[1]
+        kf_tiles.append(kt.reshape(-1, 3, tile_h, tile_w))
+        first, start_kf, end_kf, frame_idx, mask, t_video, t_local = clip_layout(n_frames, interval)
+        n_clips = len(first)
+        tile = np.tile(np.arange(n_tiles, dtype=np.int64), n_clips)      # clip-major, tile-minor
+        rep = lambda a: np.repeat(a, n_tiles, axis=0)                    # noqa: E731
+        parts["mask"].append(rep(mask))
+        parts["t_video"].append(rep(t_video))
+        parts["t_local"].append(rep(t_local))
+        parts["start_kf"].append(kf_base + rep(start_kf) * n_tiles + tile)
+        parts["end_kf"].append(kf_base + rep(end_kf) * n_tiles + tile)
+        parts["video"].append(np.full(n_clips * n_tiles, v, np.int64))
+        parts["tile"].append(tile)
+        parts["first_frame"].append(rep(first))
+        if with_frames:
+            ft = split_tiles(frames, tile_h, tile_w)                      # (L, n_tiles, 3, th, tw)
+            clips = ft[frame_idx]                                         # (n_clips, K, n_tiles, 3, th, tw)
+            parts["frames"].append(clips.transpose(0, 2, 1, 3, 4, 5).reshape(-1, interval, 3, tile_h, tile_w))
+        kf_base += n_kf * n_tiles
+    cat = {k: np.concatenate(a) for k, a in parts.items() if a}
+    return ClipSet(mask=cat["mask"], t_video=cat["t_video"], t_local=cat["t_local"],
+                   keyframes=np.concatenate(kf_tiles), start_kf=cat["start_kf"], end_kf=cat["end_kf"],
+                   video=cat["video"], tile=cat["tile"], first_frame=cat["first_frame"],
+                   frames=cat.get("frames"))

@@ -1,0 +1,362 @@
+"""The keyframe track: a video's keyframes coded by a classical codec through ffmpeg.
+
+One ffmpeg process encodes all keyframes of a video (never one per keyframe); the
+resulting elementary stream is split into *segments*, each independently
+decodable:
+
+- ``mode='intra'``: every keyframe is a random-access picture and its own segment;
+- ``mode='inter'``: the keyframes form an inter-coded track with a forced
+  random-access picture every ``segment_length`` keyframes; a segment is one such
+  group (random access from the segment start).
+
+Segment bytes are standard elementary streams: AV1 as a Section 5 low-overhead OBU
+stream (temporal units with their temporal delimiters, as in ``-f obu``), HEVC and
+VVC as Annex B byte streams. Frames go in and come out as 4:2:0 YUV converted by
+:mod:`nvcodec.color` (BT.601 full range, centre-sited chroma): ffmpeg only
+encodes/decodes YUV, which the codec standards make bit-exact, so
+:func:`decode_keyframes` gives identical RGB with any ffmpeg build. Frames are
+edge-padded to the codec's coded size (even, at least ``MIN_SIZE``) and cropped back.
+Encoder options are fixed to be deterministic (single-threaded encoders).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from nvcodec import color
+from nvcodec.media import MediaError, _base_args, _last_frame_count, _Process, ffmpeg_codecs, ffmpeg_exe, run
+
+MIN_SIZE = 16            # coded sizes are even and at least this (small-picture limits of the encoders)
+_FPS = 25                # nominal rate given to the encoders; keyframes carry no timing
+_X265_PRESETS = ("placebo", "veryslow", "slower", "slow", "medium", "fast", "faster", "veryfast",
+                 "superfast", "ultrafast")     # index = speed
+
+
+@dataclass(frozen=True)
+class _CodecSpec:
+    encoders: tuple[str, ...]     # allowed ffmpeg encoders, first is the default
+    decoders: tuple[str, ...]     # ffmpeg decoders, first available is used (all are conformant)
+    muxer: str                    # what ffmpeg writes; split into segments here
+    demuxer: str                  # what a segment is fed to ffmpeg as
+    max_quality: int              # quality is crf (av1, hevc) or qp (vvc), 0..max
+    max_speed: int
+    bit_depth: int
+    default_quality: int
+    default_speed: int
+
+
+CODECS = {
+    "av1": _CodecSpec(("libaom-av1", "libsvtav1"), ("libdav1d", "libaom-av1"), "ivf", "obu", 63, 8, 8, 32, 6),
+    "hevc": _CodecSpec(("libx265",), ("hevc",), "hevc", "hevc", 51, 9, 8, 28, 5),
+    "vvc": _CodecSpec(("libvvenc",), ("vvc",), "vvc", "vvc", 63, 4, 10, 32, 2),
+}
+MODES = ("intra", "inter")
+
+
+@dataclass(frozen=True)
+class KeyframeCodec:
+    """How keyframes are coded; stored in metadata["keyframe_codec"].
+
+    ``quality``: crf for av1 (libaom/SVT, 0..63) and hevc (x265, 0..51), qp for vvc
+    (0..63); lower is better. ``speed``: libaom ``cpu-used`` / SVT ``preset`` (0..8, higher
+    faster), x265 preset (0 = placebo .. 4 = medium .. 9 = ultrafast), vvenc preset 4 - speed (0 = slower .. 4 = faster). ``segment_length``:
+    keyframes per random-access segment in 'inter' mode (1 in 'intra' mode).
+    """
+    codec: str = "av1"
+    mode: str = "inter"
+    quality: int | None = None  # None = the codec's default_quality
+    speed: int | None = None    # None = the codec's default_speed
+    segment_length: int = 32
+    encoder: str = ""           # '' = the codec's default encoder
+
+    def __post_init__(self) -> None:
+        spec = CODECS.get(self.codec)
+        if spec is None:
+            raise ValueError(f"keyframe codec: unknown codec {self.codec!r} (known: {sorted(CODECS)})")
+        if self.mode not in MODES:
+            raise ValueError(f"keyframe codec: mode must be one of {MODES}, got {self.mode!r}")
+        if self.quality is None:
+            object.__setattr__(self, "quality", spec.default_quality)
+        if self.speed is None:
+            object.__setattr__(self, "speed", spec.default_speed)
+        for name, hi in (("quality", spec.max_quality), ("speed", spec.max_speed),
+                         ("segment_length", 1024)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not (0 if name != "segment_length" else 1) <= value <= hi:
+                raise ValueError(f"keyframe codec {self.codec}: {name} must be an int in range, up to {hi}, got {value!r}")
+        if self.mode == "intra" and self.segment_length != 1:
+            object.__setattr__(self, "segment_length", 1)
+        if self.encoder and self.encoder not in spec.encoders:
+            raise ValueError(f"keyframe codec {self.codec}: encoder must be one of {spec.encoders}, got {self.encoder!r}")
+        if not self.encoder:
+            object.__setattr__(self, "encoder", spec.encoders[0])
+
+    def to_json(self) -> dict:
+        return {"codec": self.codec, "mode": self.mode,
+                "params": {"quality": self.quality, "speed": self.speed,
+                           "segment_length": self.segment_length, "encoder": self.encoder}}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "KeyframeCodec":
+        if not isinstance(d, dict) or set(d) != {"codec", "mode", "params"} or not isinstance(d["params"], dict):
+            raise ValueError(f"keyframe_codec: expected keys codec, mode, params; got {d!r}")
+        known = {f.name for f in fields(cls)} - {"codec", "mode"}
+        unknown = set(d["params"]) - known
+        if unknown:
+            raise ValueError(f"keyframe_codec: unknown params {sorted(unknown)}")
+        return cls(codec=d["codec"], mode=d["mode"], **d["params"])
+
+
+def coded_size(width: int, height: int) -> tuple[int, int]:
+    """The (width, height) the codec sees: even and at least MIN_SIZE (edge padding)."""
+    return max(MIN_SIZE, width + width % 2), max(MIN_SIZE, height + height % 2)
+
+
+def _require(exe: str, codec: KeyframeCodec, decode: bool) -> str:
+    """The ffmpeg encoder or decoder to use; MediaError if this ffmpeg lacks it."""
+    spec, have = CODECS[codec.codec], ffmpeg_codecs(exe)
+    if not decode:
+        if codec.encoder not in have:
+            raise MediaError(exe, f"this ffmpeg has no {codec.encoder} encoder for keyframe codec "
+                                  f"{codec.codec!r}; use another codec or point NVCODEC_FFMPEG at an ffmpeg "
+                                  f"that has it (e.g. imageio-ffmpeg's 9.x build for vvc)")
+        return codec.encoder
+    for name in spec.decoders:
+        if name in have:
+            return name
+    raise MediaError(exe, f"this ffmpeg has no decoder for keyframe codec {codec.codec!r} "
+                          f"(needs one of {spec.decoders}); point NVCODEC_FFMPEG at an ffmpeg that has it")
+
+
+def _encoder_opts(codec: KeyframeCodec, n: int) -> dict:
+    """ffmpeg output options; every encoder single-threaded so the bytes are reproducible."""
+    seg, intra = codec.segment_length, codec.mode == "intra"
+    if codec.encoder == "libaom-av1":
+        opts = {"c:v": "libaom-av1", "crf": codec.quality, "b:v": 0, "cpu-used": codec.speed,
+                "threads": 1, "row-mt": 0, "tiles": "1x1"}
+        if intra:
+            opts.update({"usage": "allintra", "g": 0})
+        else:
+            opts.update({"g": seg, "keyint_min": seg})
+    elif codec.encoder == "libsvtav1":
+        params = "lp=1:scd=0" + (":keyint=1" if intra else f":keyint={seg}")
+        opts = {"c:v": "libsvtav1", "crf": codec.quality, "preset": codec.speed, "svtav1-params": params}
+    elif codec.encoder == "libx265":
+        keyint = 1 if intra else seg
+        params = (f"keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:repeat-headers=1:info=0:"
+                  f"frame-threads=1:pools=1:log-level=error")
+        opts = {"c:v": "libx265", "crf": codec.quality, "preset": _X265_PRESETS[codec.speed],
+                "x265-params": params}
+    else:  # libvvenc
+        params = "IntraPeriod=1" if intra else f"IntraPeriod={seg}"
+        opts = {"c:v": "libvvenc", "qp": codec.quality, "preset": 4 - codec.speed, "threads": 1,
+                "vvenc-params": params + ":DecodingRefreshType=idr:Threads=1"}
+    if not intra:
+        opts["force_key_frames"] = f"expr:eq(mod(n,{seg}),0)"
+    return opts
+
+
+def _to_planes(frame: np.ndarray, w: int, h: int, bit_depth: int) -> bytes:
+    pad = ((0, h - frame.shape[0]), (0, w - frame.shape[1]), (0, 0))
+    planes = color.rgb_to_yuv420(np.pad(frame, pad, mode="edge"))
+    if bit_depth == 10:
+        return b"".join((p.astype("<u2") << 2).tobytes() for p in planes)
+    return b"".join(p.tobytes() for p in planes)
+
+
+def encode_keyframes(frames: np.ndarray, codec: KeyframeCodec) -> list[tuple[int, int, bytes]]:
+    """Code (n_kf, H, W, 3) uint8 RGB keyframes with one ffmpeg process; return the
+    segments (first_keyframe, n_keyframes, data), each decodable alone, covering 0..n_kf-1."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or frames.shape[0] < 1:
+        raise ValueError(f"frames: expected uint8 (n_kf >= 1, H, W, 3), got {frames.dtype} {frames.shape}")
+    if not isinstance(codec, KeyframeCodec):
+        raise TypeError(f"codec: expected KeyframeCodec, got {type(codec).__name__}")
+    exe = ffmpeg_exe()
+    spec = CODECS[codec.codec]
+    _require(exe, codec, decode=False)
+    n, h, w = frames.shape[:3]
+    cw, ch = coded_size(w, h)
+    pix_fmt = "yuv420p10le" if spec.bit_depth == 10 else "yuv420p"
+    with tempfile.TemporaryDirectory(prefix="nvcodec-kf-") as tmp:
+        src, dst = Path(tmp) / "in.yuv", Path(tmp) / f"out.{spec.muxer}"
+        with open(src, "wb") as f:
+            for frame in frames:
+                f.write(_to_planes(frame, cw, ch, spec.bit_depth))
+        stream = ffmpeg.input(str(src), format="rawvideo", pix_fmt=pix_fmt, s=f"{cw}x{ch}", framerate=_FPS)
+        args = _base_args(exe) + ["-y"] + stream.output(
+            str(dst), format=spec.muxer, pix_fmt=pix_fmt, an=None, **_encoder_opts(codec, n)).get_args()
+        text = run(args, f"<keyframes {w}x{h}>", f"encode keyframes ({codec.encoder})")
+        if _last_frame_count(text) not in (None, n):
+            raise MediaError(f"<keyframes {w}x{h}>", f"encoder wrote {_last_frame_count(text)} of {n} frames", text)
+        data = dst.read_bytes()
+    units, is_rap = _split_units(codec.codec, data)
+    if len(units) != n:
+        raise MediaError(f"<keyframes {w}x{h}>", f"{codec.codec}: expected {n} access units, parsed {len(units)}")
+    segments = []
+    for first in range(0, n, codec.segment_length):
+        if not is_rap[first]:
+            raise MediaError(f"<keyframes {w}x{h}>", f"{codec.encoder} did not start keyframe {first} "
+                                                     f"with a random-access picture")
+        count = min(codec.segment_length, n - first)
+        segments.append((first, count, b"".join(units[first:first + count])))
+    return segments
+
+
+def decode_keyframes(data: bytes, codec: KeyframeCodec, width: int, height: int, n_keyframes: int) -> np.ndarray:
+    """Decode one segment to (n_keyframes, height, width, 3) uint8 RGB, the same on every machine."""
+    if width < 1 or height < 1 or n_keyframes < 1:
+        raise ValueError(f"bad keyframe geometry {width}x{height} x {n_keyframes}")
+    exe = ffmpeg_exe()
+    spec = CODECS[codec.codec]
+    decoder = _require(exe, codec, decode=True)
+    cw, ch = coded_size(width, height)
+    bytes_per_sample = 2 if spec.bit_depth == 10 else 1
+    frame_bytes = (cw * ch + 2 * (cw // 2) * (ch // 2)) * bytes_per_sample
+    label = f"<keyframe segment {codec.codec} {width}x{height}>"
+    out = np.empty((n_keyframes, height, width, 3), np.uint8)
+    with tempfile.TemporaryDirectory(prefix="nvcodec-kf-") as tmp:
+        src = Path(tmp) / f"seg.{spec.demuxer}"
+        src.write_bytes(data)
+        stream = ffmpeg.input(str(src), format=spec.demuxer, vcodec=decoder)["V:0"]
+        args = _base_args(exe) + stream.output(
+            "pipe:", format="rawvideo", pix_fmt="yuv420p10le" if spec.bit_depth == 10 else "yuv420p",
+            fps_mode="passthrough").get_args()
+        proc = _Process(args, label, "decode keyframes")
+        try:
+            for i in range(n_keyframes + 1):
+                buf = proc.read_exact(frame_bytes)
+                if buf is None:
+                    break
+                if i == n_keyframes:
+                    raise MediaError(label, f"more than {n_keyframes} frames in segment")
+                if spec.bit_depth == 10:
+                    buf = ((np.frombuffer(buf, "<u2") + 2) >> 2).clip(0, 255).astype(np.uint8).tobytes()
+                y, cb, cr = color.yuv420_from_bytes(buf, cw, ch)
+                out[i] = color.yuv420_to_rgb(y, cb, cr)[:height, :width]
+            else:
+                i = n_keyframes + 1
+        except BaseException:
+            proc.kill()
+            raise
+        text = proc.finish()
+    if i != n_keyframes:
+        raise MediaError(label, f"decoded {i} of {n_keyframes} frames", text)
+    return out
+
+
+# ---------------------------------------------------------------- elementary-stream splitting
+
+def _leb128(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    for i in range(8):
+        if pos + i >= len(data):
+            break
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise MediaError("<av1 stream>", f"bad leb128 at byte {pos}")
+
+
+def _split_ivf(data: bytes) -> tuple[list[bytes], list[bool]]:
+    """IVF (32-byte header, 12-byte frame headers) -> AV1 temporal units and 'starts with a key frame'."""
+    if len(data) < 32 or data[:4] != b"DKIF":
+        raise MediaError("<av1 stream>", "encoder output is not IVF")
+    header_len = int.from_bytes(data[6:8], "little")
+    pos, units, raps = header_len, [], []
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise MediaError("<av1 stream>", f"truncated IVF frame header at byte {pos}")
+        size = int.from_bytes(data[pos:pos + 4], "little")
+        tu = data[pos + 12:pos + 12 + size]
+        if len(tu) != size:
+            raise MediaError("<av1 stream>", f"truncated IVF frame at byte {pos}")
+        units.append(tu)
+        raps.append(_av1_starts_with_key_frame(tu))
+        pos += 12 + size
+    return units, raps
+
+
+def _av1_starts_with_key_frame(tu: bytes) -> bool:
+    """A temporal unit starting a random-access point: TD, sequence header, then a shown key frame."""
+    pos, seen_seq = 0, False
+    while pos < len(tu):
+        head = tu[pos]
+        obu_type, ext, has_size = (head >> 3) & 0xF, (head >> 2) & 1, (head >> 1) & 1
+        pos += 1 + ext
+        if not has_size:
+            return False
+        size, pos = _leb128(tu, pos)
+        if obu_type == 1:                                  # OBU_SEQUENCE_HEADER
+            seen_seq = True
+        elif obu_type in (3, 6):                           # OBU_FRAME_HEADER, OBU_FRAME
+            # show_existing_frame (1 bit) = 0, frame_type (2 bits) = KEY_FRAME (0)
+            return seen_seq and size > 0 and (tu[pos] & 0xE0) == 0
+        pos += size
+    return False
+
+
+def _nal_starts(data: bytes) -> list[tuple[int, int]]:
+    """(unit start incl. zero_byte, NAL header offset) for each Annex B NAL unit."""
+    out, pos = [], 0
+    while True:
+        pos = data.find(b"\x00\x00\x01", pos)
+        if pos < 0:
+            return out
+        start = pos - 1 if pos > 0 and data[pos - 1] == 0 else pos
+        out.append((start, pos + 3))
+        pos += 3
+
+
+# NAL unit types (H.265 Table 7-1, H.266 Table 5) that may start an access unit when they
+# follow a picture's VCL NAL units, and the random-access (IRAP) picture types.
+_HEVC_PREFIX = {32, 33, 34, 35, 39, 41, 42, 43, 44, *range(48, 56)}
+_HEVC_IRAP = set(range(16, 24))
+_VVC_PREFIX = {12, 13, 14, 15, 16, 17, 19, 20, 23, 26, 27}
+_VVC_IRAP = {7, 8, 9}
+
+
+def _split_annexb(data: bytes, vvc: bool) -> tuple[list[bytes], list[bool]]:
+    """Annex B byte stream -> access units (H.265 7.4.2.4.4 / H.266 7.4.2.4.3) and 'is IRAP'."""
+    bounds, raps = [], []
+    seen_vcl, cur_rap = False, False
+    for start, hdr in _nal_starts(data):
+        if hdr + 2 >= len(data):
+            continue
+        if vvc:
+            nal_type = (data[hdr + 1] >> 3) & 0x1F
+            is_vcl = nal_type <= 11
+            first_in_pic = is_vcl and bool(data[hdr + 2] & 0x80)      # sh_picture_header_in_slice_header_flag
+            is_prefix = nal_type in _VVC_PREFIX
+            is_rap = nal_type in _VVC_IRAP
+        else:
+            nal_type = (data[hdr] >> 1) & 0x3F
+            is_vcl = nal_type <= 31
+            first_in_pic = is_vcl and bool(data[hdr + 2] & 0x80)      # first_slice_segment_in_pic_flag
+            is_prefix = nal_type in _HEVC_PREFIX
+            is_rap = nal_type in _HEVC_IRAP
+        if not bounds or (seen_vcl and (is_prefix or first_in_pic)):
+            if bounds:
+                raps.append(cur_rap)
+            bounds.append(start)
+            seen_vcl, cur_rap = False, False
+        if is_vcl:
+            if not seen_vcl:
+                cur_rap = is_rap
+            seen_vcl = True
+    if bounds:
+        raps.append(cur_rap)
+    units = [data[a:b] for a, b in zip(bounds, bounds[1:] + [len(data)])]
+    return units, raps
+
+
+def _split_units(codec: str, data: bytes) -> tuple[list[bytes], list[bool]]:
+    if codec == "av1":
+        return _split_ivf(data)
+    return _split_annexb(data, vvc=codec == "vvc")
