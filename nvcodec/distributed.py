@@ -1,0 +1,60 @@
+"""Multi-process fitting under ``torchrun``: detected from the environment, as nanoGPT does.
+
+``torchrun --nproc_per_node N ...`` sets RANK, WORLD_SIZE and LOCAL_RANK; without them the
+process is a world of one and nothing is initialised. Backend: NCCL for CUDA, gloo for CPU
+(the path CI exercises). The process group is left up after fitting so that the caller can
+still synchronise (for instance, rank 0 writing the output file while the others wait).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that writes checkpoints, output and logs."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def setup(device_type: str) -> DistContext:
+    """Join the torchrun process group if there is one (idempotent); else a world of one."""
+    world_size = _env_int("WORLD_SIZE", 1)
+    if "RANK" not in os.environ or world_size <= 1:
+        return DistContext()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return DistContext(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
+
+
+def all_reduce_sum(values: list[float], ctx: DistContext, device: torch.device) -> list[float]:
+    """Sum a few floats over all ranks (identity in a world of one)."""
+    if not ctx.active:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()

@@ -1,0 +1,412 @@
+"""Fitting one D-NeRV network to every clip of a corpus, and running it to decode.
+
+The recipe is the paper's (DESIGN.md, "training"): AdamW without weight decay, the
+learning rate warmed up linearly from ``warmup_start * lr`` over ``warmup_frac`` of the
+steps, then a cosine to 0; each step takes a batch of clips drawn across all tile-videos.
+The loss is ``l1 * L1 + mse * MSE + ssim * (1 - SSIM)`` over real frames only (padding
+excluded, and pasted keyframes excluded when the model pastes them).
+
+Reproducible: on CPU, a fit is a function of (configs, clips, seed, world size). The
+learning rate is a pure function of the step and each epoch's clip order is a pure
+function of (seed, epoch), so a checkpoint (model, optimizer, RNG state, step) is all a
+resumed fit needs to land on the very same weights.
+
+Checkpoints are our own files in the work folder (``torch.save``, written atomically);
+.nvc content never goes through pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ssim
+from torch import Tensor
+
+from nvcodec import distributed
+from nvcodec.clipset import ClipSet
+from nvcodec.model import DNeRV, ModelConfig
+
+CHECKPOINT_NAME = "fit_checkpoint.pt"
+CHECKPOINT_VERSION = 1
+PSNR_CAP_DB = 100.0   # per-frame PSNR of identical frames (MSE 0) is reported as this
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to fit. ``batch_size`` counts clips per step over all ranks together."""
+
+    epochs: int = 100
+    batch_size: int = 4
+    lr: float = 5e-4
+    warmup_frac: float = 0.2
+    warmup_start: float = 0.1
+    l1_weight: float = 0.7
+    mse_weight: float = 0.0
+    ssim_weight: float = 0.3
+    seed: int = 0
+    checkpoint_every: int = 500       # steps; 0: only when interrupted
+    compile: bool = False             # torch.compile the model (worth it on CUDA for long fits)
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("epochs", 1, 10**7), ("batch_size", 1, 2**16), ("seed", 0, 2**63 - 1),
+                             ("checkpoint_every", 0, 10**9)):
+            value = getattr(self, name)
+            if type(value) is not int or not lo <= value <= hi:
+                raise ValueError(f"FitConfig.{name}: expected an int in [{lo}, {hi}], got {value!r}")
+        for name, lo, hi in (("lr", 1e-8, 1.0), ("warmup_frac", 0.0, 1.0), ("warmup_start", 0.0, 1.0),
+                             ("l1_weight", 0.0, 100.0), ("mse_weight", 0.0, 100.0), ("ssim_weight", 0.0, 100.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ValueError(f"FitConfig.{name}: expected a number in [{lo}, {hi}], got {value!r}")
+        if self.l1_weight + self.mse_weight + self.ssim_weight <= 0:
+            raise ValueError("FitConfig: l1_weight, mse_weight and ssim_weight are all 0: nothing to fit")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"FitConfig.compile: expected bool, got {self.compile!r}")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class FitResult:
+    state_dict: dict[str, Tensor]          # float32 CPU tensors of the fitted DNeRV
+    blend_psnr: float                      # the floor: (1-t)*start + t*end of the decoded keyframes
+    psnr: float                            # the fitted network's, same frames, same metric
+    history: list[dict] = field(default_factory=list)   # {"step", "loss", "psnr", "lr", "seconds"}
+    seconds: float = 0.0                   # fitting wall-clock (all sessions of a resumed fit)
+    steps: int = 0
+
+
+def lr_factor(step: int, total_steps: int, warmup_frac: float, warmup_start: float) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based): linear warm-up, then cosine to 0."""
+    warmup = int(round(warmup_frac * total_steps))
+    if step < warmup:
+        return warmup_start + (1.0 - warmup_start) * step / warmup
+    progress = (step - warmup) / max(total_steps - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def frame_psnr(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Per-frame PSNR (8-bit peak, capped at PSNR_CAP_DB) of uint8 (..., 3, h, w) arrays -> (...)."""
+    diff = ref.astype(np.float32) - dist.astype(np.float32)
+    mse = np.mean(diff * diff, axis=(-3, -2, -1))
+    with np.errstate(divide="ignore"):
+        psnr = 10.0 * np.log10(255.0 ** 2 / mse)
+    return np.minimum(psnr, PSNR_CAP_DB)
+
+
+def blend_frames(clips: ClipSet, index: np.ndarray | slice) -> np.ndarray:
+    """The floor's prediction: uint8 (n, T, 3, h, w) = round((1-t)*start + t*end)."""
+    t = clips.t_local[index][:, :, None, None, None]
+    start = clips.keyframes[clips.start_kf[index]][:, None].astype(np.float32)
+    end = clips.keyframes[clips.end_kf[index]][:, None].astype(np.float32)
+    return np.clip(np.rint((1 - t) * start + t * end), 0, 255).astype(np.uint8)
+
+
+def _trainable_mask(model_cfg: ModelConfig, clips: ClipSet, index: np.ndarray) -> np.ndarray:
+    mask = clips.mask[index].copy()
+    if model_cfg.paste_keyframes:
+        t = clips.t_local[index]
+        mask &= (t != 0) & (t != 1)
+    return mask
+
+
+def _ssim_window(tile_h: int, tile_w: int) -> int:
+    """pytorch-msssim's 11-tap window, shrunk to the largest odd size that fits a small tile."""
+    side = min(11, tile_h, tile_w)
+    return side if side % 2 else side - 1
+
+
+def _loss(pred: Tensor, target: Tensor, fit_cfg: FitConfig, win: int) -> tuple[Tensor, Tensor]:
+    """pred, target: (n, 3, h, w) float32 in [0, 1] -> (loss, mse)."""
+    mse = F.mse_loss(pred, target)
+    loss = fit_cfg.mse_weight * mse
+    if fit_cfg.l1_weight:
+        loss = loss + fit_cfg.l1_weight * F.l1_loss(pred, target)
+    if fit_cfg.ssim_weight:
+        loss = loss + fit_cfg.ssim_weight * (1 - ssim(pred, target, data_range=1.0, win_size=win))
+    return loss, mse
+
+
+class _Batcher:
+    """Clip indices and device tensors for each step: epoch order from (seed, epoch) alone."""
+
+    def __init__(self, clips: ClipSet, fit_cfg: FitConfig, ctx: distributed.DistContext,
+                 device: torch.device) -> None:
+        self.clips, self.cfg, self.ctx, self.device = clips, fit_cfg, ctx, device
+        self.steps_per_epoch = math.ceil(clips.n_clips / fit_cfg.batch_size)
+        self._epoch, self._order = -1, np.empty(0, np.int64)
+
+    def indices(self, step: int) -> np.ndarray:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+            self._epoch, self._order = epoch, torch.randperm(self.clips.n_clips, generator=gen).numpy()
+        chunk = self._order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
+        world = self.ctx.world_size
+        if len(chunk) % world:       # every rank needs a non-empty share: wrap around
+            chunk = np.resize(chunk, math.ceil(len(chunk) / world) * world)
+        return np.sort(chunk[self.ctx.rank::world])
+
+    def tensors(self, index: np.ndarray) -> tuple[Tensor, ...]:
+        c = self.clips
+        arrays = (c.keyframes[c.start_kf[index]], c.keyframes[c.end_kf[index]],
+                  c.t_video[index], c.t_local[index])
+        return tuple(_to_device(a, self.device) for a in arrays)
+
+
+def _to_device(a: np.ndarray, device: torch.device) -> Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    if device.type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    if t.dtype == torch.uint8:
+        t = t.float().div_(255.0)
+        if t.ndim == 4 and device.type == "cuda":
+            t = t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@contextmanager
+def _catch_signals():
+    """Turn SIGINT/SIGTERM into a flag checked between steps (a second signal stops at once)."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum, frame):
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _fingerprint(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, world_size: int) -> dict:
+    fit = fit_cfg.to_json()
+    fit.pop("checkpoint_every")
+    fit.pop("compile")
+    return {"model": model_cfg.to_json(), "fit": fit, "n_clips": clips.n_clips,
+            "tile": list(clips.tile_size), "clip_length": clips.clip_length, "world_size": world_size}
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, expected: dict) -> dict:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint version {payload.get('version')!r}, expected {CHECKPOINT_VERSION}")
+    for key, value in expected.items():
+        if payload["fingerprint"].get(key) != value:
+            raise ValueError(f"{path}: checkpoint was made with a different {key} "
+                             f"({payload['fingerprint'].get(key)!r} != {value!r}); cannot resume")
+    return payload
+
+
+def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
+        device: str | torch.device | None = None, workdir: str | Path | None = None,
+        resume: bool = False, progress: bool = True, stop_after: int | None = None) -> FitResult:
+    """Fit a DNeRV to ``clips`` (which must carry ``frames``); under torchrun, with DDP.
+
+    ``workdir``: where checkpoints go (every ``checkpoint_every`` steps and on SIGINT/SIGTERM,
+    after which KeyboardInterrupt / SystemExit(143) is raised). ``resume``: continue from the
+    checkpoint there (ValueError if it belongs to another fit; a fresh start if there is none).
+    ``stop_after``: stop (checkpointing first) once this many steps are done; the schedule still
+    spans the whole fit, so a later resume reaches the uninterrupted result.
+    ``progress``: a tqdm bar on a terminal (rank 0) and the floor/result lines on stderr.
+    """
+    if clips.frames is None:
+        raise ValueError("fit needs clips with frames (got a decode-only ClipSet)")
+    if clips.n_clips == 0:
+        raise ValueError("fit needs at least one clip")
+    if clips.tile_size != (model_cfg.tile_h, model_cfg.tile_w) or clips.clip_length != model_cfg.clip_length:
+        raise ValueError(f"clips are {clips.clip_length} x {clips.tile_size}, the model expects "
+                         f"{model_cfg.clip_length} x {(model_cfg.tile_h, model_cfg.tile_w)}")
+    device = torch.device(device) if device is not None else default_device()
+    ctx = distributed.setup(device.type)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress and ctx.is_main else (lambda msg: None)
+
+    torch.manual_seed(fit_cfg.seed)
+    raw_model = DNeRV(model_cfg).to(device)
+    if device.type == "cuda":
+        raw_model = raw_model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(raw_model.parameters(), lr=fit_cfg.lr, weight_decay=0.0,
+                                  fused=device.type == "cuda")
+    batcher = _Batcher(clips, fit_cfg, ctx, device)
+    total_steps = fit_cfg.epochs * batcher.steps_per_epoch
+    fingerprint = _fingerprint(model_cfg, fit_cfg, clips, ctx.world_size)
+    ckpt_path = Path(workdir) / CHECKPOINT_NAME if workdir is not None else None
+    if ckpt_path is not None and ctx.is_main:
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+
+    step, history, elapsed_before = 0, [], 0.0
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        payload = _load_checkpoint(ckpt_path, fingerprint)
+        raw_model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        torch.set_rng_state(payload["rng"])
+        step, history, elapsed_before = payload["step"], payload["history"], payload["seconds"]
+        say(f"resuming from {ckpt_path} at step {step}/{total_steps}")
+
+    model = raw_model
+    if ctx.active:
+        model = torch.nn.parallel.DistributedDataParallel(
+            raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+    if fit_cfg.compile:
+        model = torch.compile(model)
+
+    blend_psnr = _blend_psnr(clips, ctx, device)
+    say(f"floor (keyframe blend): {blend_psnr:.2f} dB over {int(clips.mask.sum())} frames, "
+        f"{clips.n_clips} clips; fitting {sum(p.numel() for p in raw_model.parameters()) / 1e6:.3f} M "
+        f"parameters for {total_steps} steps on {device}" + (f" x {ctx.world_size} ranks" if ctx.active else ""))
+
+    def checkpoint(at_step: int, seconds: float) -> None:
+        if ckpt_path is None or not ctx.is_main:
+            return
+        _save_checkpoint(ckpt_path, {
+            "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "step": at_step,
+            "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": torch.get_rng_state(), "history": history, "seconds": seconds})
+
+    from tqdm.auto import tqdm
+    show_bar = progress and ctx.is_main and sys.stderr.isatty()
+    bar = tqdm(total=total_steps, initial=step, disable=not show_bar, unit="step", dynamic_ncols=True,
+               file=sys.stderr, desc="fit")
+    win = _ssim_window(model_cfg.tile_h, model_cfg.tile_w)
+    t0 = time.perf_counter()
+    model.train()
+    try:
+        with _catch_signals() as caught:
+            while step < total_steps:
+                index = batcher.indices(step)
+                kf_start, kf_end, t_video, t_local = batcher.tensors(index)
+                mask = torch.from_numpy(_trainable_mask(model_cfg, clips, index)).to(device)
+                target = _to_device(clips.frames[index], device)           # (b, T, 3, h, w)
+                lr = fit_cfg.lr * lr_factor(step, total_steps, fit_cfg.warmup_frac, fit_cfg.warmup_start)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with _autocast(device):
+                    pred = model(kf_start, kf_end, t_video, t_local)
+                if mask.any():
+                    loss, mse = _loss(pred[mask].float(), target[mask], fit_cfg, win)
+                else:   # nothing to learn in this shard; keep DDP's collective calls in step
+                    loss = mse = pred.sum() * 0.0
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                loss_value = loss.item()
+                psnr = 10 * math.log10(1.0 / max(mse.item(), 1e-10))
+                seconds = elapsed_before + time.perf_counter() - t0
+                history.append({"step": step, "loss": loss_value, "psnr": psnr, "lr": lr, "seconds": seconds})
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{psnr:.2f}", refresh=False)
+                if caught or (stop_after is not None and step >= stop_after):
+                    checkpoint(step, seconds)
+                    if caught:
+                        say(f"interrupted at step {step}; checkpoint in {ckpt_path}")
+                        if caught[0] == signal.SIGINT:
+                            raise KeyboardInterrupt
+                        raise SystemExit(128 + caught[0])
+                    break
+                if fit_cfg.checkpoint_every and step % fit_cfg.checkpoint_every == 0:
+                    checkpoint(step, seconds)
+    finally:
+        bar.close()
+    seconds = elapsed_before + time.perf_counter() - t0
+    if step >= total_steps:
+        checkpoint(step, seconds)
+
+    raw_model.eval()
+    psnr = _fit_psnr(raw_model, clips, ctx, device)
+    say(f"fit: {psnr:.2f} dB (floor {blend_psnr:.2f} dB) after {step} steps, {seconds:.1f} s")
+    state = {k: v.detach().float().cpu().clone() for k, v in raw_model.state_dict().items()}
+    return FitResult(state_dict=state, blend_psnr=blend_psnr, psnr=psnr, history=history,
+                     seconds=seconds, steps=step)
+
+
+def _shard(n: int, ctx: distributed.DistContext) -> np.ndarray:
+    return np.arange(ctx.rank, n, ctx.world_size, dtype=np.int64)
+
+
+def _blend_psnr(clips: ClipSet, ctx: distributed.DistContext, device: torch.device) -> float:
+    total, count = 0.0, 0
+    mine = _shard(clips.n_clips, ctx)
+    for i in range(0, len(mine), 64):
+        index = mine[i:i + 64]
+        psnr = frame_psnr(clips.frames[index], blend_frames(clips, index))
+        mask = clips.mask[index]
+        total, count = total + float(psnr[mask].sum()), count + int(mask.sum())
+    total, count = distributed.all_reduce_sum([total, float(count)], ctx, device)
+    return total / max(count, 1)
+
+
+def _fit_psnr(model: DNeRV, clips: ClipSet, ctx: distributed.DistContext, device: torch.device) -> float:
+    total, count = 0.0, 0
+    sub = clips.subset(_shard(clips.n_clips, ctx))
+    for index, frames in predict(model, sub, device=device, batch_size=8):
+        psnr = frame_psnr(sub.frames[index], frames)
+        mask = sub.mask[index]
+        total, count = total + float(psnr[mask].sum()), count + int(mask.sum())
+    total, count = distributed.all_reduce_sum([total, float(count)], ctx, device)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def predict(model: DNeRV, clips: ClipSet, *, device: str | torch.device | None = None,
+            batch_size: int = 8) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Decode ``clips`` in batches: yields (clip indices, uint8 (b, T, 3, h, w)).
+
+    The model is used as given (moved to ``device`` and put in eval mode; weights untouched).
+    """
+    if type(batch_size) is not int or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    model = getattr(model, "module", model)
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device).eval()
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    c = clips
+    for first in range(0, c.n_clips, batch_size):
+        index = np.arange(first, min(first + batch_size, c.n_clips))
+        arrays = (c.keyframes[c.start_kf[index]], c.keyframes[c.end_kf[index]], c.t_video[index], c.t_local[index])
+        kf_start, kf_end, t_video, t_local = (_to_device(a, device) for a in arrays)
+        with _autocast(device):
+            out = model(kf_start, kf_end, t_video, t_local)
+        frames = out.float().mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+        yield index, frames
