@@ -119,7 +119,8 @@ class VideoInfo:
     display rotation, which ffmpeg applies when decoding, swaps them). ``color_range`` is
     'tv', 'pc' or 'unknown'; ``color_space`` the matrix ffmpeg reports ('bt709', 'bt470bg',
     'smpte170m', ... or 'unknown'). ``fps`` is avg_frame_rate as ffmpeg reports it, made
-    rational (29.97 -> 30000/1001); streams without timing get ffmpeg's nominal 25."""
+    rational (29.97 -> 30000/1001), or the stream's nominal rate (tbr) when that is an
+    integer or NTSC rate within 10 % of it; streams without timing get ffmpeg's nominal 25."""
     width: int
     height: int
     fps_num: int
@@ -220,12 +221,18 @@ def _probe_header(path, exe: str) -> _Header:
     if size is None or int(size.group(1)) < 1 or int(size.group(2)) < 1:
         raise MediaError(path, "video stream has no frame size (no decodable frames?)", text)
     width, height = int(size.group(1)), int(size.group(2))
-    fps = None
+    rates = {}
     for key in ("fps", "tbr"):
         m = re.search(r"(\d+(?:\.\d+)?k?) " + key + r"\b", stream)
         if m and float(m.group(1).rstrip("k")) > 0:
-            fps = _fps_fraction(m.group(1))
-            break
+            rates[key] = _fps_fraction(m.group(1))
+    fps = rates.get("fps") or rates.get("tbr")
+    # A clean nominal rate (tbr) within 10 % of the average wins: one irregular timestamp
+    # must not turn 30 fps into 561/20. Further off (raw streams: tbr = 2x field rate), avg wins.
+    tbr = rates.get("tbr")
+    if fps and tbr and tbr != fps and abs(tbr - fps) < fps / 10 and (
+            tbr.denominator == 1 or tbr.denominator == 1001):
+        fps = tbr
     rot = re.search(r"rotation of (-?[\d.]+) degrees", "\n".join(side))
     if rot and round(float(rot.group(1))) % 180 == 90:
         width, height = height, width
