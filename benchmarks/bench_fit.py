@@ -1,0 +1,118 @@
+"""Fitting benchmark: throughput, peak memory and PSNR vs wall-clock for one preset.
+
+    nice python benchmarks/bench_fit.py --preset fast --threads 2 samples/*.mp4
+    nice python benchmarks/bench_fit.py --preset small --set head=paper --set epochs=60 \
+        --size 160x128 --max-frames 32 ../shared/corpus/sam2_01_dog.mp4
+
+Reads the videos the way nvcodec.encode does (nvcodec.media.read_frames), codes and decodes
+the keyframes with the preset's quality (AV1 inter track unless --raw-keyframes), builds the
+ClipSet with nvcodec.corpus, sizes the network with the preset's rule, then fits in
+``--segments`` equal pieces (checkpoint + exact resume between them) to print PSNR over all
+frames against fitting wall-clock, beside the keyframe-blend floor. Throughput is
+pixel-steps/s = frames per step x tile pixels x steps / fitting seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nvcodec import corpus, media
+from nvcodec.fit import fit
+from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
+from nvcodec.model import count_parameters
+from nvcodec.presets import resolve
+
+INTERVAL = 8
+
+
+def parse_value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text in ("true", "false"):
+        return text == "true"
+    if "x" in text and all(p.isdigit() for p in text.split("x")):
+        h, w = text.split("x")
+        return (int(h), int(w))
+    return text
+
+
+def load(paths: list[str], size, max_frames, kf_quality: int, raw_keyframes: bool):
+    videos = []
+    for path in paths:
+        frames = np.stack(list(media.read_frames(path, size=size, max_frames=max_frames)))
+        positions = corpus.keyframe_positions(len(frames), INTERVAL)
+        if raw_keyframes:
+            decoded = frames[positions]
+        else:
+            codec = KeyframeCodec(codec="av1", mode="inter", quality=kf_quality)
+            segments = encode_keyframes(frames[positions], codec)
+            decoded = np.concatenate([decode_keyframes(data, codec, frames.shape[2], frames.shape[1], n)
+                                      for _, n, data in segments])
+        videos.append((frames, decoded, len(frames)))
+    return videos
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="+")
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="preset override, e.g. epochs=50, head=paper, tile=64x80, c0=24")
+    ap.add_argument("--size", default=None, help="coding size WxH (default: native)")
+    ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--segments", type=int, default=4)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--raw-keyframes", action="store_true", help="condition on uncoded keyframes")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    preset = resolve(args.preset, **{k: parse_value(v) for k, v in overrides.items()})
+    size = tuple(int(x) for x in args.size.split("x")) if args.size else None
+    t0 = time.perf_counter()
+    videos = load(args.inputs, size, args.max_frames, preset.keyframe_quality, args.raw_keyframes)
+    n_pixels = sum(f.shape[0] * f.shape[1] * f.shape[2] for f, _, _ in videos)
+    clips = corpus.build_clipset(videos, INTERVAL, *preset.tile)
+    model_cfg = preset.model_config(n_pixels, INTERVAL)
+    n_params = count_parameters(model_cfg)
+    print(f"preset {preset.name} {overrides}: {len(videos)} videos, {sum(v[2] for v in videos)} frames, "
+          f"{n_pixels / 1e6:.2f} Mpixels, {clips.n_clips} clips of {preset.tile[0]}x{preset.tile[1]} tiles "
+          f"(loaded in {time.perf_counter() - t0:.1f} s)")
+    print(f"model: C0={model_cfg.c0} strides={model_cfg.strides} grid={model_cfg.grid} widths={model_cfg.widths} "
+          f"head={model_cfg.head} paste={model_cfg.paste_keyframes}: {n_params} parameters = "
+          f"{n_params * preset.quant_bits / n_pixels:.4f} bpp at {preset.quant_bits} bits")
+    fit_cfg = preset.fit
+    steps_per_epoch = math.ceil(clips.n_clips / fit_cfg.batch_size)
+    total = fit_cfg.epochs * steps_per_epoch
+    print(f"fit: {fit_cfg.epochs} epochs x {steps_per_epoch} steps, batch {fit_cfg.batch_size}, lr {fit_cfg.lr}, "
+          f"{args.threads} threads, device {args.device or 'auto'}")
+    print(f"{'steps':>7} {'fit_s':>8} {'psnr_dB':>8} {'floor_dB':>8} {'Mpix*step/s':>12}")
+    with tempfile.TemporaryDirectory() as work:
+        for k in range(1, args.segments + 1):
+            stop = total * k // args.segments
+            result = fit(model_cfg, fit_cfg, clips, device=args.device, workdir=work, resume=k > 1,
+                         progress=False, stop_after=stop)
+            pixel_steps = result.steps * fit_cfg.batch_size * INTERVAL * preset.tile[0] * preset.tile[1]
+            print(f"{result.steps:7d} {result.seconds:8.1f} {result.psnr:8.2f} {result.blend_psnr:8.2f} "
+                  f"{pixel_steps / result.seconds / 1e6:12.2f}", flush=True)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak_mb:.0f} MB" + (f", CUDA peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MB "
+                                          f"on {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Named presets: how big a network, how long a fit, and the two rate knobs the codec uses.
+
+A preset sizes the network *relative to the corpus* (DESIGN.md, "The economics of a
+shared model"): weights cost about params x quant_bits / corpus pixels, so C0 is the
+largest value in [c0_min, c0_max] whose parameter count fits
+``weight_bpp * corpus_pixels / quant_bits``. Everything else (tile, widths, fit) is fixed
+per preset. The figures behind each choice are in benchmarks/bench_fit.py's docstring.
+
+Overrides go through ``resolve`` (dataclasses.replace underneath) and fail loudly when
+they name nothing or contradict the preset, e.g. a C0 outside the preset's range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from nvcodec.fit import FitConfig
+from nvcodec.model import ModelConfig, count_parameters
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    tile: tuple[int, int]              # (tile_h, tile_w)
+    c0_min: int
+    c0_max: int
+    weight_bpp: float                  # target weight rate (bits per corpus pixel) that sizes C0
+    fit: FitConfig
+    keyframe_quality: int              # crf-like for the keyframe codec, lower = better
+    quant_bits: int                    # weight quantization bits
+    enc_width: int = 64
+    embed_levels: int = 240
+    mlp_width: int = 512
+    min_width: int = 32
+    head: str = "residual"
+    paste_keyframes: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.c0_min <= self.c0_max:
+            raise ValueError(f"preset {self.name}: c0 range [{self.c0_min}, {self.c0_max}] is empty")
+        if not 0 < self.weight_bpp <= 64:
+            raise ValueError(f"preset {self.name}: weight_bpp {self.weight_bpp} outside (0, 64]")
+        if not 2 <= self.quant_bits <= 16:
+            raise ValueError(f"preset {self.name}: quant_bits {self.quant_bits} outside [2, 16]")
+        if not 0 <= self.keyframe_quality <= 63:
+            raise ValueError(f"preset {self.name}: keyframe_quality {self.keyframe_quality} outside [0, 63]")
+        self._config(self.c0_min, 8)      # the fixed parts must make a valid network
+
+    def _config(self, c0: int, clip_length: int) -> ModelConfig:
+        return ModelConfig(tile_h=self.tile[0], tile_w=self.tile[1], c0=c0, enc_width=self.enc_width,
+                           embed_levels=self.embed_levels, mlp_width=self.mlp_width, min_width=self.min_width,
+                           clip_length=clip_length, head=self.head, paste_keyframes=self.paste_keyframes)
+
+    def model_config(self, corpus_pixels: int, clip_length: int = 8) -> ModelConfig:
+        """The network for a corpus of ``corpus_pixels`` (sum over videos of frames x width x height
+        as coded): the largest C0 in [c0_min, c0_max] within the weight budget (c0_min if none is)."""
+        if corpus_pixels < 0:
+            raise ValueError(f"corpus_pixels must be >= 0, got {corpus_pixels}")
+        budget = self.weight_bpp * corpus_pixels / self.quant_bits
+        lo, hi = self.c0_min, self.c0_max
+        while lo < hi:                                   # parameter count grows with C0
+            mid = (lo + hi + 1) // 2
+            if count_parameters(self._config(mid, clip_length)) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        return self._config(lo, clip_length)
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register(preset: Preset) -> Preset:
+    if preset.name in PRESETS:
+        raise ValueError(f"preset {preset.name!r} is already registered")
+    PRESETS[preset.name] = preset
+    return preset
+
+
+_FIT_FIELDS = {f.name for f in dataclasses.fields(FitConfig)}
+_PRESET_FIELDS = {f.name for f in dataclasses.fields(Preset)} - {"name", "fit"}
+
+
+def resolve(name: str, **overrides) -> Preset:
+    """``PRESETS[name]`` with overrides of Preset fields, FitConfig fields (``epochs``, ``lr``, ...)
+    or ``c0`` (pins c0_min = c0_max; must lie in the preset's range). ValueError on anything else."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    preset = PRESETS[name]
+    fit_kw = {k: v for k, v in overrides.items() if k in _FIT_FIELDS}
+    preset_kw = {k: v for k, v in overrides.items() if k in _PRESET_FIELDS}
+    unknown = sorted(set(overrides) - set(fit_kw) - set(preset_kw) - {"c0"})
+    if unknown:
+        raise ValueError(f"preset {name!r}: unknown override(s) {unknown}; known: c0, "
+                         f"{', '.join(sorted(_PRESET_FIELDS | _FIT_FIELDS))}")
+    if "c0" in overrides:
+        c0 = overrides["c0"]
+        if "c0_min" in preset_kw or "c0_max" in preset_kw:
+            raise ValueError(f"preset {name!r}: give either c0 or c0_min/c0_max, not both")
+        if type(c0) is not int or not preset.c0_min <= c0 <= preset.c0_max:
+            raise ValueError(f"preset {name!r} sizes C0 within [{preset.c0_min}, {preset.c0_max}]; "
+                             f"c0={c0!r} contradicts it (choose another preset, or override c0_min/c0_max)")
+        preset_kw["c0_min"] = preset_kw["c0_max"] = c0
+    if fit_kw:
+        preset_kw["fit"] = dataclasses.replace(preset.fit, **fit_kw)
+    return dataclasses.replace(preset, **preset_kw) if preset_kw else preset
+
+
+# Sizes and schedules: see benchmarks/bench_fit.py for the measurements behind them.
+register(Preset(
+    name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
+    fit=FitConfig(epochs=20, batch_size=2, lr=5e-3, checkpoint_every=0),
+    keyframe_quality=32, quant_bits=8, enc_width=8, embed_levels=8, mlp_width=32, min_width=8))
+register(Preset(
+    name="fast", tile=(64, 64), c0_min=12, c0_max=32, weight_bpp=0.05,
+    fit=FitConfig(epochs=150, batch_size=4, lr=2e-3, checkpoint_every=200),
+    keyframe_quality=30, quant_bits=8, enc_width=16, embed_levels=16, mlp_width=64, min_width=16))
+register(Preset(
+    name="small", tile=(64, 80), c0_min=16, c0_max=64, weight_bpp=0.02,
+    fit=FitConfig(epochs=300, batch_size=8, lr=2e-3, checkpoint_every=500),
+    keyframe_quality=36, quant_bits=8, enc_width=32, embed_levels=32, mlp_width=128, min_width=16))
+register(Preset(
+    name="medium", tile=(128, 160), c0_min=32, c0_max=213, weight_bpp=0.05,
+    fit=FitConfig(epochs=400, batch_size=8, lr=1e-3, checkpoint_every=500),
+    keyframe_quality=32, quant_bits=8, enc_width=64, embed_levels=120, mlp_width=512, min_width=32))
+register(Preset(
+    name="large", tile=(256, 320), c0_min=64, c0_max=361, weight_bpp=0.1,
+    fit=FitConfig(epochs=800, batch_size=8, lr=5e-4, checkpoint_every=500),
+    keyframe_quality=28, quant_bits=8, enc_width=64, embed_levels=240, mlp_width=512, min_width=32))
