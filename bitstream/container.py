@@ -107,16 +107,19 @@ class NvcReader:
     """
 
     def __init__(self, path):
-        self._f = open(path, "rb")
+        """``path``: a file path, or an open seekable binary file (not closed by close())."""
+        self._owns_file = not (hasattr(path, "read") and hasattr(path, "seek"))
+        self._f = open(path, "rb") if self._owns_file else path
         try:
             self._open()
         except BaseException:
-            self._f.close()
+            self.close()
             raise
 
     def _open(self) -> None:
         f = self._f
-        self.n_bytes = os.fstat(f.fileno()).st_size
+        self.n_bytes = f.seek(0, os.SEEK_END)
+        f.seek(0)
         self.version = chunks.read_header(f.read(chunks.HEADER_N_BYTES))
         self._chunks: list[tuple[str, int, int]] = []  # (type, offset, payload length)
         self._segment_chunks: list[int] = []  # index into self._chunks, file order
@@ -261,7 +264,8 @@ class NvcReader:
         return self._by_video[video]
 
     def close(self) -> None:
-        self._f.close()
+        if self._owns_file:
+            self._f.close()
 
     def __enter__(self) -> "NvcReader":
         return self

@@ -52,6 +52,8 @@ def check_coverage(entries: Sequence[tuple[int, int, int]], n_keyframes_per_vide
         if n < 1 or first + n > n_kf[video]:
             return f"segment {i}: video {video} keyframes {first}..{first + n - 1} are not within its {n_kf[video]} keyframes"
         kf += n
+    if kf == n_kf[video] and video + 1 < len(n_kf):
+        video, kf = video + 1, 0
     if video != len(n_kf) - 1 or kf != n_kf[video]:
         return f"video {video} keyframes {kf}..{n_kf[video] - 1} and any later videos have no segment"
     return None
