@@ -86,6 +86,14 @@ def psnr_per_frame(ref, dist) -> np.ndarray:
     return psnr_from_mse(mse_per_frame(ref, dist))
 
 
+# rows: Y, Cb, Cr as linear functions of (R, G, B), limited-range scaling included
+_YCC_MATRIX = np.array([
+    [Y_SCALE * KR, Y_SCALE * KG, Y_SCALE * KB],
+    [C_SCALE * -KR / (2 * (1 - KB)), C_SCALE * -KG / (2 * (1 - KB)), C_SCALE * (1 - KB) / (2 * (1 - KB))],
+    [C_SCALE * (1 - KR) / (2 * (1 - KR)), C_SCALE * -KG / (2 * (1 - KR)), C_SCALE * -KB / (2 * (1 - KR))],
+])
+
+
 def rgb_to_ycbcr_float(frames: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) uint8 RGB -> (N, H, W, 3) float64 Y, Cb, Cr: BT.601 limited range, unrounded."""
     rgb = np.asarray(frames, dtype=np.float64)
@@ -97,10 +105,17 @@ def rgb_to_ycbcr_float(frames: np.ndarray) -> np.ndarray:
 
 
 def _plane_psnr(ref, dist) -> np.ndarray:
-    """(N, H, W, 3) -> (N, 3): PSNR of Y, Cb, Cr planes."""
+    """(N, H, W, 3) -> (N, 3): PSNR of Y, Cb, Cr planes.
+
+    The conversion is affine, so the plane differences are the matrix applied to the RGB
+    differences (the offsets cancel): computed that way, in float64."""
     ref, dist = _pair(ref, dist)
-    d = rgb_to_ycbcr_float(ref) - rgb_to_ycbcr_float(dist)
-    mse = np.mean(d * d, axis=(1, 2))                    # (N, 3)
+    n = ref.shape[0]
+    diff = (ref.reshape(n, -1, 3).astype(np.int16) - dist.reshape(n, -1, 3)).astype(np.float64)
+    mse = np.empty((n, 3))
+    for i, row in enumerate(_YCC_MATRIX):
+        d = diff @ row                                   # (N, H·W)
+        mse[:, i] = np.einsum("ij,ij->i", d, d) / d.shape[1]
     return psnr_from_mse(mse)
 
 

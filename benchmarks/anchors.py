@@ -1,0 +1,115 @@
+"""Classical anchors (x264, x265) through ffmpeg: one raw elementary stream per video.
+
+Every anchor sees exactly the RGB frames the benchmark read with
+``nvcodec.media.read_frames`` (the call nvcodec.encode makes). The frames go to
+ffmpeg as raw ``rgb24`` through a pipe, with the frame rate given explicitly;
+ffmpeg converts them to 4:2:0 with an explicit BT.601 limited-range matrix and
+tags the stream so. The stream is written raw (``-f h264`` / ``-f hevc``), so
+no container bytes are counted, and decoded back to RGB with ``read_frames``,
+the same conversion path as every source video (it honours the BT.601 tag).
+
+The command lines are built with ffmpeg-python and recorded verbatim.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from nvcodec import media
+
+# Our RGB -> YUV step: BT.601 limited range, accurate rounding, and the stream tagged so.
+_TO_YUV = dict(out_color_matrix="bt601", out_range="tv", flags="bicubic+accurate_rnd+full_chroma_int")
+_TAGS = dict(colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m", color_range="tv")
+
+# Anchor name -> (encoder, preset, elementary-stream muxer, file suffix). Names are wire-stable.
+ANCHORS = {
+    "x264-medium": ("libx264", "medium", "h264", ".264"),
+    "x264-veryslow": ("libx264", "veryslow", "h264", ".264"),
+    "x265-medium": ("libx265", "medium", "hevc", ".265"),
+}
+
+# Encoder-settings SEI payloads (H.264 user_data_unregistered carrying the option string).
+_SETTINGS_MARKERS = (b"x264 - core", b"x265 (build")
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    n_bytes: int
+    settings_sei_bytes: int       # bytes of the NAL unit(s) carrying the encoder's option string
+    encode_s: float
+    decode_s: float
+    command: list[str]
+    frames: np.ndarray            # decoded (N, H, W, 3) uint8 RGB
+
+
+def encode_command(anchor: str, crf: int, width: int, height: int, fps: Fraction, out: Path) -> list[str]:
+    """The ffmpeg command line for one anchor stream (reads rgb24 from stdin)."""
+    if anchor not in ANCHORS:
+        raise ValueError(f"unknown anchor {anchor!r}; known: {sorted(ANCHORS)}")
+    vcodec, preset, muxer, _ = ANCHORS[anchor]
+    fps = Fraction(fps)
+    opts = dict(vcodec=vcodec, preset=preset, tune="psnr", crf=crf, pix_fmt="yuv420p", format=muxer, **_TAGS)
+    if vcodec == "libx265":
+        opts["x265-params"] = "log-level=error"
+    stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
+                          framerate=f"{fps.numerator}/{fps.denominator}")
+    args = stream.filter("scale", **_TO_YUV).output(str(out), **opts).get_args()
+    return [media.ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-y"] + args
+
+
+def settings_sei_bytes(data: bytes) -> int:
+    """Bytes (start code included) of the Annex B NAL units that carry an encoder option string."""
+    starts, i = [], data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    total = 0
+    for k, s in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(data)
+        begin = s - 1 if s > 0 and data[s - 1] == 0 else s       # 4-byte start code
+        if any(m in data[s:end] for m in _SETTINGS_MARKERS):
+            # trailing zero bytes belong to the next start code
+            while end > s and data[end - 1] == 0 and k + 1 < len(starts):
+                end -= 1
+            total += end - begin
+    return total
+
+
+def code_stream(frames: np.ndarray, anchor: str, crf: int, fps: Fraction, out: Path) -> StreamResult:
+    """Encode (N, H, W, 3) uint8 RGB frames to ``out`` and decode them back to RGB."""
+    n, height, width, _ = frames.shape
+    cmd = encode_command(anchor, crf, width, height, fps, out)
+    started = time.perf_counter()
+    proc = media._Process(cmd, out, f"{anchor} encode", stdin=True, stdout=False)
+    try:
+        proc.proc.stdin.write(np.ascontiguousarray(frames).tobytes())
+    except BrokenPipeError:
+        proc.kill()
+        raise media.MediaError(out, f"{anchor} encode: ffmpeg stopped reading", proc.stderr()) from None
+    text = proc.finish()
+    encode_s = time.perf_counter() - started
+    n_coded = media._last_frame_count(text)
+    if n_coded is not None and n_coded != n:
+        raise media.MediaError(out, f"{anchor} encode: sent {n} frames, ffmpeg coded {n_coded}", text)
+    data = Path(out).read_bytes()
+    started = time.perf_counter()
+    decoded = np.stack(list(media.read_frames(out)))
+    decode_s = time.perf_counter() - started
+    if decoded.shape != frames.shape:
+        raise media.MediaError(out, f"{anchor} decode: got {decoded.shape}, expected {frames.shape}")
+    return StreamResult(len(data), settings_sei_bytes(data), encode_s, decode_s, cmd, decoded)
+
+
+def encoder_versions() -> dict[str, str]:
+    """ffmpeg's version line (libx264/libx265 are built into it)."""
+    exe = media.ffmpeg_exe()
+    out = subprocess.run([exe, "-hide_banner", "-version"], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True).stdout
+    return {"ffmpeg_exe": exe, "ffmpeg": out.splitlines()[0] if out else "unknown"}

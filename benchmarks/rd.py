@@ -1,0 +1,411 @@
+"""Rate-distortion benchmark: nvcodec vs x264/x265 (and NeRV) on the same RGB frames.
+
+    python -m benchmarks.rd --corpus DIR --protocol native --size 160x128 \\
+        --max-frames 300 --out benchmarks/results/NAME
+
+Protocols: ``native`` reads each video's first N frames at its native frame rate;
+``paper`` samples at 2 fps first (D-NeRV's UCF101 setup); both scale to the
+coding size with ``nvcodec.media.read_frames`` (bicubic), the call nvcodec.encode
+makes, so every codec is measured against exactly the same RGB frames.
+
+Rate: pooled bpp = 8 · Σ bytes / Σ (frames × width × height) over the corpus
+(anchors: the sum of the per-video raw elementary streams, settings SEI included;
+nvcodec: the size of the .nvc file). Quality: :mod:`nvcodec.metrics`, mean over
+all frames of the corpus. Finished points are cached under ``OUT/cache`` keyed by
+codec + parameters + the frames' SHA-256, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import anchors, report
+from benchmarks.bd import bd_compare
+from nvcodec import metrics
+
+HARNESS_VERSION = 1           # bump when a point's meaning changes (invalidates the cache)
+PROTOCOLS = {"native": None, "paper": Fraction(2)}   # protocol -> sampling fps (None: native)
+DEFAULT_CRFS = (22, 27, 32, 37, 42)
+DEFAULT_NVCODEC_PRESETS = ("fast", "small", "medium")
+BD_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "nerv")
+
+
+@dataclass
+class Corpus:
+    """The benchmark's frames: read once, shared by every codec."""
+    path: Path
+    names: list[str]
+    frames: dict[str, np.ndarray]        # name -> (N, H, W, 3) uint8 RGB
+    fps: dict[str, Fraction]             # coded frame rate per video
+    sha256: str
+
+    @property
+    def n_frames(self) -> int:
+        return sum(len(f) for f in self.frames.values())
+
+    @property
+    def n_pixels(self) -> int:
+        return sum(f.shape[0] * f.shape[1] * f.shape[2] for f in self.frames.values())
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be >= 1x1, got {text!r}")
+    return w, h
+
+
+def _frames_sha256(names, frames, fps) -> str:
+    h = hashlib.sha256()
+    for name in names:
+        h.update(f"{name}\0{frames[name].shape}\0{fps[name]}\0".encode())
+        h.update(np.ascontiguousarray(frames[name]).data)
+    return h.hexdigest()
+
+
+def read_corpus(corpus: Path, protocol: str, size: tuple[int, int], max_frames: int | None,
+                cache_dir: Path | None = None, log=print) -> Corpus:
+    """Scan ``corpus`` like nvcodec.encode does and read every video's frames once.
+
+    The decoded frames are cached in ``cache_dir`` (keyed by the files' names, sizes and
+    mtimes and the reading parameters) since decoding 1080p sources dominates a rerun."""
+    from nvcodec.corpus import scan
+    from nvcodec.media import read_frames
+
+    fps_sample = PROTOCOLS[protocol]
+    sources = scan([corpus], warn=lambda msg: log(f"  {msg}"))
+    stat_key = json.dumps([[s.name, s.path.stat().st_size, s.path.stat().st_mtime_ns] for s in sources]
+                          + [protocol, list(size), max_frames, HARNESS_VERSION])
+    cache_file = (cache_dir / f"frames-{hashlib.sha256(stat_key.encode()).hexdigest()[:16]}.npz"
+                  if cache_dir else None)
+    fps = {s.name: fps_sample if fps_sample is not None else s.info.fps for s in sources}
+    names = [s.name for s in sources]
+    if cache_file is not None and cache_file.exists():
+        with np.load(cache_file) as z:
+            frames = {name: z[f"v{i}"] for i, name in enumerate(names)}
+        log(f"  frames from cache {cache_file.name}")
+    else:
+        frames = {}
+        for s in sources:
+            frames[s.name] = np.stack(list(read_frames(s.path, size=size, fps=fps_sample,
+                                                       max_frames=max_frames)))
+            log(f"  {s.name}: {s.info.width}x{s.info.height} @ {float(s.info.fps):.3f} fps -> "
+                f"{len(frames[s.name])} frames")
+        if cache_file is not None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp.npz")
+            np.savez(tmp, **{f"v{i}": frames[n] for i, n in enumerate(names)})
+            os.replace(tmp, cache_file)
+    return Corpus(Path(corpus), names, frames, fps, _frames_sha256(names, frames, fps))
+
+
+# ------------------------------------------------------------------ measuring
+
+def measure(corpus: Corpus, decoded: dict[str, np.ndarray], *, ms_ssim_stride: int) -> dict:
+    """Per-frame metrics of decoded frames against the corpus -> means over all frames.
+
+    MS-SSIM is computed on every ``ms_ssim_stride``-th frame of each video (1 = all)."""
+    per = {"psnr": [], "y_psnr": [], "yuv_psnr": [], "ms_ssim": []}
+    per_video = []
+    for name in corpus.names:
+        ref, dist = corpus.frames[name], decoded[name]
+        if dist.shape != ref.shape:
+            raise ValueError(f"{name}: decoded {dist.shape}, reference {ref.shape}")
+        psnr = metrics.psnr_per_frame(ref, dist)
+        per["psnr"].append(psnr)
+        per["y_psnr"].append(metrics.y_psnr_per_frame(ref, dist))
+        per["yuv_psnr"].append(metrics.yuv_psnr_per_frame(ref, dist))
+        if ms_ssim_stride > 0:
+            per["ms_ssim"].append(metrics.ms_ssim_per_frame(ref[::ms_ssim_stride], dist[::ms_ssim_stride]))
+        per_video.append({"name": name, "n_frames": len(ref), "psnr": float(psnr.mean())})
+    out = {k: float(np.mean(np.concatenate(v))) if v else None for k, v in per.items()}
+    out["per_video"] = per_video
+    return out
+
+
+def _key(codec: str, params: dict, corpus: Corpus, ms_ssim_stride: int) -> str:
+    blob = json.dumps([HARNESS_VERSION, codec, params, corpus.sha256, ms_ssim_stride], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def cached_point(cache_dir: Path, codec: str, params: dict, corpus: Corpus, ms_ssim_stride: int,
+                 compute, log=print) -> dict:
+    """The point from the cache, or computed by ``compute()`` and cached (atomically)."""
+    path = cache_dir / "points" / f"{codec}-{_key(codec, params, corpus, ms_ssim_stride)}.json"
+    if path.exists():
+        point = json.loads(path.read_text())
+        log(f"  {point['codec']} {point['label']}: cached ({point['bpp']:.4f} bpp, {point['psnr']:.2f} dB)")
+        return point
+    point = compute()
+    report.write_json(path, point)
+    log(f"  {point['codec']} {point['label']}: {point['bpp']:.4f} bpp, {point['psnr']:.2f} dB, "
+        f"MS-SSIM {point['ms_ssim'] if point['ms_ssim'] is None else round(point['ms_ssim'], 4)}, "
+        f"encode {point['encode_s']:.1f} s")
+    return point
+
+
+def anchor_point(corpus: Corpus, anchor: str, crf: int, work: Path, ms_ssim_stride: int) -> dict:
+    """One CRF of one anchor over the whole corpus: one stream per video."""
+    suffix = anchors.ANCHORS[anchor][3]
+    decoded, n_bytes, sei, enc_s, dec_s, per_video_bytes, cmd = {}, 0, 0, 0.0, 0.0, {}, None
+    for i, name in enumerate(corpus.names):
+        res = anchors.code_stream(corpus.frames[name], anchor, crf, corpus.fps[name],
+                                  work / f"{anchor}-crf{crf}-{i}{suffix}")
+        decoded[name] = res.frames
+        n_bytes += res.n_bytes
+        sei += res.settings_sei_bytes
+        enc_s += res.encode_s
+        dec_s += res.decode_s
+        per_video_bytes[name] = res.n_bytes
+        cmd = res.command
+        (work / f"{anchor}-crf{crf}-{i}{suffix}").unlink()
+    m = measure(corpus, decoded, ms_ssim_stride=ms_ssim_stride)
+    for v in m["per_video"]:
+        v["n_bytes"] = per_video_bytes[v["name"]]
+    return {"codec": anchor, "label": f"crf{crf}", "params": {"crf": crf},
+            "n_bytes": n_bytes, "settings_sei_bytes": sei, "n_streams": len(corpus.names),
+            "n_frames": corpus.n_frames, "n_pixels": corpus.n_pixels,
+            "bpp": metrics.bits_per_pixel(n_bytes, corpus.n_pixels),
+            "psnr": m["psnr"], "y_psnr": m["y_psnr"], "yuv_psnr": m["yuv_psnr"], "ms_ssim": m["ms_ssim"],
+            "encode_s": enc_s, "decode_s": dec_s, "decode_fps": corpus.n_frames / dec_s if dec_s else None,
+            "command_example": shlex.join(cmd[:-1] + ["OUT"]), "per_video": m["per_video"]}
+
+
+def nvcodec_point(corpus: Corpus, preset: str, protocol: str, size, max_frames, work: Path,
+                  ms_ssim_stride: int, device: str | None) -> dict:
+    """One nvcodec preset through the users' path: nvcodec.encode, then nvcodec.open(...).read()."""
+    import nvcodec
+
+    out = work / f"nvcodec-{preset}.nvc"
+    started = time.perf_counter()
+    rep = nvcodec.encode([corpus.path], out, preset=preset, size=size, fps=PROTOCOLS[protocol],
+                         max_frames=max_frames, seed=0, quiet=True, force=True, device=device,
+                         workdir=work / f"nvcodec-{preset}.work")
+    encode_s = time.perf_counter() - started
+    n_bytes = out.stat().st_size
+    started = time.perf_counter()
+    decoded = {}
+    with nvcodec.open(out) as nvc:
+        for entry in nvc.videos:
+            decoded[entry.name] = nvc.read(entry.name)
+    decode_s = time.perf_counter() - started
+    if sorted(decoded) != sorted(corpus.names):
+        raise ValueError(f"nvcodec coded videos {sorted(decoded)}, the benchmark read {sorted(corpus.names)}")
+    m = measure(corpus, decoded, ms_ssim_stride=ms_ssim_stride)
+    rep_json = rep.to_json() if hasattr(rep, "to_json") else {}
+    return {"codec": "nvcodec", "label": preset, "params": {"preset": preset},
+            "n_bytes": n_bytes, "settings_sei_bytes": 0, "bytes_by_part": rep_json.get("bytes_by_part"),
+            "n_frames": corpus.n_frames, "n_pixels": corpus.n_pixels,
+            "bpp": metrics.bits_per_pixel(n_bytes, corpus.n_pixels),
+            "psnr": m["psnr"], "y_psnr": m["y_psnr"], "yuv_psnr": m["yuv_psnr"], "ms_ssim": m["ms_ssim"],
+            "encode_s": encode_s, "decode_s": decode_s, "decode_fps": corpus.n_frames / decode_s,
+            "device": device or "auto", "encode_report": rep_json, "per_video": m["per_video"],
+            "command_example": f"nvcodec.encode([{str(corpus.path)!r}], OUT, preset={preset!r}, size={size}, "
+                               f"fps={PROTOCOLS[protocol]}, max_frames={max_frames}, seed=0)"}
+
+
+def nvcodec_available() -> bool:
+    """True when the lead's nvcodec.encode / nvcodec.open can be imported."""
+    try:
+        import nvcodec
+
+        return callable(nvcodec.encode) and callable(nvcodec.open)
+    except Exception:  # noqa: BLE001 - anything missing means "not yet"
+        return False
+
+
+# ------------------------------------------------------------------ the run
+
+def machine_info() -> dict:
+    import torch
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    summary = f"{cpu}, {os.cpu_count()} logical CPUs" + (f", {gpu}" if gpu else ", no GPU")
+    return {"summary": summary, "platform": platform.platform(), "cpu": cpu, "n_cpus": os.cpu_count(),
+            "gpu": gpu, "hostname": platform.node()}
+
+
+def software_versions() -> dict:
+    import bjontegaard  # noqa: F401
+    import torch
+    from importlib.metadata import version
+
+    out = {"python": sys.version.split()[0], "numpy": np.__version__, "torch": torch.__version__}
+    for pkg in ("nvcodec", "bjontegaard", "pytorch-msssim", "ffmpeg-python", "matplotlib"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001
+            out[pkg] = "unknown"
+    out.update(anchors.encoder_versions())
+    return out
+
+
+def peak_rss_mb() -> dict:
+    kb_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kb_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"self_mb": kb_self / 1024, "largest_child_mb": kb_children / 1024}
+
+
+def metrics_summary(size: tuple[int, int], stride: int) -> str:
+    scales = metrics.ms_ssim_scales(size[1], size[0])
+    which = "off" if stride == 0 else ("every frame" if stride == 1 else f"every {stride}th frame")
+    return ("RGB PSNR per frame (peak 255, capped at 100 dB), mean over all frames; Y and YUV 6:1:1 PSNR "
+            f"from BT.601 limited-range YCbCr (float, 4:4:4); MS-SSIM with {scales} scales at this size, "
+            f"on {which}")
+
+
+def run(args: argparse.Namespace, log=print) -> dict:
+    started = time.perf_counter()
+    out_dir, cache_dir = Path(args.out), Path(args.out) / "cache"
+    work = cache_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"reading {args.corpus} ({args.protocol}, {args.size[0]}x{args.size[1]}, max {args.max_frames} frames)")
+    corpus = read_corpus(Path(args.corpus), args.protocol, args.size, args.max_frames, cache_dir, log)
+    log(f"{len(corpus.names)} videos, {corpus.n_frames} frames, frames sha256 {corpus.sha256[:16]}")
+    stride = args.ms_ssim_stride
+    points, commands = [], {}
+    for anchor in args.anchors:
+        for crf in args.crfs:
+            p = cached_point(cache_dir, anchor, {"crf": crf}, corpus, stride,
+                             lambda: anchor_point(corpus, anchor, crf, work, stride), log)
+            points.append(p)
+            commands[anchor] = p["command_example"].replace(f"-crf {crf}", "-crf CRF")
+    use_nvcodec = args.nvcodec_presets and nvcodec_available()
+    if args.nvcodec_presets and not use_nvcodec:
+        log("nvcodec.encode is not importable yet: nvcodec points skipped")
+    for preset in (args.nvcodec_presets if use_nvcodec else ()):
+        params = {"preset": preset, "protocol": args.protocol, "size": list(args.size),
+                  "max_frames": args.max_frames, "seed": 0}
+        points.append(cached_point(cache_dir, "nvcodec", params, corpus, stride,
+                                   lambda: nvcodec_point(corpus, preset, args.protocol, args.size,
+                                                         args.max_frames, work, stride, args.device), log))
+    if args.nerv:
+        from benchmarks import nerv
+
+        for cfg in nerv.ladder(args.nerv):
+            for mode in ("per-video", "corpus"):
+                params = {"config": cfg.to_json(), "mode": mode}
+                points.append(cached_point(cache_dir, nerv.codec_name(mode), params, corpus, stride,
+                                           lambda: nerv.nerv_point(corpus, cfg, mode, measure, stride), log))
+                commands[nerv.codec_name(mode)] = "benchmarks.nerv (in-process), see params"
+
+    def curve(codec):
+        pts = [p for p in points if p["codec"] == codec]
+        return [p["bpp"] for p in pts], [p["psnr"] for p in pts]
+
+    bd = {}
+    ours = curve("nvcodec")
+    if ours[0]:
+        for name in BD_ANCHORS:
+            ref = curve(name)
+            if ref[0]:
+                bd[name] = bd_compare(ref[0], ref[1], ours[0], ours[1])
+    sei = {}
+    for anchor in args.anchors:
+        pts = [p for p in points if p["codec"] == anchor]
+        total = sum(p["settings_sei_bytes"] for p in pts)
+        n_streams = sum(p["n_streams"] for p in pts)
+        if pts:
+            sei[anchor] = {"bytes_per_stream": total / n_streams, "n_streams": n_streams,
+                           "bpp": metrics.bits_per_pixel(total // len(pts), corpus.n_pixels)}
+    result = {
+        "protocol": args.protocol,
+        "bd_rate": {name: (bd[name]["bd_rate_percent"] if name in bd else None) for name in BD_ANCHORS},
+        "bd": bd,
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], "-m", "benchmarks.rd"] + args.argv),
+        "corpus": {"path": str(corpus.path), "n_videos": len(corpus.names), "n_frames": corpus.n_frames,
+                   "n_pixels": corpus.n_pixels, "width": args.size[0], "height": args.size[1],
+                   "max_frames": args.max_frames, "frames_sha256": corpus.sha256,
+                   "description": ("first N frames at native fps" if args.protocol == "native"
+                                   else "sampled at 2 fps, first N"),
+                   "videos": [{"name": n, "n_frames": len(corpus.frames[n]), "fps": str(corpus.fps[n])}
+                              for n in corpus.names]},
+        "metrics": {"summary": metrics_summary(args.size, stride),
+                    "ms_ssim_stride": stride,
+                    "ms_ssim_scales": metrics.ms_ssim_scales(args.size[1], args.size[0]),
+                    "psnr_cap_db": metrics.PSNR_CAP_DB},
+        "commands": commands,
+        "settings_sei": sei,
+        "software": software_versions(),
+        "machine": machine_info(),
+        "points": points,
+        "peak_rss": peak_rss_mb(),
+        "wall_s": time.perf_counter() - started,
+    }
+    report.write_json(out_dir / "results.json", result)
+    report.write_csv(out_dir / "points.csv", points)
+    report.write_atomic(out_dir / "results.md", report.markdown(result).encode())
+    report.write_plot(out_dir / "rd.png", result)
+    log(f"wrote {out_dir}/results.json, points.csv, results.md, rd.png in {result['wall_s']:.0f} s")
+    return result
+
+
+def _csv(kind):
+    def parse(text: str):
+        return [kind(v) for v in text.split(",") if v.strip()] if text.strip() else []
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.rd", description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpus", required=True, help="folder of videos (scanned like nvcodec encode)")
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="native")
+    p.add_argument("--size", type=parse_size, default=(160, 128), help="coding size WIDTHxHEIGHT")
+    p.add_argument("--max-frames", type=int, default=300, help="frames per video (after sampling)")
+    p.add_argument("--out", required=True, help="results folder (cache under OUT/cache)")
+    p.add_argument("--anchors", type=_csv(str), default=list(anchors.ANCHORS),
+                   help=f"comma list from {','.join(anchors.ANCHORS)}")
+    p.add_argument("--crfs", type=_csv(int), default=list(DEFAULT_CRFS), help="CRF ladder for every anchor")
+    p.add_argument("--nvcodec-presets", type=_csv(str), default=list(DEFAULT_NVCODEC_PRESETS),
+                   help="nvcodec rate points (empty: none); skipped while nvcodec.encode is not importable")
+    p.add_argument("--nerv", type=_csv(str), default=[],
+                   help="NeRV ladder names from benchmarks.nerv.LADDER (empty: no NeRV points)")
+    p.add_argument("--ms-ssim-stride", type=int, default=1, help="MS-SSIM on every k-th frame (0: off)")
+    p.add_argument("--device", default=None, help="nvcodec/NeRV device (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for metrics/NeRV")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    for name in args.anchors:
+        if name not in anchors.ANCHORS:
+            raise SystemExit(f"unknown anchor {name!r}; known: {', '.join(anchors.ANCHORS)}")
+    if args.max_frames < 1 or args.ms_ssim_stride < 0:
+        raise SystemExit("--max-frames must be >= 1 and --ms-ssim-stride >= 0")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()

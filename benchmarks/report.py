@@ -1,0 +1,116 @@
+"""Writers for the RD benchmark's outputs: JSON, CSV, Markdown table, PNG plot.
+
+Each is written to a temporary name in the destination folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+CSV_FIELDS = ("codec", "label", "bpp", "psnr", "y_psnr", "yuv_psnr", "ms_ssim", "n_bytes",
+              "settings_sei_bytes", "n_frames", "n_pixels", "encode_s", "decode_fps")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    write_atomic(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
+
+
+def _fmt(value, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def write_csv(path: Path, points: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for p in points:
+        w.writerow({k: p.get(k) for k in CSV_FIELDS})
+    write_atomic(path, buf.getvalue().encode())
+
+
+def markdown(result: dict) -> str:
+    """The human summary: setup, RD table, BD-rates, commands."""
+    lines = [f"# RD benchmark: protocol `{result['protocol']}`", "",
+             f"- date (UTC): {result['date_utc']}; machine: {result['machine']['summary']}",
+             f"- corpus: `{result['corpus']['path']}`: {result['corpus']['n_videos']} videos, "
+             f"{result['corpus']['n_frames']} frames at {result['corpus']['width']}x{result['corpus']['height']} "
+             f"({result['corpus']['description']})",
+             f"- frames hash: `{result['corpus']['frames_sha256'][:16]}`; wall time {result['wall_s']:.0f} s",
+             f"- metrics: {result['metrics']['summary']}",
+             f"- command: `{result['command']}`", "",
+             "| codec | point | bpp | RGB PSNR dB | Y-PSNR dB | YUV 6:1:1 dB | MS-SSIM | bytes | settings SEI bytes | encode s | decode fps |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p in result["points"]:
+        lines.append(f"| {p['codec']} | {p['label']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {_fmt(p.get('y_psnr'), 2)} | "
+                     f"{_fmt(p.get('yuv_psnr'), 2)} | {_fmt(p.get('ms_ssim'), 4)} | {p['n_bytes']} | "
+                     f"{p.get('settings_sei_bytes', 0)} | {p['encode_s']:.1f} | {_fmt(p.get('decode_fps'), 0)} |")
+    lines += ["", "## BD-rate of nvcodec against each anchor (pchip, RGB PSNR)", ""]
+    if not result["bd"]:
+        lines.append("No nvcodec points in this run: no BD-rates.")
+    for name, bd in result["bd"].items():
+        iv = bd["psnr_interval_db"]
+        ivs = f"{iv[0]:.2f}..{iv[1]:.2f} dB" if iv else "none"
+        lines.append(f"- vs {name}: BD-rate {_fmt(bd['bd_rate_percent'], 1) or 'n/a'} %, "
+                     f"BD-PSNR {_fmt(bd['bd_psnr_db'], 2) or 'n/a'} dB, PSNR overlap {ivs}"
+                     + (f" ({bd['note']})" if bd["note"] else ""))
+    sei = result.get("settings_sei")
+    if sei:
+        lines += ["", "## Encoder settings SEI (counted in the rate)", ""]
+        for codec, s in sei.items():
+            lines.append(f"- {codec}: {s['bytes_per_stream']:.0f} bytes per stream, {s['n_streams']} streams, "
+                         f"{s['bpp']:.5f} bpp of the pooled rate")
+    lines += ["", "## Commands (one per stream; `OUT` is the stream file)", ""]
+    for codec, cmd in result["commands"].items():
+        lines += [f"- {codec}:", "", f"  `{cmd}`", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(path: Path, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    by_codec: dict[str, list[dict]] = {}
+    for p in result["points"]:
+        by_codec.setdefault(p["codec"], []).append(p)
+    for codec, pts in by_codec.items():
+        pts = sorted(pts, key=lambda p: p["bpp"])
+        for ax, key in zip(axes, ("psnr", "ms_ssim")):
+            ys = [p.get(key) for p in pts]
+            if any(y is None for y in ys):
+                continue
+            ax.plot([p["bpp"] for p in pts], ys, marker="o", label=codec)
+    for ax, ylabel in zip(axes, ("RGB PSNR (dB), mean over frames", "MS-SSIM (RGB), mean over frames")):
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel (pooled over the corpus)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    c = result["corpus"]
+    fig.suptitle(f"{result['protocol']} protocol: {c['n_videos']} videos, {c['n_frames']} frames, "
+                 f"{c['width']}x{c['height']}")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
