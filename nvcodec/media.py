@@ -119,8 +119,8 @@ class VideoInfo:
     display rotation, which ffmpeg applies when decoding, swaps them). ``color_range`` is
     'tv', 'pc' or 'unknown'; ``color_space`` the matrix ffmpeg reports ('bt709', 'bt470bg',
     'smpte170m', ... or 'unknown'). ``fps`` is avg_frame_rate as ffmpeg reports it, made
-    rational (29.97 -> 30000/1001), or the stream's nominal rate (tbr) when that is an
-    integer or NTSC rate within 10 % of it; streams without timing get ffmpeg's nominal 25."""
+    rational (29.97 -> 30000/1001) unless a clean nominal rate fits the decoded timing
+    better (see ``_choose_fps``); streams without timing get ffmpeg's nominal 25."""
     width: int
     height: int
     fps_num: int
@@ -175,7 +175,7 @@ def _split_top_level(text: str) -> list[str]:
 class _Header:
     width: int
     height: int
-    fps: Fraction
+    rates: dict              # {"fps": avg_frame_rate, "tbr": r_frame_rate} as ffmpeg printed them
     pix_fmt: str
     duration_s: float | None
     color_range: str
@@ -226,39 +226,66 @@ def _probe_header(path, exe: str) -> _Header:
         m = re.search(r"(\d+(?:\.\d+)?k?) " + key + r"\b", stream)
         if m and float(m.group(1).rstrip("k")) > 0:
             rates[key] = _fps_fraction(m.group(1))
-    fps = rates.get("fps") or rates.get("tbr")
-    # A clean nominal rate (tbr) within 10 % of the average wins: one irregular timestamp
-    # must not turn 30 fps into 561/20. Further off (raw streams: tbr = 2x field rate), avg wins.
-    tbr = rates.get("tbr")
-    if fps and tbr and tbr != fps and abs(tbr - fps) < fps / 10 and (
-            tbr.denominator == 1 or tbr.denominator == 1001):
-        fps = tbr
     rot = re.search(r"rotation of (-?[\d.]+) degrees", "\n".join(side))
     if rot and round(float(rot.group(1))) % 180 == 90:
         width, height = height, width
     dur = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
     duration_s = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))) if dur else None
-    return _Header(width, height, fps or NOMINAL_FPS, pix_fmt, duration_s, color_range, color_space)
+    return _Header(width, height, rates, pix_fmt, duration_s, color_range, color_space)
 
 
-def count_frames(path, exe: str | None = None) -> int:
-    """Exact number of frames of stream #0 of type video, by decoding it to the null muxer."""
-    exe = exe or ffmpeg_exe()
+def _decode_count(path, exe: str) -> tuple[int, float | None]:
+    """(exact frame count, end time in seconds) of stream #0 of type video, by decoding it
+    once to the null muxer and reading ffmpeg's final ``frame=`` / ``time=`` report."""
     args = ffmpeg.input(str(path))["V:0"].output("-", format="null").get_args()
     text = run(_base_args(exe) + args, path, "decode (frame count)")
     n = _last_frame_count(text)
     if not n:
         raise MediaError(path, "no decodable video frames", text)
-    return n
+    times = re.findall(r"time=\s*(\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
+    end_s = int(times[-1][0]) * 3600 + int(times[-1][1]) * 60 + float(times[-1][2]) if times else None
+    return n, end_s
+
+
+def count_frames(path) -> int:
+    """Exact number of frames of stream #0 of type video (decodes the whole stream)."""
+    exe = ffmpeg_exe()
+    _probe_header(path, exe)
+    return _decode_count(path, exe)[0]
+
+
+def _clean_rate(r: Fraction) -> bool:
+    return r.denominator in (1, 1001)
+
+
+def _choose_fps(rates: dict, n_frames: int, end_s: float | None) -> Fraction:
+    """The frame rate, robust to what different ffmpeg builds print.
+
+    Candidates: avg rate ('fps'), nominal rate ('tbr') and tbr/2 (raw H.264 streams report
+    the field rate; 9.x prints the raw demuxer's default 25 as 'fps' for VUI-timed streams).
+    The measured rate is n_frames / decoded end time. A clean candidate (integer or NTSC
+    x/1001) within 10 % of the measurement wins, closest first (an irregular timestamp
+    must not turn 30 fps into 561/20); otherwise the avg rate; without any, 25.
+    """
+    cands = [r for r in (rates.get("fps"), rates.get("tbr")) if r]
+    if rates.get("tbr"):
+        cands.append(rates["tbr"] / 2)
+    if end_s and end_s > 0 and cands:
+        measured = Fraction(n_frames) / Fraction(end_s).limit_denominator(1000)
+        near = [r for r in cands if _clean_rate(r) and abs(r - measured) < measured / 10]
+        if near:
+            return min(near, key=lambda r: abs(r - measured))
+    return rates.get("fps") or rates.get("tbr") or NOMINAL_FPS
 
 
 def probe(path) -> VideoInfo:
     """Size, rational fps, exact frame count (by decoding), pix_fmt, duration, colour tags."""
     exe = ffmpeg_exe()
     head = _probe_header(path, exe)
-    n_frames = count_frames(path, exe)
-    duration = head.duration_s if head.duration_s is not None else float(n_frames / head.fps)
-    return VideoInfo(head.width, head.height, head.fps.numerator, head.fps.denominator, n_frames,
+    n_frames, end_s = _decode_count(path, exe)
+    fps = _choose_fps(head.rates, n_frames, end_s)
+    duration = head.duration_s if head.duration_s is not None else float(n_frames / fps)
+    return VideoInfo(head.width, head.height, fps.numerator, fps.denominator, n_frames,
                      head.pix_fmt, duration, head.color_range, head.color_space)
 
 
