@@ -15,7 +15,7 @@ VVC as Annex B byte streams. Frames go in and come out as 4:2:0 YUV converted by
 :mod:`nvcodec.color` (BT.601 full range, centre-sited chroma): ffmpeg only
 encodes/decodes YUV, which the codec standards make bit-exact, so
 :func:`decode_keyframes` gives identical RGB with any ffmpeg build. Frames are
-edge-padded to the codec's coded size (even, at least ``MIN_SIZE``) and cropped back.
+edge-padded to the codec's coded size (even, at least ``MIN_SIZE[codec]``) and cropped back.
 Encoder options are fixed to be deterministic (single-threaded encoders).
 """
 
@@ -31,7 +31,9 @@ import numpy as np
 from nvcodec import color
 from nvcodec.media import MediaError, _base_args, _last_frame_count, _Process, ffmpeg_codecs, ffmpeg_exe, run
 
-MIN_SIZE = 16            # coded sizes are even and at least this (small-picture limits of the encoders)
+# Coded sizes are even and at least this per codec: x265 aborts on inter coding narrower than
+# 64 (ffmpeg 5.1's libx265), libaom and vvenc are fine from 16.
+MIN_SIZE = {"av1": 16, "hevc": 64, "vvc": 16}
 _FPS = 25                # nominal rate given to the encoders; keyframes carry no timing
 _X265_PRESETS = ("placebo", "veryslow", "slower", "slow", "medium", "fast", "faster", "veryfast",
                  "superfast", "ultrafast")     # index = speed
@@ -89,6 +91,9 @@ class KeyframeCodec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not (0 if name != "segment_length" else 1) <= value <= hi:
                 raise ValueError(f"keyframe codec {self.codec}: {name} must be an int in range, up to {hi}, got {value!r}")
+        if self.codec == "vvc" and self.mode == "inter":
+            raise ValueError("keyframe codec vvc: only mode='intra' is supported (vvenc's random-access "
+                             "GOPs put leading pictures across segment boundaries)")
         if self.mode == "intra" and self.segment_length != 1:
             object.__setattr__(self, "segment_length", 1)
         if self.encoder and self.encoder not in spec.encoders:
@@ -112,9 +117,10 @@ class KeyframeCodec:
         return cls(codec=d["codec"], mode=d["mode"], **d["params"])
 
 
-def coded_size(width: int, height: int) -> tuple[int, int]:
-    """The (width, height) the codec sees: even and at least MIN_SIZE (edge padding)."""
-    return max(MIN_SIZE, width + width % 2), max(MIN_SIZE, height + height % 2)
+def coded_size(codec: str, width: int, height: int) -> tuple[int, int]:
+    """The (width, height) the codec sees: even and at least MIN_SIZE[codec] (edge padding)."""
+    low = MIN_SIZE[codec]
+    return max(low, width + width % 2), max(low, height + height % 2)
 
 
 def _require(exe: str, codec: KeyframeCodec, decode: bool) -> str:
@@ -152,10 +158,9 @@ def _encoder_opts(codec: KeyframeCodec, n: int) -> dict:
                   f"frame-threads=1:pools=1:log-level=error")
         opts = {"c:v": "libx265", "crf": codec.quality, "preset": _X265_PRESETS[codec.speed],
                 "x265-params": params}
-    else:  # libvvenc
-        params = "IntraPeriod=1" if intra else f"IntraPeriod={seg}"
+    else:  # libvvenc, intra only
         opts = {"c:v": "libvvenc", "qp": codec.quality, "preset": 4 - codec.speed, "threads": 1,
-                "vvenc-params": params + ":DecodingRefreshType=idr:Threads=1"}
+                "vvenc-params": "IntraPeriod=1:DecodingRefreshType=idr:Threads=1"}
     if not intra:
         opts["force_key_frames"] = f"expr:eq(mod(n,{seg}),0)"
     return opts
@@ -181,7 +186,7 @@ def encode_keyframes(frames: np.ndarray, codec: KeyframeCodec) -> list[tuple[int
     spec = CODECS[codec.codec]
     _require(exe, codec, decode=False)
     n, h, w = frames.shape[:3]
-    cw, ch = coded_size(w, h)
+    cw, ch = coded_size(codec.codec, w, h)
     pix_fmt = "yuv420p10le" if spec.bit_depth == 10 else "yuv420p"
     with tempfile.TemporaryDirectory(prefix="nvcodec-kf-") as tmp:
         src, dst = Path(tmp) / "in.yuv", Path(tmp) / f"out.{spec.muxer}"
@@ -215,7 +220,7 @@ def decode_keyframes(data: bytes, codec: KeyframeCodec, width: int, height: int,
     exe = ffmpeg_exe()
     spec = CODECS[codec.codec]
     decoder = _require(exe, codec, decode=True)
-    cw, ch = coded_size(width, height)
+    cw, ch = coded_size(codec.codec, width, height)
     bytes_per_sample = 2 if spec.bit_depth == 10 else 1
     frame_bytes = (cw * ch + 2 * (cw // 2) * (ch // 2)) * bytes_per_sample
     label = f"<keyframe segment {codec.codec} {width}x{height}>"
