@@ -101,6 +101,10 @@ def _check_json_value(v: object, path: str, depth: int = 0) -> None:
         for k, x in v.items():
             if not isinstance(k, str):
                 raise MetadataError(f"{path}: key {k!r} is not a string")
+            try:
+                k.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MetadataError(f"{path}: key {k!r} is not valid Unicode (lone surrogate)") from None
             _check_json_value(x, f"{path}.{k}", depth + 1)
     elif isinstance(v, list):
         for i, x in enumerate(v):
