@@ -1,0 +1,90 @@
+"""benchmarks: BD deltas, settings-SEI counting, and a smoke run of the whole RD harness."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import anchors, rd
+from benchmarks.bd import bd_compare
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def test_bd_rate_of_a_curve_at_half_the_rate_is_minus_50_percent():
+    """Same PSNR at half the bits everywhere: BD-rate -50 %, overlap = the whole PSNR range."""
+    rate, psnr = [0.1, 0.2, 0.4, 0.8], [30.0, 32.0, 34.0, 36.0]
+    bd = bd_compare(rate, psnr, [r / 2 for r in rate], psnr)
+    assert bd["bd_rate_percent"] == pytest.approx(-50.0, abs=1e-9)
+    assert bd["psnr_interval_db"] == (30.0, 36.0)
+    assert bd["overlap_fraction"] == pytest.approx(1.0)
+
+
+def test_bd_psnr_of_a_curve_shifted_up_is_the_shift():
+    """Same rates, +1.5 dB everywhere: BD-PSNR +1.5 dB; the PSNR overlap shrinks to 31.5..36."""
+    rate, psnr = [0.1, 0.2, 0.4, 0.8], [30.0, 32.0, 34.0, 36.0]
+    bd = bd_compare(rate, psnr, rate, [p + 1.5 for p in psnr])
+    assert bd["bd_psnr_db"] == pytest.approx(1.5, abs=1e-9)
+    assert bd["psnr_interval_db"] == (31.5, 36.0)
+    assert bd["bd_rate_percent"] < 0
+
+
+def test_bd_says_so_when_curves_do_not_overlap():
+    """Disjoint PSNR ranges: no BD-rate, and the note says the curves do not overlap."""
+    bd = bd_compare([0.1, 0.2, 0.4], [30.0, 32.0, 34.0], [1.0, 2.0, 3.0], [40.0, 41.0, 42.0])
+    assert bd["bd_rate_percent"] is None and bd["psnr_interval_db"] is None
+    assert "do not overlap in PSNR" in bd["note"]
+
+
+def test_settings_sei_bytes_counts_only_the_nal_with_the_option_string():
+    """An Annex B stream: SPS, SEI with the x264 option string, slice -> only the SEI is counted."""
+    sps = b"\x00\x00\x00\x01\x67" + b"\x11" * 10
+    sei = b"\x00\x00\x01\x06\x05" + b"\x22" * 16 + b"x264 - core 164 - options: cabac=1" + b"\x80"
+    sl = b"\x00\x00\x00\x01\x65" + b"\x33" * 50
+    assert anchors.settings_sei_bytes(sps + sei + sl) == len(sei)
+    assert anchors.settings_sei_bytes(sps + sl) == 0
+
+
+def test_anchor_command_is_a_raw_elementary_stream_with_tune_psnr():
+    """The recorded x264 command: rgb24 from the pipe, explicit fps, -tune psnr, yuv420p, -f h264."""
+    cmd = anchors.encode_command("x264-medium", 27, 160, 128, rd.Fraction(30000, 1001), Path("o.264"))
+    text = " ".join(cmd)
+    for part in ("-f rawvideo", "-pix_fmt rgb24", "-s 160x128", "-framerate 30000/1001", "-i pipe:",
+                 "-tune psnr", "-crf 27", "-preset medium", "-pix_fmt yuv420p", "-f h264"):
+        assert part in text, part
+    with pytest.raises(ValueError, match="unknown anchor"):
+        anchors.encode_command("x266-fast", 27, 16, 16, 25, Path("o"))
+
+
+def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
+    """The whole harness on two tiny clips, one CRF per anchor (+ nvcodec 'tiny' when it exists)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("foreman_176x144.mp4", "nasa_160x90.mp4"):
+        (corpus / name).symlink_to(SAMPLES / name)
+    out = tmp_path / "out"
+    presets = "tiny" if rd.nvcodec_available() else ""
+    argv = ["--corpus", str(corpus), "--protocol", "native", "--size", "32x24", "--max-frames", "6",
+            "--crfs", "30", "--nvcodec-presets", presets, "--out", str(out)]
+    result = rd.main(argv)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["protocol"] == "native"
+    assert set(saved["bd_rate"]) == {"x264-medium", "x264-veryslow", "x265-medium", "nerv"}
+    assert saved["corpus"]["n_frames"] == 12 and saved["corpus"]["n_videos"] == 2
+    codecs = {p["codec"] for p in saved["points"]}
+    assert {"x264-medium", "x264-veryslow", "x265-medium"} <= codecs
+    assert ("nvcodec" in codecs) == bool(presets)
+    for p in saved["points"]:
+        assert p["bpp"] == pytest.approx(8 * p["n_bytes"] / (12 * 32 * 24))
+        assert 15 < p["psnr"] < 60 and 0 < p["ms_ssim"] <= 1
+    x264 = next(p for p in saved["points"] if p["codec"] == "x264-medium")
+    assert 2 * 600 < x264["settings_sei_bytes"] < 2 * 800        # ~670 bytes in each of 2 streams
+    assert "-tune psnr" in saved["commands"]["x264-medium"]
+    for name in ("points.csv", "results.md", "rd.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second run resumes from the cache and gives the same points
+    again = rd.main(argv)
+    assert [p["n_bytes"] for p in again["points"]] == [p["n_bytes"] for p in result["points"]]
+    assert np.isclose(again["points"][0]["psnr"], result["points"][0]["psnr"])
