@@ -1,0 +1,187 @@
+"""The ``nvcodec`` command: encode, decode, info.
+
+Thin by design: each command parses (validation lives in click types), calls
+one public function, and prints. Domain errors become one line
+``nvcodec: error: ...`` and exit status 1 (usage errors exit 2, as click does);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+
+import click
+
+from nvcodec import __version__
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+class SizeType(click.ParamType):
+    """WIDTHxHEIGHT, e.g. 160x128."""
+
+    name = "WxH"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            w, h = (int(p) for p in value.lower().split("x"))
+        except ValueError:
+            self.fail(f"{value!r} is not WIDTHxHEIGHT, e.g. 160x128", param, ctx)
+        if not (1 <= w <= 16384 and 1 <= h <= 16384):
+            self.fail(f"{value!r}: width and height must lie in 1..16384", param, ctx)
+        return (w, h)
+
+
+class FractionType(click.ParamType):
+    """A positive rational: 2, 29.97 or 30000/1001."""
+
+    name = "RATE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Fraction):
+            return value
+        try:
+            rate = Fraction(value)
+        except (ValueError, ZeroDivisionError):
+            self.fail(f"{value!r} is not a number such as 2, 29.97 or 30000/1001", param, ctx)
+        if rate <= 0:
+            self.fail(f"{value!r} must be positive", param, ctx)
+        return rate
+
+
+class FrameRangeType(click.ParamType):
+    """A:B (0-based, B excluded, either may be left out), like a Python slice."""
+
+    name = "A:B"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, slice):
+            return value
+        parts = value.split(":")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            start, stop = (int(p) if p.strip() else None for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not A:B, e.g. 0:16 or 8:", param, ctx)
+        if (start is not None and start < 0) or (stop is not None and stop < 0):
+            self.fail(f"{value!r}: frame numbers are 0-based and non-negative", param, ctx)
+        return slice(start, stop)
+
+
+def _domain_errors() -> tuple[type[BaseException], ...]:
+    from nvcodec.bitstream import NvcFormatError
+
+    return (NvcFormatError, ValueError, OSError)
+
+
+def _run(ctx: click.Context, fn, *args, **kwargs):
+    """Call the API; map its errors to one line and an exit status (traceback with --debug)."""
+    debug = ctx.find_root().params.get("debug", False)
+    try:
+        return fn(*args, **kwargs)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        click.echo("nvcodec: interrupted", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
+    except _domain_errors() as exc:
+        if debug:
+            raise
+        message = str(exc).strip().splitlines()
+        click.echo(f"nvcodec: error: {message[0] if message else type(exc).__name__}", err=True)
+        for line in message[1:]:
+            click.echo(f"  {line}", err=True)
+        ctx.exit(EXIT_ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nvcodec")
+@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+def main(debug: bool) -> None:
+    """nvcodec: a neural video codec for collections of videos."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--preset", default="fast", show_default=True,
+              type=click.Choice(["tiny", "fast", "small", "medium", "large"]), help="Model size and schedule.")
+@click.option("--size", type=SizeType(), help="Coding size WxH (default: each video's own size).")
+@click.option("--fps", type=FractionType(), help="Resample to this frame rate (the paper's protocol: 2).")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Keep at most this many frames per video.")
+@click.option("--keyframe-interval", type=click.IntRange(1, 64), help="Frames per clip (a keyframe every N).")
+@click.option("--keyframe-codec", help="Classical codec for keyframes (e.g. av1, hevc).")
+@click.option("--keyframe-quality", type=click.IntRange(0, 63), help="Keyframe CRF/QP (lower is better).")
+@click.option("--quant-bits", type=click.IntRange(2, 16), help="Bits per weight (default: the preset's).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Fitting epochs (default: the preset's).")
+@click.option("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
+@click.option("--workdir", type=click.Path(file_okay=False), help="Work folder (default: OUTPUT.work).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted encode from its work folder.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("--skip-broken", is_flag=True, help="Skip videos that fail to decode instead of stopping.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def encode(ctx: click.Context, inputs, output, as_json, **settings) -> None:
+    """Fit one network to every video in INPUTS (folders or files) and write OUTPUT (.nvc)."""
+    import nvcodec
+
+    report = _run(ctx, nvcodec.encode, list(inputs), output, **settings)
+    if report is None:          # a torchrun rank other than 0: rank 0 reports
+        return
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    parts = ", ".join(f"{k} {v}" for k, v in report.bytes_by_part.items())
+    click.echo(f"wrote {report.output}: {report.n_videos} video(s), {report.n_frames} frames, "
+               f"{report.n_params} weights")
+    click.echo(f"  size  {report.n_bytes} bytes ({parts})")
+    click.echo(f"  rate  {report.bpp:.4f} bpp")
+    click.echo(f"  PSNR  {report.psnr:.2f} dB decoded (keyframes {report.keyframe_psnr:.2f} dB, "
+               f"keyframe blend {report.blend_psnr:.2f} dB)")
+    click.echo(f"  time  {report.seconds:.1f} s")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("outdir", type=click.Path(file_okay=False, allow_dash=True))
+@click.option("--video", "videos", multiple=True, help="Decode only this video (repeatable).")
+@click.option("--frames", type=FrameRangeType(), default=":", help="Frame range A:B (0-based, B excluded).")
+@click.option("--format", "fmt", type=click.Choice(["y4m", "mp4", "png"]), default="y4m", show_default=True)
+@click.option("--crf", type=click.IntRange(0, 51), help="mp4 only: x264 CRF (default: lossless).")
+@click.option("--device", help="cpu, cuda ... (default: CUDA when present).")
+@click.option("--quiet", "-q", is_flag=True)
+@click.pass_context
+def decode(ctx: click.Context, file, outdir, videos, frames, fmt, crf, device, quiet) -> None:
+    """Decode FILE into OUTDIR (each video under its stored name), or '-' for y4m on stdout."""
+    import nvcodec
+
+    report = _run(ctx, nvcodec.decode, file, outdir, videos=list(videos) or None, frames=frames,
+                  fmt=fmt, crf=crf, device=device, stdout=sys.stdout.buffer)
+    if not quiet and outdir != "-":
+        click.echo(f"decoded {report.n_frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps)")
+        for out in report.outputs:
+            click.echo(f"  {out}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def info(ctx: click.Context, file, as_json) -> None:
+    """Describe an .nvc file, like ffprobe: videos, settings, bytes by part, bpp."""
+    from nvcodec.info import describe, format_text
+
+    summary = _run(ctx, describe, file)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_text(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""``nvcodec.encode``: a folder of videos in, one ``.nvc`` file out (DESIGN.md, "The data flow").
+
+scan -> read frames -> code keyframes (and decode them back: the network is fed
+what the decoder will have) -> tile and clip -> fit one network -> quantize ->
+write the container atomically -> decode the written file and measure it.
+
+Every figure in the report comes from the written file: the rate is its size,
+the quality is that of its decoded frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from nvcodec import __version__
+from nvcodec.bitstream import KeyframeSegment, write_nvc
+from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
+from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
+from nvcodec.media import read_frames
+from nvcodec.model import count_parameters
+from nvcodec.quant import quantize_state
+
+WORKDIR_SUFFIX = ".work"
+DEFAULT_KEYFRAME_INTERVAL = 8         # DESIGN.md: every 8th frame plus the last
+DEFAULT_KEYFRAME_CODEC = "av1"        # an inter-coded AV1 track: see benchmarks/bench_keyframes.py
+
+
+@dataclass(frozen=True)
+class EncodeReport:
+    """What an encode produced, measured on the written file."""
+
+    output: str
+    n_videos: int
+    n_frames: int
+    n_pixels: int                 # sum of frames x width x height as coded
+    n_bytes: int                  # size of the .nvc file
+    bytes_by_part: dict[str, int]  # keyframes, weights, metadata, container
+    bpp: float                    # 8 * n_bytes / n_pixels
+    psnr: float                   # RGB PSNR of the decoded file, mean over all frames
+    blend_psnr: float             # the floor: linear blend of the decoded keyframes
+    keyframe_psnr: float          # decoded keyframes vs their source frames
+    n_params: int
+    preset: str
+    seconds: float
+    videos: list[dict] = field(default_factory=list)   # per video: name, size, n_frames, psnr
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Video:
+    source: SourceVideo
+    frames: np.ndarray            # (L, H, W, 3) uint8, as coded
+    fps_num: int
+    fps_den: int
+
+
+def _coded_fps(source: SourceVideo, fps: Fraction | None) -> tuple[int, int]:
+    if fps is None:
+        return source.info.fps_num, source.info.fps_den
+    return fps.numerator, fps.denominator
+
+
+def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, log) -> list[_Video]:
+    videos = []
+    for source in sources:
+        frames = np.stack(list(read_frames(source.path, size=size, fps=fps, max_frames=max_frames)))
+        fps_num, fps_den = _coded_fps(source, fps)
+        log(f"  {source.name}: {source.info.width}x{source.info.height} -> "
+            f"{frames.shape[2]}x{frames.shape[1]}, {frames.shape[0]} frames at {fps_num}/{fps_den} fps")
+        videos.append(_Video(source, frames, fps_num, fps_den))
+    return videos
+
+
+def _settings_digest(settings: dict, sources: Sequence[SourceVideo]) -> str:
+    """Identifies an encode, so that --resume refuses a workdir left by a different one."""
+    ident = {
+        "settings": settings,
+        "inputs": [[s.name, str(s.path), os.path.getsize(s.path), int(os.path.getmtime(s.path))] for s in sources],
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _prepare_workdir(workdir: Path, digest: str, resume: bool) -> None:
+    stamp = workdir / "encode.json"
+    if workdir.exists() and any(workdir.iterdir()):
+        if not resume:
+            raise ValueError(f"work folder {workdir} is not empty: pass --resume to continue "
+                             f"that encode, or remove the folder")
+        if not stamp.exists() or json.loads(stamp.read_text()).get("digest") != digest:
+            raise ValueError(f"work folder {workdir} holds a different encode "
+                             f"(other inputs or settings); cannot resume it")
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = stamp.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"digest": digest, "encoder": f"nvcodec {__version__}"}))
+    os.replace(tmp, stamp)
+
+
+def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCodec,
+                    cache: Path | None) -> tuple[list[KeyframeSegment], list[np.ndarray]]:
+    """Keyframe segments and the decoded keyframes of each video.
+
+    With ``cache`` (rank 0's work folder) the coded bytes are kept for --resume;
+    other ranks code them again in memory (the encoder is deterministic).
+    """
+    if cache is not None:
+        cache.mkdir(exist_ok=True)
+    segments: list[KeyframeSegment] = []
+    decoded: list[np.ndarray] = []
+    for v, video in enumerate(videos):
+        n_frames, height, width = video.frames.shape[:3]
+        index_path = cache / f"{v}.json" if cache is not None else None
+        if index_path is not None and index_path.exists():
+            index = json.loads(index_path.read_text())
+            coded = [(first, n, (cache / f"{v}_{i}.bin").read_bytes()) for i, (first, n) in enumerate(index)]
+        else:
+            coded = encode_keyframes(video.frames[keyframe_positions(n_frames, interval)], codec)
+        if index_path is not None and not index_path.exists():
+            for i, (_, _, data) in enumerate(coded):
+                (cache / f"{v}_{i}.bin").write_bytes(data)
+            tmp = index_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps([[first, n] for first, n, _ in coded]))
+            os.replace(tmp, index_path)
+        parts = []
+        for first, n, data in coded:
+            segments.append(KeyframeSegment(video=v, first_keyframe=first, n_keyframes=n, data=data))
+            parts.append(decode_keyframes(data, codec, width, height, n))
+        decoded.append(np.concatenate(parts))
+    return segments, decoded
+
+
+def _metadata(videos: Sequence[_Video], interval: int, codec: KeyframeCodec, model_json: dict,
+              tile_hw: tuple[int, int], fit_info: dict) -> dict:
+    return {
+        "encoder": f"nvcodec {__version__}",
+        "videos": [
+            {
+                "name": v.source.name,
+                "source_width": v.source.info.width, "source_height": v.source.info.height,
+                "width": int(v.frames.shape[2]), "height": int(v.frames.shape[1]),
+                "fps_num": v.fps_num, "fps_den": v.fps_den, "n_frames": int(v.frames.shape[0]),
+            }
+            for v in videos
+        ],
+        "keyframe_interval": interval,
+        "tile": {"height": tile_hw[0], "width": tile_hw[1]},
+        "keyframe_codec": codec.to_json(),
+        "model": model_json,
+        "fit": fit_info,
+    }
+
+
+def encode(
+    inputs: Sequence[str | os.PathLike] | str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    preset: str = "fast",
+    size: tuple[int, int] | None = None,
+    fps: Fraction | None = None,
+    max_frames: int | None = None,
+    keyframe_interval: int | None = None,
+    keyframe_codec: str | None = None,
+    keyframe_quality: int | None = None,
+    quant_bits: int | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    workdir: str | os.PathLike | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    force: bool = False,
+    skip_broken: bool = False,
+    quiet: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> EncodeReport | None:
+    """Fit one network to every video under ``inputs`` and write ``output`` (.nvc).
+
+    Returns the report (measured on the written file), or ``None`` on ranks
+    other than 0 under torchrun, where only rank 0 writes.
+    """
+    from nvcodec import distributed
+    from nvcodec.decoder import measure_file, resolve_device
+    from nvcodec.fit import fit
+    from nvcodec.presets import resolve
+
+    started = time.monotonic()
+    say = (lambda _msg: None) if quiet else (log or print)
+    output = Path(output)
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if output.exists() and not force:
+        raise ValueError(f"{output} exists; pass --force to overwrite it")
+    if output.is_dir():
+        raise ValueError(f"{output} is a folder; give a file name such as out.nvc")
+    if fps is not None:
+        fps = Fraction(fps)
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+
+    overrides = {"seed": seed}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    chosen = resolve(preset, **overrides)
+    interval = keyframe_interval or DEFAULT_KEYFRAME_INTERVAL
+    kf_codec = KeyframeCodec(codec=keyframe_codec or DEFAULT_KEYFRAME_CODEC,
+                             quality=chosen.keyframe_quality if keyframe_quality is None else keyframe_quality)
+    n_bits = quant_bits or chosen.quant_bits
+
+    sources = scan(inputs, skip_broken=skip_broken, warn=say)
+    say(f"nvcodec {__version__}: {len(sources)} video(s), preset {preset!r}")
+    videos = _read_videos(sources, size, fps, max_frames, say)
+    n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
+
+    settings = {
+        "preset": preset, "size": size, "fps": str(fps) if fps else None, "max_frames": max_frames,
+        "interval": interval, "keyframe_codec": kf_codec.to_json(), "quant_bits": n_bits,
+        "epochs": epochs, "seed": seed,
+    }
+    workdir = Path(workdir) if workdir is not None else output.with_name(output.name + WORKDIR_SUFFIX)
+    device = resolve_device(device)
+    main = distributed.setup(device.split(":")[0]).is_main
+    if main:
+        _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
+
+    say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
+        f"one every {interval} frames")
+    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None)
+    model_cfg, fit_cfg = chosen.model_config(n_pixels, clip_length=interval), chosen.fit
+    clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
+                          interval, model_cfg.tile_h, model_cfg.tile_w)
+    say(f"network: C0={model_cfg.c0}, tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
+        f"{count_parameters(model_cfg)} parameters; {clips.n_clips} clips of {interval} frames")
+    result = fit(model_cfg, fit_cfg, clips, device=device, workdir=workdir, resume=resume, progress=not quiet)
+    if not main:
+        return None
+
+    float_state = {name: t.detach().cpu().numpy() for name, t in result.state_dict.items()}
+    tensors = quantize_state(float_state, n_bits)
+    fit_info = {"preset": preset, "epochs": fit_cfg.epochs, "seed": seed, "quant_bits": n_bits,
+                "fit_psnr": round(result.psnr, 4), "blend_psnr": round(result.blend_psnr, 4)}
+    metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)
+    n_bytes = write_nvc(output, metadata, segments, tensors)
+
+    measured = measure_file(output, {v.source.name: v.frames for v in videos}, device=device)
+    kf_psnr = _keyframe_psnr(videos, decoded_kf, interval)
+    shutil.rmtree(workdir, ignore_errors=True)
+    report = EncodeReport(
+        output=str(output), n_videos=len(videos), n_frames=sum(len(v.frames) for v in videos),
+        n_pixels=n_pixels, n_bytes=n_bytes, bytes_by_part=measured.bytes_by_part,
+        bpp=8.0 * n_bytes / n_pixels, psnr=measured.psnr, blend_psnr=result.blend_psnr,
+        keyframe_psnr=kf_psnr, n_params=sum(int(t.q.size) for t in tensors), preset=preset,
+        seconds=time.monotonic() - started, videos=measured.videos,
+    )
+    return report
+
+
+def _keyframe_psnr(videos: Sequence[_Video], decoded_kf: Sequence[np.ndarray], interval: int) -> float:
+    from nvcodec.metrics import psnr_per_frame
+
+    scores = [psnr_per_frame(v.frames[keyframe_positions(len(v.frames), interval)], kf)
+              for v, kf in zip(videos, decoded_kf)]
+    return float(np.mean(np.concatenate(scores)))

@@ -1,0 +1,68 @@
+"""``nvcodec info``: what an .nvc file holds, like ffprobe. Reads the container only (no torch)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nvcodec.bitstream import NvcReader
+
+
+def describe(path: str | os.PathLike) -> dict:
+    """A JSON-ready summary: format, encoder, videos, settings, bytes by part and by chunk, bpp."""
+    with NvcReader(Path(path)) as reader:
+        md = reader.metadata
+        n_pixels = sum(v["n_frames"] * v["width"] * v["height"] for v in md["videos"])
+        videos = []
+        for i, v in enumerate(md["videos"]):
+            videos.append({
+                "name": v["name"],
+                "width": v["width"], "height": v["height"],
+                "source_width": v["source_width"], "source_height": v["source_height"],
+                "fps": f"{v['fps_num']}/{v['fps_den']}",
+                "n_frames": v["n_frames"],
+                "duration_s": round(v["n_frames"] * v["fps_den"] / v["fps_num"], 3),
+                "n_keyframe_segments": len(reader.segments(i)),
+            })
+        return {
+            "file": str(path),
+            "format_version": "%d.%d" % reader.version,
+            "encoder": md["encoder"],
+            "n_bytes": reader.n_bytes,
+            "n_pixels": n_pixels,
+            "bpp": 8.0 * reader.n_bytes / n_pixels,
+            "bytes_by_part": reader.byte_breakdown(),
+            "videos": videos,
+            "keyframe_interval": md["keyframe_interval"],
+            "tile": md["tile"],
+            "keyframe_codec": md["keyframe_codec"],
+            "model": md["model"],
+            "fit": md.get("fit", {}),
+            "chunks": [{"type": t, "offset": off, "n_bytes": n} for t, off, n in reader.chunks()],
+        }
+
+
+def format_text(summary: dict) -> str:
+    """The human-readable form of ``describe``'s summary."""
+    lines = [
+        f"{summary['file']}: nvc {summary['format_version']}, {summary['encoder']}",
+        f"  size {summary['n_bytes']} bytes, {summary['bpp']:.4f} bpp over {summary['n_pixels']} pixels",
+        "  bytes: " + ", ".join(f"{k} {v}" for k, v in summary["bytes_by_part"].items()),
+        f"  keyframes: every {summary['keyframe_interval']} frames, "
+        + ", ".join(f"{k}={v}" for k, v in summary["keyframe_codec"].items() if k != "params")
+        + " " + " ".join(f"{k}={v}" for k, v in summary["keyframe_codec"].get("params", {}).items()),
+        f"  tile: {summary['tile']['width']}x{summary['tile']['height']}",
+        "  model: " + " ".join(f"{k}={v}" for k, v in summary["model"].items()),
+    ]
+    if summary["fit"]:
+        lines.append("  fit: " + " ".join(f"{k}={v}" for k, v in summary["fit"].items()))
+    lines.append(f"  {len(summary['videos'])} video(s):")
+    for v in summary["videos"]:
+        size = f"{v['width']}x{v['height']}"
+        if (v["source_width"], v["source_height"]) != (v["width"], v["height"]):
+            size += f" (source {v['source_width']}x{v['source_height']})"
+        lines.append(f"    {v['name']}: {size}, {v['fps']} fps, {v['n_frames']} frames, {v['duration_s']} s")
+    lines.append("  chunks:")
+    for c in summary["chunks"]:
+        lines.append(f"    {c['type']:<4} at {c['offset']:>10}  {c['n_bytes']:>10} bytes")
+    return "\n".join(lines)
