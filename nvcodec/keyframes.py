@@ -15,7 +15,7 @@ VVC as Annex B byte streams. Frames go in and come out as 4:2:0 YUV converted by
 :mod:`nvcodec.color` (BT.601 full range, centre-sited chroma): ffmpeg only
 encodes/decodes YUV, which the codec standards make bit-exact, so
 :func:`decode_keyframes` gives identical RGB with any ffmpeg build. Frames are
-edge-padded to the codec's coded size (even, at least ``MIN_SIZE[codec]``) and cropped back.
+edge-padded to the codec's coded size (even, at least ``MIN_SIZE[encoder]``) and cropped back.
 Encoder options are fixed to be deterministic (single-threaded encoders).
 """
 
@@ -31,9 +31,9 @@ import numpy as np
 from nvcodec import color
 from nvcodec.media import MediaError, _base_args, _last_frame_count, _Process, ffmpeg_codecs, ffmpeg_exe, run
 
-# Coded sizes are even and at least this per codec: x265 aborts on inter coding narrower than
-# 64 (ffmpeg 5.1's libx265), libaom and vvenc are fine from 16.
-MIN_SIZE = {"av1": 16, "hevc": 64, "vvc": 16}
+# Coded sizes are even and at least this per encoder: SVT-AV1 refuses sizes below 64, x265
+# aborts on inter coding narrower than 64 (ffmpeg 5.1's libx265); libaom and vvenc work from 16.
+MIN_SIZE = {"libaom-av1": 16, "libsvtav1": 64, "libx265": 64, "libvvenc": 16}
 _FPS = 25                # nominal rate given to the encoders; keyframes carry no timing
 _X265_PRESETS = ("placebo", "veryslow", "slower", "slow", "medium", "fast", "faster", "veryfast",
                  "superfast", "ultrafast")     # index = speed
@@ -117,9 +117,9 @@ class KeyframeCodec:
         return cls(codec=d["codec"], mode=d["mode"], **d["params"])
 
 
-def coded_size(codec: str, width: int, height: int) -> tuple[int, int]:
-    """The (width, height) the codec sees: even and at least MIN_SIZE[codec] (edge padding)."""
-    low = MIN_SIZE[codec]
+def coded_size(encoder: str, width: int, height: int) -> tuple[int, int]:
+    """The (width, height) the encoder sees: even and at least MIN_SIZE[encoder] (edge padding)."""
+    low = MIN_SIZE[encoder]
     return max(low, width + width % 2), max(low, height + height % 2)
 
 
@@ -186,7 +186,7 @@ def encode_keyframes(frames: np.ndarray, codec: KeyframeCodec) -> list[tuple[int
     spec = CODECS[codec.codec]
     _require(exe, codec, decode=False)
     n, h, w = frames.shape[:3]
-    cw, ch = coded_size(codec.codec, w, h)
+    cw, ch = coded_size(codec.encoder, w, h)
     pix_fmt = "yuv420p10le" if spec.bit_depth == 10 else "yuv420p"
     with tempfile.TemporaryDirectory(prefix="nvcodec-kf-") as tmp:
         src, dst = Path(tmp) / "in.yuv", Path(tmp) / f"out.{spec.muxer}"
@@ -220,7 +220,7 @@ def decode_keyframes(data: bytes, codec: KeyframeCodec, width: int, height: int,
     exe = ffmpeg_exe()
     spec = CODECS[codec.codec]
     decoder = _require(exe, codec, decode=True)
-    cw, ch = coded_size(codec.codec, width, height)
+    cw, ch = coded_size(codec.encoder, width, height)
     bytes_per_sample = 2 if spec.bit_depth == 10 else 1
     frame_bytes = (cw * ch + 2 * (cw // 2) * (ch // 2)) * bytes_per_sample
     label = f"<keyframe segment {codec.codec} {width}x{height}>"
