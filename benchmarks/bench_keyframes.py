@@ -36,8 +36,6 @@ DEFAULT_CLIPS = ("mmaction2_test.mp4", "cotracker_bear.mp4", "moviepy_chaplin.mp
 # (label, codec factory over quality, qualities)
 CONFIGS = [
     ("av1 aom intra s6", lambda q: KeyframeCodec("av1", "intra", quality=q, speed=6), (36, 44, 52)),
-    ("av1 svt intra p8", lambda q: KeyframeCodec("av1", "intra", quality=q, speed=8, encoder="libsvtav1"),
-     (36, 44, 52)),
     ("av1 aom inter32 s6", lambda q: KeyframeCodec("av1", "inter", quality=q, speed=6), (36, 44, 52)),
     ("av1 aom inter32 s4", lambda q: KeyframeCodec("av1", "inter", quality=q, speed=4), (40, 44, 48)),
     ("av1 svt inter32 p8", lambda q: KeyframeCodec("av1", "inter", quality=q, speed=8, encoder="libsvtav1"),

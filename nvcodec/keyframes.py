@@ -49,15 +49,19 @@ class _CodecSpec:
     max_speed: int
     bit_depth: int
     default_quality: int
-    default_speed: int
 
 
 CODECS = {
-    "av1": _CodecSpec(("libaom-av1", "libsvtav1"), ("libdav1d", "libaom-av1"), "ivf", "obu", 63, 8, 8, 32, 6),
-    "hevc": _CodecSpec(("libx265",), ("hevc",), "hevc", "hevc", 51, 9, 8, 28, 5),
-    "vvc": _CodecSpec(("libvvenc",), ("vvc",), "vvc", "vvc", 63, 4, 10, 32, 2),
+    "av1": _CodecSpec(("libaom-av1", "libsvtav1"), ("libdav1d", "libaom-av1"), "ivf", "obu", 63, 8, 8, 44),
+    "hevc": _CodecSpec(("libx265",), ("hevc",), "hevc", "hevc", 51, 9, 8, 26),
+    "vvc": _CodecSpec(("libvvenc",), ("vvc",), "vvc", "vvc", 63, 4, 10, 34),
 }
 MODES = ("intra", "inter")
+# Defaults chosen with benchmarks/bench_keyframes.py (table in its docstring).
+DEFAULT_ENCODER = {("av1", "inter"): "libsvtav1", ("av1", "intra"): "libaom-av1", ("hevc", "inter"): "libx265",
+                   ("hevc", "intra"): "libx265", ("vvc", "intra"): "libvvenc"}
+DEFAULT_SPEED = {"libaom-av1": 6, "libsvtav1": 8, "libx265": 4, "libvvenc": 4}
+DEFAULT_SEGMENT_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,10 @@ class KeyframeCodec:
     """
     codec: str = "av1"
     mode: str = "inter"
-    quality: int | None = None  # None = the codec's default_quality
-    speed: int | None = None    # None = the codec's default_speed
-    segment_length: int = 32
-    encoder: str = ""           # '' = the codec's default encoder
+    quality: int | None = None          # None: the codec's default_quality
+    speed: int | None = None            # None: DEFAULT_SPEED[encoder]
+    segment_length: int | None = None   # None: 1 (intra) or DEFAULT_SEGMENT_LENGTH (inter)
+    encoder: str = ""                   # '': DEFAULT_ENCODER[codec, mode]
 
     def __post_init__(self) -> None:
         spec = CODECS.get(self.codec)
@@ -82,24 +86,26 @@ class KeyframeCodec:
             raise ValueError(f"keyframe codec: unknown codec {self.codec!r} (known: {sorted(CODECS)})")
         if self.mode not in MODES:
             raise ValueError(f"keyframe codec: mode must be one of {MODES}, got {self.mode!r}")
-        if self.quality is None:
-            object.__setattr__(self, "quality", spec.default_quality)
-        if self.speed is None:
-            object.__setattr__(self, "speed", spec.default_speed)
-        for name, hi in (("quality", spec.max_quality), ("speed", spec.max_speed),
-                         ("segment_length", 1024)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not (0 if name != "segment_length" else 1) <= value <= hi:
-                raise ValueError(f"keyframe codec {self.codec}: {name} must be an int in range, up to {hi}, got {value!r}")
         if self.codec == "vvc" and self.mode == "inter":
             raise ValueError("keyframe codec vvc: only mode='intra' is supported (vvenc's random-access "
                              "GOPs put leading pictures across segment boundaries)")
-        if self.mode == "intra" and self.segment_length != 1:
-            object.__setattr__(self, "segment_length", 1)
-        if self.encoder and self.encoder not in spec.encoders:
-            raise ValueError(f"keyframe codec {self.codec}: encoder must be one of {spec.encoders}, got {self.encoder!r}")
-        if not self.encoder:
-            object.__setattr__(self, "encoder", spec.encoders[0])
+        encoder = self.encoder or DEFAULT_ENCODER[self.codec, self.mode]
+        if encoder not in spec.encoders:
+            raise ValueError(f"keyframe codec {self.codec}: encoder must be one of {spec.encoders}, got {encoder!r}")
+        if encoder == "libsvtav1" and self.mode == "intra":
+            raise ValueError("keyframe codec av1: libsvtav1 codes intra-only frames, not key frames, so "
+                             "mode='intra' needs encoder='libaom-av1'")
+        defaults = {"encoder": encoder, "quality": spec.default_quality, "speed": DEFAULT_SPEED[encoder],
+                    "segment_length": 1 if self.mode == "intra" else DEFAULT_SEGMENT_LENGTH}
+        for name, value in defaults.items():
+            if getattr(self, name) in (None, ""):
+                object.__setattr__(self, name, value)
+        for name, lo, hi in (("quality", 0, spec.max_quality), ("speed", 0, spec.max_speed),
+                             ("segment_length", 1, 1 if self.mode == "intra" else 1024)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ValueError(f"keyframe codec {self.codec} {self.mode}: {name} must be an int in "
+                                 f"{lo}..{hi}, got {value!r}")
 
     def to_json(self) -> dict:
         return {"codec": self.codec, "mode": self.mode,
@@ -161,8 +167,8 @@ def _encoder_opts(codec: KeyframeCodec, n: int) -> dict:
     else:  # libvvenc, intra only
         opts = {"c:v": "libvvenc", "qp": codec.quality, "preset": 4 - codec.speed, "threads": 1,
                 "vvenc-params": "IntraPeriod=1:DecodingRefreshType=idr:Threads=1"}
-    if not intra:
-        opts["force_key_frames"] = f"expr:eq(mod(n,{seg}),0)"
+    # Force the random-access pictures where segments start (every picture in intra mode).
+    opts["force_key_frames"] = "expr:1" if intra else f"expr:eq(mod(n,{seg}),0)"
     return opts
 
 

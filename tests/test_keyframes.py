@@ -72,8 +72,8 @@ def test_segments_cover_all_keyframes_and_each_decodes_alone(codec):
 def test_keyframe_bytes_decode_to_identical_pixels_twice_and_with_every_ffmpeg_build(codec, monkeypatch):
     """Decoding is exact: the same bytes give the same RGB, again, and with ffmpeg 5.1 and 9.x."""
     frames = keyframes(4, 18, 30, seed=1)
-    first, n, data = encode_keyframes(frames, KeyframeCodec(codec.codec, codec.mode, quality=codec.quality,
-                                                            segment_length=4))[0]
+    segments = encode_keyframes(frames, codec)
+    first, n, data = 0, 4, b"".join(d for *_, d in segments)       # segments concatenate into one stream
     results = []
     for exe in BINARIES:
         monkeypatch.setenv("NVCODEC_FFMPEG", exe)
@@ -146,5 +146,21 @@ def test_codec_json_round_trip_and_rejections():
         KeyframeCodec("hevc", encoder="libaom-av1")
     with pytest.raises(ValueError, match="only mode='intra'"):
         KeyframeCodec("vvc", "inter")
+    with pytest.raises(ValueError, match="intra-only frames"):
+        KeyframeCodec("av1", "intra", encoder="libsvtav1")
+    with pytest.raises(ValueError, match="segment_length"):
+        KeyframeCodec("av1", "intra", segment_length=4)
+    assert KeyframeCodec("av1", "intra").encoder == "libaom-av1"
     with pytest.raises(ValueError, match="expected uint8"):
         encode_keyframes(np.zeros((2, 8, 8), np.uint8), KeyframeCodec())
+
+
+def test_svt_av1_pads_small_frames_to_its_minimum_and_is_deterministic():
+    """SVT-AV1 refuses sizes below 64: small keyframes are padded, cropped back, and coded reproducibly."""
+    codec = KeyframeCodec("av1", "inter", quality=36, speed=8, encoder="libsvtav1", segment_length=2)
+    frames = keyframes(3, 18, 30, seed=3)
+    segments = encode_keyframes(frames, codec)
+    assert segments == encode_keyframes(frames, codec)
+    assert [(f, n) for f, n, _ in segments] == [(0, 2), (2, 1)]
+    out = np.concatenate([decode_keyframes(d, codec, 30, 18, n) for _, n, d in segments])
+    assert psnr(frames, out) > 30
