@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import anchors, report
+from benchmarks.reference import reference_check
 from benchmarks.bd import bd_compare
 from nvcodec import metrics
 
@@ -284,6 +285,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     out_dir, cache_dir = Path(args.out), Path(args.out) / "cache"
     work = cache_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
+    (cache_dir / ".gitignore").write_text("# decoded frames and per-point caches: never committed\n*\n")
     log(f"reading {args.corpus} ({args.protocol}, {args.size[0]}x{args.size[1]}, max {args.max_frames} frames)")
     corpus = read_corpus(Path(args.corpus), args.protocol, args.size, args.max_frames, cache_dir, log)
     log(f"{len(corpus.names)} videos, {corpus.n_frames} frames, frames sha256 {corpus.sha256[:16]}")
@@ -352,6 +354,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
                     "psnr_cap_db": metrics.PSNR_CAP_DB},
         "commands": commands,
         "settings_sei": sei,
+        "reference_check": reference_check(args.protocol, args.size, args.max_frames, points),
         "software": software_versions(),
         "machine": machine_info(),
         "points": points,

@@ -77,6 +77,18 @@ def markdown(result: dict) -> str:
         for codec, s in sei.items():
             lines.append(f"- {codec}: {s['bytes_per_stream']:.0f} bytes per stream, {s['n_streams']} streams, "
                          f"{s['bpp']:.5f} bpp of the pooled rate")
+    ref = result.get("reference_check")
+    if ref:
+        lines += ["", "## Against the reference figures of issue 6 (BD of this run vs the reference curve)", "",
+                  "| anchor | CRF | ref bpp | ref dB | this bpp | this dB |", "|---|---:|---:|---:|---:|---:|"]
+        for anchor, r in ref.items():
+            for crf, rb, rp, ob, op in r["points"]:
+                lines.append(f"| {anchor} | {crf} | {rb:.3f} | {rp:.1f} | {ob:.4f} | {op:.2f} |")
+        lines.append("")
+        for anchor, r in ref.items():
+            lines.append(f"- {anchor}: BD-rate {_fmt(r['bd']['bd_rate_percent'], 1) or 'n/a'} %, "
+                         f"BD-PSNR {_fmt(r['bd']['bd_psnr_db'], 2) or 'n/a'} dB against the reference"
+                         + (f" ({r['bd']['note']})" if r["bd"]["note"] else ""))
     lines += ["", "## Commands (one per stream; `OUT` is the stream file)", ""]
     for codec, cmd in result["commands"].items():
         lines += [f"- {codec}:", "", f"  `{cmd}`", ""]

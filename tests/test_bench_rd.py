@@ -96,3 +96,15 @@ def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
     again = rd.main(argv)
     assert [p["n_bytes"] for p in again["points"]] == [p["n_bytes"] for p in result["points"]]
     assert np.isclose(again["points"][0]["psnr"], result["points"][0]["psnr"])
+
+
+def test_reference_check_of_the_reference_itself_is_zero():
+    """Points equal to issue 6's x264-medium figures give BD-rate 0 against the reference."""
+    from benchmarks.reference import REFERENCE, reference_check
+
+    ref = REFERENCE[("native", 160, 128, 300)]["x264-medium"]
+    points = [{"codec": "x264-medium", "params": {"crf": crf}, "bpp": b, "psnr": p} for crf, (b, p) in ref.items()]
+    check = reference_check("native", (160, 128), 300, points)
+    assert check["x264-medium"]["bd"]["bd_rate_percent"] == pytest.approx(0.0, abs=1e-9)
+    assert len(check["x264-medium"]["points"]) == 5
+    assert reference_check("native", (64, 48), 300, points) == {}
