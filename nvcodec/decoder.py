@@ -19,6 +19,8 @@ from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from nvcodec.bitstream import NvcFormatError, NvcReader
 from nvcodec.clipset import ClipSet
@@ -52,8 +54,6 @@ class VideoEntry:
 
 def resolve_device(device: str | None) -> str:
     """``device`` as given, else CUDA when present, else CPU."""
-    import torch
-
     if device:
         return device
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -209,8 +209,6 @@ def _clip_range(keyframes: np.ndarray, kf_first: int, n_frames: int, interval: i
 
 
 def _build_network(reader: NvcReader, metadata: dict, device: str):
-    import torch
-
     from nvcodec.model import DNeRV, ModelConfig
     from nvcodec.quant import dequantize_state
 
@@ -352,7 +350,7 @@ def decode(
     return DecodeReport(outputs=outputs, n_frames=n_frames, seconds=time.monotonic() - started)
 
 
-class ClipDataset:
+class ClipDataset(Dataset):
     """A ``torch.utils.data.Dataset`` of clips decoded straight from an .nvc file.
 
     Item ``i`` is one clip (``keyframe_interval`` frames, fewer for a video's
@@ -374,9 +372,7 @@ class ClipDataset:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int):
-        import torch
-
+    def __getitem__(self, i: int) -> torch.Tensor:
         if self._nvc is None:             # opened lazily: one per DataLoader worker
             self._nvc = open_nvc(self._path, device=self._device)
         v, start, stop = self.items[i]

@@ -9,8 +9,12 @@ from nvcodec.bitstream import NvcReader
 
 
 def describe(path: str | os.PathLike) -> dict:
-    """A JSON-ready summary: format, encoder, videos, settings, bytes by part and by chunk, bpp."""
+    """A JSON-ready summary: format, encoder, videos, settings, bytes by part and by chunk, bpp.
+
+    Every chunk's CRC is checked first: ``info`` on a damaged file says so.
+    """
     with NvcReader(Path(path)) as reader:
+        reader.verify()
         md = reader.metadata
         n_pixels = sum(v["n_frames"] * v["width"] * v["height"] for v in md["videos"])
         videos = []
@@ -62,7 +66,12 @@ def format_text(summary: dict) -> str:
         if (v["source_width"], v["source_height"]) != (v["width"], v["height"]):
             size += f" (source {v['source_width']}x{v['source_height']})"
         lines.append(f"    {v['name']}: {size}, {v['fps']} fps, {v['n_frames']} frames, {v['duration_s']} s")
-    lines.append("  chunks:")
+    lines.append("  chunks (type: count, bytes; --json lists each with its offset):")
+    totals: dict[str, list[int]] = {}
     for c in summary["chunks"]:
-        lines.append(f"    {c['type']:<4} at {c['offset']:>10}  {c['n_bytes']:>10} bytes")
+        count_bytes = totals.setdefault(c["type"], [0, 0])
+        count_bytes[0] += 1
+        count_bytes[1] += c["n_bytes"]
+    for chunk_type, (count, n_bytes) in totals.items():
+        lines.append(f"    {chunk_type:<4} x{count:<6} {n_bytes:>10} bytes")
     return "\n".join(lines)

@@ -1,0 +1,269 @@
+"""The codec end to end (tiny preset): encode -> .nvc -> open/read/decode, through the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import nvcodec
+from nvcodec.bitstream import NvcFormatError
+from nvcodec.cli.main import main as cli
+from nvcodec.media import VideoWriter, read_frames
+from nvcodec.metrics import psnr_per_frame
+
+EPOCHS = 2          # enough to exercise fitting; quality is asserted against the keyframe blend
+
+
+def moving_pattern(n_frames: int, height: int, width: int, seed: int) -> np.ndarray:
+    """Smooth colour gradients drifting over time: easy content with real motion."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    frames = []
+    for t in range(n_frames):
+        chans = [127 + 100 * np.sin((x + 2 * t) / (5 + 3 * c) + (y - t) / (7 + 2 * c) + phase[c]) for c in range(3)]
+        frames.append(np.stack(chans, axis=-1))
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+def write_video(path: Path, frames: np.ndarray, fps: tuple[int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, "mp4", frames.shape[2], frames.shape[1], *fps) as writer:   # lossless RGB
+        for frame in frames:
+            writer.write(frame)
+
+
+# name -> (n_frames, height, width, fps)
+VIDEOS = {
+    "odd_37x29.mp4": (9, 29, 37, (25, 1)),
+    "sub/one_frame.mp4": (1, 16, 20, (30, 1)),
+    "sub/ntsc_48x40.mp4": (12, 40, 48, (30000, 1001)),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for i, (name, (n, h, w, fps)) in enumerate(VIDEOS.items()):
+        write_video(root / name, moving_pattern(n, h, w, seed=i), fps)
+    (root / "notes.txt").write_text("not a video")
+    return root
+
+
+@pytest.fixture(scope="module")
+def encoded(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("enc") / "corpus.nvc"
+    report = nvcodec.encode([corpus], out, preset="tiny", epochs=EPOCHS, quiet=True)
+    return out, report
+
+
+def test_round_trip_keeps_names_sizes_frame_counts_and_fps(encoded):
+    """Every video comes back under its relative name with its size, frame count and exact frame rate."""
+    path, _ = encoded
+    with nvcodec.open(path) as nvc:
+        got = {v.name: (v.n_frames, v.height, v.width, (v.fps_num, v.fps_den)) for v in nvc.videos}
+        assert got == VIDEOS
+        for v in nvc.videos:
+            frames = nvc.read(v.name)
+            assert frames.shape == (v.n_frames, v.height, v.width, 3) and frames.dtype == np.uint8
+
+
+def test_report_rate_is_the_file_size_over_the_pixels(encoded):
+    """bpp = 8 x file bytes / sum(frames x width x height); the parts add up to the file."""
+    path, report = encoded
+    n_pixels = sum(n * h * w for n, h, w, _ in VIDEOS.values())
+    assert report.n_bytes == path.stat().st_size
+    assert report.n_pixels == n_pixels
+    assert report.bpp == pytest.approx(8 * path.stat().st_size / n_pixels)
+    assert sum(report.bytes_by_part.values()) == report.n_bytes
+    assert report.n_videos == 3 and report.n_frames == sum(v[0] for v in VIDEOS.values())
+
+
+def test_report_psnr_is_measured_on_the_decoded_file_and_beats_a_floor(encoded, corpus):
+    """The reported PSNR is that of the decoded frames, above 25 dB and not below the keyframe blend by > 1 dB."""
+    path, report = encoded
+    scores = []
+    with nvcodec.open(path) as nvc:
+        for v in nvc.videos:
+            ref = np.stack(list(read_frames(corpus / v.name)))
+            scores.append(psnr_per_frame(ref, nvc.read(v.name)))
+    assert report.psnr == pytest.approx(float(np.mean(np.concatenate(scores))), abs=1e-6)
+    assert report.psnr > 25.0
+    assert report.psnr > report.blend_psnr - 1.0
+
+
+@pytest.mark.parametrize("frames", [slice(0, 1), slice(3, 7), slice(7, 12), slice(11, None), slice(5, 5)])
+def test_frame_range_equals_the_slice_of_a_full_decode(encoded, frames):
+    """read(video, A:B) gives exactly the frames A..B-1 of the whole video, clip boundaries included."""
+    path, _ = encoded
+    with nvcodec.open(path) as nvc:
+        full = nvc.read("sub/ntsc_48x40.mp4")
+        np.testing.assert_array_equal(nvc.read("sub/ntsc_48x40.mp4", frames), full[frames])
+
+
+def test_decode_writes_each_video_under_its_name(encoded, tmp_path):
+    """decode() writes y4m files named after the videos, which read back as the same frames."""
+    path, _ = encoded
+    report = nvcodec.decode(path, tmp_path / "out")
+    assert sorted(Path(p).relative_to(tmp_path / "out").as_posix() for p in report.outputs) == [
+        "odd_37x29.y4m", "sub/ntsc_48x40.y4m", "sub/one_frame.y4m"]
+    with nvcodec.open(path) as nvc:
+        expected = nvc.read("odd_37x29.mp4")
+    y4m = tmp_path / "out" / "odd_37x29.y4m"
+    assert y4m.read_bytes().startswith(b"YUV4MPEG2 W37 H29 F25:1")
+    back = np.stack(list(read_frames(y4m)))
+    assert back.shape == expected.shape
+    assert psnr_per_frame(expected, back).min() > 40      # y4m is 4:4:4 8-bit YCbCr: near-lossless
+
+
+def test_existing_output_is_refused_without_force(encoded, corpus):
+    path, _ = encoded
+    with pytest.raises(ValueError, match="exists; pass --force"):
+        nvcodec.encode([corpus], path, preset="tiny", epochs=1, quiet=True)
+
+
+def test_interrupted_encode_resumes_to_the_same_file(corpus, tmp_path, monkeypatch):
+    """A fit killed after a checkpoint resumes from the work folder and writes the identical file."""
+    import nvcodec.fit as fit_module
+
+    inputs = [corpus / "odd_37x29.mp4"]
+    straight = tmp_path / "straight.nvc"
+    nvcodec.encode(inputs, straight, preset="tiny", epochs=EPOCHS, quiet=True)
+
+    real_fit = fit_module.fit
+
+    def killed_fit(*args, **kwargs):
+        real_fit(*args, stop_after=3, **kwargs)       # checkpoints, then stops, as on SIGINT
+        raise KeyboardInterrupt
+
+    resumed = tmp_path / "resumed.nvc"
+    monkeypatch.setattr(fit_module, "fit", killed_fit)
+    with pytest.raises(KeyboardInterrupt):
+        nvcodec.encode(inputs, resumed, preset="tiny", epochs=EPOCHS, quiet=True)
+    assert not resumed.exists()
+    workdir = Path(str(resumed) + ".work")
+    assert (workdir / fit_module.CHECKPOINT_NAME).exists()
+    monkeypatch.setattr(fit_module, "fit", real_fit)
+    with pytest.raises(ValueError, match="--resume"):
+        nvcodec.encode(inputs, resumed, preset="tiny", epochs=EPOCHS, quiet=True)
+    nvcodec.encode(inputs, resumed, preset="tiny", epochs=EPOCHS, quiet=True, resume=True)
+    assert resumed.read_bytes() == straight.read_bytes()
+    assert not workdir.exists()
+
+
+def test_resume_refuses_a_workdir_of_another_encode(corpus, tmp_path, monkeypatch):
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    (workdir / "encode.json").write_text(json.dumps({"digest": "something else"}))
+    with pytest.raises(ValueError, match="holds a different encode"):
+        nvcodec.encode([corpus / "odd_37x29.mp4"], tmp_path / "x.nvc", preset="tiny", epochs=1,
+                       quiet=True, workdir=workdir, resume=True)
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_cli_encode_info_decode(corpus, tmp_path):
+    """The README's commands: encode a folder, info, decode one video's frame range as png."""
+    runner = CliRunner()
+    out = tmp_path / "c.nvc"
+    result = runner.invoke(cli, ["encode", str(corpus / "sub"), str(out), "--preset", "tiny",
+                                 "--epochs", "1", "--max-frames", "5", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "bpp" in result.output and "PSNR" in result.output
+    info = runner.invoke(cli, ["info", str(out), "--json"])
+    assert info.exit_code == 0, info.output
+    summary = json.loads(info.output)
+    assert [v["name"] for v in summary["videos"]] == ["ntsc_48x40.mp4", "one_frame.mp4"]
+    assert [v["n_frames"] for v in summary["videos"]] == [5, 1]
+    assert summary["n_bytes"] == out.stat().st_size
+    dec = runner.invoke(cli, ["decode", str(out), str(tmp_path / "png"), "--video", "ntsc_48x40.mp4",
+                              "--frames", "1:4", "--format", "png"])
+    assert dec.exit_code == 0, dec.output
+    assert sorted(p.name for p in (tmp_path / "png" / "ntsc_48x40").iterdir()) == [
+        "frame_000001.png", "frame_000002.png", "frame_000003.png"]
+
+
+def test_cli_reports_a_corrupt_file_in_one_line(encoded, tmp_path):
+    """A damaged .nvc gives 'nvcodec: error: ...', exit status 1, no traceback."""
+    path, _ = encoded
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    bad = tmp_path / "bad.nvc"
+    bad.write_bytes(bytes(data))
+    for args in (["info", str(bad)], ["decode", str(bad), str(tmp_path / "o")]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1
+        assert result.output.startswith("nvcodec: error: ")
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.y4m"))
+
+
+def test_cli_usage_errors_exit_2():
+    runner = CliRunner()
+    assert runner.invoke(cli, ["encode", "nope-does-not-exist", "x.nvc"]).exit_code == 2
+    assert runner.invoke(cli, ["decode", "--frames", "a:b", "x", "y"]).exit_code == 2
+    assert runner.invoke(cli, ["encode", ".", "x.nvc", "--size", "160by128"]).exit_code == 2
+
+
+def test_cli_option_parsing_alone(tmp_path):
+    """--size, --fps and --frames parse into the API's types."""
+    from nvcodec.cli.main import decode, encode
+
+    ctx = encode.make_context("encode", [str(tmp_path), "b.nvc", "--size", "160x128", "--fps", "30000/1001"])
+    assert ctx.params["size"] == (160, 128) and ctx.params["fps"] == Fraction(30000, 1001)
+    (tmp_path / "a.nvc").write_bytes(b"")
+    ctx = decode.make_context("decode", [str(tmp_path / "a.nvc"), "-", "--frames", "8:"])
+    assert ctx.params["frames"] == slice(8, None)
+
+
+def test_hostile_video_name_writes_nothing_outside_outdir(encoded, tmp_path):
+    """A file whose metadata names '../escape' is refused before anything is written."""
+    from test_bitstream_container import parse_chunks, replace_meta
+    import zstandard
+
+    path, _ = encoded
+    data = path.read_bytes()
+    _, chunks = parse_chunks(data)
+    meta = json.loads(zstandard.ZstdDecompressor().decompress(dict(chunks)[b"META"]))
+    meta["videos"][0]["name"] = "../escape.mp4"
+    hostile = tmp_path / "deep" / "hostile.nvc"
+    hostile.parent.mkdir()
+    hostile.write_bytes(replace_meta(data, json.dumps(meta).encode()))
+    outdir = tmp_path / "deep" / "out"
+    result = CliRunner().invoke(cli, ["decode", str(hostile), str(outdir)])
+    assert result.exit_code == 1 and "nvcodec: error: " in result.output
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["hostile.nvc"]
+    with pytest.raises(NvcFormatError, match="escape"):
+        nvcodec.open(hostile)
+
+
+def test_output_paths_stay_inside_outdir_even_without_the_container_check(tmp_path):
+    """The decoder's own check (second line of defence) refuses names that resolve outside."""
+    from nvcodec.decoder import output_paths
+
+    with pytest.raises(NvcFormatError, match="outside the output folder"):
+        output_paths(["a/../../x.mp4"], tmp_path, "y4m")
+    paths = output_paths(["a.mp4", "a.mkv", "b/c.avi"], tmp_path, "y4m")
+    assert [p.relative_to(tmp_path.resolve()).as_posix() for p in paths.values()] == [
+        "a.mp4.y4m", "a.mkv.y4m", "b/c.y4m"]
+
+
+def test_clip_dataset_yields_clips_of_the_file(encoded):
+    """ClipDataset items are the clips of each video, equal to reading those frames."""
+    path, _ = encoded
+    ds = nvcodec.ClipDataset(path)
+    expected = sum(math.ceil(n / 8) for n, *_ in VIDEOS.values())
+    assert len(ds) == expected
+    item = ds[0]
+    assert item.shape[1] == 3 and item.dtype.is_floating_point is False
+    with nvcodec.open(path) as nvc:
+        v, start, stop = ds.items[0]
+        np.testing.assert_array_equal(item.permute(0, 2, 3, 1).numpy(), nvc.read(v, slice(start, stop)))
