@@ -97,13 +97,13 @@ def test_every_corpus_clip_probes_with_its_size_fps_and_frame_count():
 
 @needs_corpus
 def test_probe_reports_colour_tags_and_full_range():
-    """The 1080p raw stream is full range (yuvj420p); sam2_01_dog is tagged BT.709."""
+    """The 1080p raw stream is full range (yuvj420p); torchcodec_nasa_13013 is tagged BT.709 limited."""
     info = probe(CORPUS / "openh264_VID_1920x1080_cabac_temporal_direct.264")
     assert info.pix_fmt == "yuvj420p" and info.color_range == "pc"
     assert media.source_color(info.color_space, info.color_range, info.pix_fmt, info.height) == ("bt709", "pc")
-    info = probe(CORPUS / "sam2_01_dog.mp4")
+    info = probe(CORPUS / "torchcodec_nasa_13013.mp4")
     assert (info.color_range, info.color_space) == ("tv", "bt709")
-    assert info.duration_s == pytest.approx(9.66, abs=0.01)
+    assert info.duration_s == pytest.approx(16.57, abs=0.01)
 
 
 def test_source_color_rules():
