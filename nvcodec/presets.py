@@ -82,7 +82,7 @@ _FIT_FIELDS = {f.name for f in dataclasses.fields(FitConfig)}
 _PRESET_FIELDS = {f.name for f in dataclasses.fields(Preset)} - {"name", "fit"}
 
 
-def resolve(name: str, **overrides) -> Preset:
+def resolve(name: str, /, **overrides) -> Preset:
     """``PRESETS[name]`` with overrides of Preset fields, FitConfig fields (``epochs``, ``lr``, ...)
     or ``c0`` (pins c0_min = c0_max; must lie in the preset's range). ValueError on anything else."""
     if name not in PRESETS:
@@ -110,7 +110,7 @@ def resolve(name: str, **overrides) -> Preset:
 # Sizes and schedules: see benchmarks/bench_fit.py for the measurements behind them.
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
-    fit=FitConfig(epochs=20, batch_size=2, lr=5e-3, checkpoint_every=0),
+    fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),
     keyframe_quality=32, quant_bits=8, enc_width=8, embed_levels=8, mlp_width=32, min_width=8))
 register(Preset(
     name="fast", tile=(64, 64), c0_min=12, c0_max=32, weight_bpp=0.05,

@@ -56,6 +56,15 @@ TINY_MODEL = ModelConfig(tile_h=32, tile_w=32, c0=8, enc_width=8, embed_levels=8
 TINY_FIT = FitConfig(epochs=6, batch_size=2, lr=5e-3, checkpoint_every=0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a loaded 2-core box, OpenMP spin-waits made a 5 s fit take minutes."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def test_schedule_warms_up_from_a_tenth_then_cosines_to_zero():
     """lr factor: 0.1 at step 0, 1 at the end of the 20 % warm-up, ~0 at the last step."""
     assert lr_factor(0, 100, 0.2, 0.1) == pytest.approx(0.1)

@@ -13,6 +13,15 @@ from nvcodec.model import DNeRV, ModelConfig, count_parameters, derive_strides
 PAPER = dict(tile_h=256, tile_w=320, strides=(4, 2, 2, 2, 2), enc_width=64, embed_levels=240)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a loaded 2-core box, OpenMP spin-waits made a 5 s fit take minutes."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("c0, millions", [(198, 21.39), (361, 61.30), (107, 8.02), (213, 24.20)])
 def test_parameter_counts_match_the_paper(c0, millions):
     """UCF101 S/L and UVG XS/M sizes of D-NeRV (256x320 tiles, 4x5 grid, 240 levels)."""

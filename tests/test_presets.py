@@ -1,0 +1,95 @@
+"""Presets: the registry, the corpus-relative sizing rule, checked overrides, and `tiny` is quick."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nvcodec.fit import fit
+from nvcodec.model import count_parameters
+from nvcodec.presets import PRESETS, Preset, register, resolve
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_fit import synthetic_clips  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a loaded 2-core box, OpenMP spin-waits made a 5 s fit take minutes."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_registry_has_the_named_presets_and_refuses_duplicates():
+    assert list(PRESETS) == ["tiny", "fast", "small", "medium", "large"]
+    with pytest.raises(ValueError, match="already registered"):
+        register(PRESETS["fast"])
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_valid_networks_at_both_ends_of_its_range(name):
+    p = PRESETS[name]
+    assert isinstance(p.keyframe_quality, int) and isinstance(p.quant_bits, int)
+    small, big = p.model_config(0), p.model_config(10**13)
+    assert (small.c0, big.c0) == (p.c0_min, p.c0_max)
+    assert (small.tile_h, small.tile_w) == p.tile
+
+
+def test_c0_grows_with_the_corpus_within_the_weight_budget():
+    """The largest C0 whose parameters fit weight_bpp * pixels / bits."""
+    p = PRESETS["medium"]
+    pixels = 2_000 * 1280 * 720
+    cfg = p.model_config(pixels)
+    assert p.c0_min < cfg.c0 < p.c0_max
+    budget = p.weight_bpp * pixels / p.quant_bits
+    assert count_parameters(cfg) <= budget < count_parameters(dataclasses.replace(cfg, c0=cfg.c0 + 1))
+
+
+def test_overrides_replace_fit_and_preset_fields():
+    p = resolve("fast", epochs=3, lr=1e-3, head="paper", c0=20)
+    assert p.fit.epochs == 3 and p.fit.lr == 1e-3 and p.head == "paper"
+    assert p.model_config(10**12).c0 == 20
+    assert resolve("fast") is PRESETS["fast"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"c0": 500}, r"sizes C0 within \[12, 32\]; c0=500 contradicts"),
+    ({"c0": 20, "c0_max": 40}, "either c0 or c0_min/c0_max"),
+    ({"epochz": 3}, r"unknown override\(s\) \['epochz'\]"),
+    ({"name": "other"}, "unknown override"),
+    ({"epochs": 0}, "FitConfig.epochs"),
+    ({"tile": (50, 50)}, "ModelConfig.strides|multiples of 4"),
+])
+def test_overrides_that_contradict_the_preset_fail_loudly(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        resolve("fast", **overrides)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match="tiny, fast, small, medium, large"):
+        resolve("huge")
+
+
+def test_tiny_fits_three_clips_of_16_frames_at_64x64_quickly():
+    """The test preset: 3 videos x 16 frames at 64x64, cut by nvcodec.corpus, fit in seconds above the floor."""
+    from nvcodec import corpus
+    p = PRESETS["tiny"]
+    clips = synthetic_clips(n_videos=3, n_frames=16, size=(64, 64))
+    videos = []
+    for v in range(3):
+        frames = clips.frames[clips.video == v][clips.mask[clips.video == v]]     # (16, 3, 64, 64)
+        frames = frames.transpose(0, 2, 3, 1).copy()
+        videos.append((frames, frames[corpus.keyframe_positions(16, 8)], 16))
+    tiled = corpus.build_clipset(videos, 8, *p.tile)
+    assert tiled.n_clips == 3 * 2 * 4
+    t0 = time.perf_counter()
+    result = fit(p.model_config(3 * 16 * 64 * 64), p.fit, tiled, device="cpu", progress=False)
+    assert time.perf_counter() - t0 < 30
+    assert result.psnr > result.blend_psnr + 0.5
