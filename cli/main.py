@@ -112,6 +112,8 @@ def main(debug: bool) -> None:
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--preset", default="fast", show_default=True,
               type=click.Choice(["tiny", "fast", "small", "medium", "large"]), help="Model size and schedule.")
+@click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
+              help="Rate control: choose keyframe quality and network size to land near this bpp.")
 @click.option("--size", type=SizeType(), help="Coding size WxH (default: each video's own size).")
 @click.option("--fps", type=FractionType(), help="Resample to this frame rate (the paper's protocol: 2).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Keep at most this many frames per video.")

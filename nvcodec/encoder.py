@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,10 +25,11 @@ import numpy as np
 from nvcodec import __version__
 from nvcodec.bitstream import KeyframeSegment, write_nvc
 from nvcodec.corpus import SourceVideo, build_clipset, clip_layout, keyframe_positions, scan
-from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
+from nvcodec.keyframes import CODECS, KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.media import read_frames
 from nvcodec.model import count_parameters
 from nvcodec.quant import quantize_state
+from nvcodec.rate import plan_rate
 
 WORKDIR_SUFFIX = ".work"
 DEFAULT_KEYFRAME_INTERVAL = 8         # DESIGN.md: every 8th frame plus the last
@@ -181,12 +182,15 @@ def encode(
     force: bool = False,
     skip_broken: bool = False,
     quiet: bool = False,
+    target_bpp: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> EncodeReport | None:
     """Fit one network to every video under ``inputs`` and write ``output`` (.nvc).
 
-    Returns the report (measured on the written file), or ``None`` on ranks
-    other than 0 under torchrun, where only rank 0 writes.
+    ``target_bpp``: choose the keyframe quality and the network size so that
+    the file lands near this rate (``nvcodec.rate``); the report gives the rate
+    reached. Returns the report (measured on the written file), or ``None`` on
+    ranks other than 0 under torchrun, where only rank 0 writes.
     """
     from nvcodec import distributed
     from nvcodec.decoder import measure_file, resolve_device
@@ -207,24 +211,35 @@ def encode(
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
 
+    if target_bpp is not None and keyframe_quality is not None:
+        raise ValueError("give either --target-bpp or --keyframe-quality: the rate control chooses the quality")
     overrides = {"seed": seed}
     if epochs is not None:
         overrides["epochs"] = epochs
+    if quant_bits is not None:
+        overrides["quant_bits"] = quant_bits
     chosen = resolve(preset, **overrides)
     interval = keyframe_interval or DEFAULT_KEYFRAME_INTERVAL
     kf_codec = KeyframeCodec(codec=keyframe_codec or DEFAULT_KEYFRAME_CODEC,
                              quality=chosen.keyframe_quality if keyframe_quality is None else keyframe_quality)
-    n_bits = quant_bits or chosen.quant_bits
 
     sources = scan(inputs, skip_broken=skip_broken, warn=say)
     say(f"nvcodec {__version__}: {len(sources)} video(s), preset {preset!r}")
     videos = _read_videos(sources, size, fps, max_frames, say)
     n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
+    if target_bpp is not None:
+        plan = plan_rate(target_bpp, n_pixels, lambda q: _keyframe_bytes(videos, interval, replace(kf_codec, quality=q)),
+                         (0, CODECS[kf_codec.codec].max_quality))
+        kf_codec = replace(kf_codec, quality=plan.keyframe_quality)
+        chosen = replace(chosen, weight_bpp=max(plan.weight_bpp, 1e-6), c0_min=1)
+        say(f"rate plan for {target_bpp} bpp: keyframe quality {plan.keyframe_quality} "
+            f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), weights about {plan.weight_bpp:.4f} bpp")
+    n_bits = chosen.quant_bits
 
     settings = {
         "preset": preset, "size": size, "fps": str(fps) if fps else None, "max_frames": max_frames,
         "interval": interval, "keyframe_codec": kf_codec.to_json(), "quant_bits": n_bits,
-        "epochs": epochs, "seed": seed,
+        "epochs": epochs, "seed": seed, "target_bpp": target_bpp,
     }
     workdir = Path(workdir) if workdir is not None else output.with_name(output.name + WORKDIR_SUFFIX)
     device = resolve_device(device)
@@ -262,6 +277,12 @@ def encode(
         seconds=time.monotonic() - started, videos=measured.videos,
     )
     return report
+
+
+def _keyframe_bytes(videos: Sequence[_Video], interval: int, codec: KeyframeCodec) -> int:
+    """Bytes of every video's keyframes coded with ``codec`` (the rate plan's measurement)."""
+    return sum(len(data) for v in videos
+               for _, _, data in encode_keyframes(v.frames[keyframe_positions(len(v.frames), interval)], codec))
 
 
 def _blend_psnr(videos: Sequence[_Video], decoded_kf: Sequence[np.ndarray], interval: int) -> float:

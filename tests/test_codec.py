@@ -267,3 +267,33 @@ def test_clip_dataset_yields_clips_of_the_file(encoded):
     with nvcodec.open(path) as nvc:
         v, start, stop = ds.items[0]
         np.testing.assert_array_equal(item.permute(0, 2, 3, 1).numpy(), nvc.read(v, slice(start, stop)))
+
+
+def test_rate_plan_splits_the_budget_and_bisects_the_quality():
+    """plan_rate gives keyframes the best quality within their share, weights the rest."""
+    from nvcodec.rate import OVERHEAD_BYTES, plan_rate
+
+    calls = []
+
+    def kf_bytes(q):                       # bytes halve every 6 quality steps, like a CRF scale
+        calls.append(q)
+        return int(100_000 * 2 ** (-q / 6))
+
+    plan = plan_rate(1.0, 1_000_000, kf_bytes, (0, 63))
+    budget = 1_000_000 - 8 * OVERHEAD_BYTES
+    assert 8 * plan.keyframe_bytes <= budget / 2 < 8 * kf_bytes(plan.keyframe_quality - 1)
+    assert plan.weight_bpp == pytest.approx((budget - 8 * plan.keyframe_bytes) / 1_000_000)
+    assert len(set(calls)) <= 8
+    with pytest.raises(ValueError, match="too low for this corpus"):
+        plan_rate(0.001, 1_000_000, kf_bytes, (0, 63))
+
+
+@pytest.mark.slow
+def test_target_bpp_lands_near_the_target(tmp_path):
+    """--target-bpp: the written file's rate is within 15 % of the target on a real clip."""
+    sample = Path(__file__).parents[1] / "samples" / "foreman_176x144.mp4"
+    report = nvcodec.encode([sample], tmp_path / "t.nvc", preset="tiny", max_frames=16, epochs=1,
+                            target_bpp=1.0, quiet=True)
+    assert report.bpp == pytest.approx(1.0, rel=0.15)
+    with pytest.raises(ValueError, match="either --target-bpp or --keyframe-quality"):
+        nvcodec.encode([sample], tmp_path / "u.nvc", target_bpp=1.0, keyframe_quality=20)
