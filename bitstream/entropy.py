@@ -202,6 +202,40 @@ def _read_side(data: bytes, n: int, n_bits: int) -> tuple[int, dict, int]:
     raise NvcFormatError(f"unknown entropy model id {model_id}")
 
 
+def _min_word_bits(model_id: int, params: dict, n: int, n_bits: int) -> float:
+    """A loose lower bound on the word bits that can code n symbols under a model.
+
+    Checked before decoding, so that a corrupt shape (n far too large for the
+    stored words) is refused at once instead of after decoding millions of
+    symbols.  Each symbol's probability is over-estimated by the mass the coder's
+    24-bit fixed point can shift onto one symbol (alphabet size / 2**24, e.g. the
+    remainder constriction's Uniform gives its last symbol), tail mass is put on
+    the end symbols, and the total is halved: the bound never refuses what the
+    encoder writes, yet refuses shapes inflated by a corrupt high byte.
+    """
+    if model_id == MODEL_UNIFORM:
+        size = params["hi"] - params["lo"] + 1
+        p, weights = np.full(1, 1.0 / size), np.full(1, float(n))
+    elif model_id == MODEL_CATEGORICAL:
+        size = params["counts"].size
+        weights = params["counts"][params["counts"] > 0].astype(np.float64)
+        p = weights / n
+    else:
+        lo_b, hi_b = symbol_range(n_bits)
+        size = hi_b - lo_b + 1
+        mean, scale = params["mean_q"] / _PARAM_UNIT, params["scale_q"] / _PARAM_UNIT
+        mode = float(min(max(round(mean), lo_b), hi_b))
+        x = np.array([lo_b - 0.5, hi_b + 0.5, mode - 0.5, mode + 0.5, lo_b + 0.5, hi_b - 0.5]) - mean
+        cdf = _param_cdf(model_id, scale)(x)
+        in_range = cdf[1] - cdf[0]
+        if in_range < 0.5:
+            return 0.0
+        # the most probable symbol: the mode, or an end symbol if the coder gives it the tail mass
+        p, weights = np.full(1, max((cdf[3] - cdf[2]) / in_range, cdf[4], 1.0 - cdf[5])), np.full(1, float(n))
+    per_symbol = -np.log2(np.minimum(1.0, p + size / 2.0**24))
+    return 0.5 * float(np.sum(weights * per_symbol)) - 64.0
+
+
 def _encode_words(symbols: np.ndarray, model_id: int, params: dict, n_bits: int) -> np.ndarray:
     if model_id == MODEL_CONSTANT or symbols.size == 0:
         return np.zeros(0, dtype=np.uint32)
@@ -214,9 +248,8 @@ def _encode_words(symbols: np.ndarray, model_id: int, params: dict, n_bits: int)
 # --- parameter estimation (encoder only; the decoder just reads the integers) --------------
 
 
-def _param_probs(values: np.ndarray, model_id: int, mean: float, scale: float) -> np.ndarray:
-    """Float probabilities of integer values under a quantized Laplace/Gaussian, floored at 2**-24."""
-    x_lo, x_hi = values - 0.5 - mean, values + 0.5 - mean
+def _param_cdf(model_id: int, scale: float):
+    """CDF of a zero-mean Laplace (scale b) or Gaussian (std) as a numpy function."""
     if model_id == MODEL_LAPLACE:
         def cdf(x):
             return np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0) / scale), 1 - 0.5 * np.exp(-np.maximum(x, 0) / scale))
@@ -225,7 +258,13 @@ def _param_probs(values: np.ndarray, model_id: int, mean: float, scale: float) -
 
         def cdf(x):
             return 0.5 * (1 + erf(x / (scale * math.sqrt(2))))
-    return np.maximum(cdf(x_hi) - cdf(x_lo), 2.0**-24)
+    return cdf
+
+
+def _param_probs(values: np.ndarray, model_id: int, mean: float, scale: float) -> np.ndarray:
+    """Float probabilities of integer values under a quantized Laplace/Gaussian, floored at 2**-24."""
+    cdf = _param_cdf(model_id, scale)
+    return np.maximum(cdf(values + 0.5 - mean) - cdf(values - 0.5 - mean), 2.0**-24)
 
 
 def _param_cost_bits(hist_values: np.ndarray, counts: np.ndarray, model_id: int, mean: float, scale: float) -> float:
@@ -353,6 +392,12 @@ def decode_ints(data: bytes, n: int, n_bits: int) -> np.ndarray:
         if model_id != MODEL_CONSTANT and n == 0:
             raise NvcFormatError(f"{MODEL_NAMES[model_id]} model used for an empty array")
         return np.full(n, params["value"], dtype=np.int32)
+    min_bits = _min_word_bits(model_id, params, n, n_bits)
+    if 32 * words.size < min_bits:
+        raise NvcFormatError(
+            f"{MODEL_NAMES[model_id]} model: {words.size} words cannot hold {n} symbols "
+            f"(at least {math.ceil(min_bits)} bits needed): corrupt length or shape"
+        )
     coder_model, offset = _coder_model(model_id, params, n_bits)
     try:
         symbols = _queue.RangeDecoder(words).decode(coder_model, int(n))

@@ -486,6 +486,7 @@ def _tens_set(field: str, fmt: str, value, delta: int = 0):
         (_tens_set("quant", "<B", 4, 2), r"axis 4 is not < ndim 4"),
         (_tens_set("dims", "<Q", 1 << 40), r"exceeds the file's limit of 134217728 elements"),
         (_tens_set("dims", "<Q", 5), r"5 scales|expected 5"),
+        (_tens_set("dims", "<Q", 3 << 20, 8), r"laplace model: 17 words cannot hold 113246208 symbols"),
         (_tens_set("n_scales", "<I", 3), r"3 scales, expected 4 for shape \(4, 3, 3, 3\), axis 0"),
         (_tens_set("scales", "<f", float("nan")), r"a scale is not finite"),
         (_tens_set("n_coded", "<Q", 1 << 62), r"payload ends inside the coded integers"),

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 from nvcodec.bitstream import NvcFormatError, decode_ints, encode_ints, ints_code_length_bits, ints_symbol_costs_bits
 from nvcodec.bitstream.entropy import (
+    MODEL_NAMES,
     MODEL_CATEGORICAL,
     MODEL_CONSTANT,
     MODEL_GAUSSIAN,
@@ -204,6 +205,22 @@ def test_decode_of_random_bytes_raises_only_format_errors(data, n, n_bits):
         return
     lo, hi = symbol_range(n_bits)
     assert out.shape == (n,) and (n == 0 or (out.min() >= lo and out.max() <= hi))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "gaussian", "laplace"])
+def test_decode_refuses_a_length_the_words_cannot_hold(kind):
+    """A corrupt (inflated) n is refused before decoding, not after millions of symbols."""
+    rng = np.random.default_rng(2)
+    q = {
+        "uniform": rng.integers(-2, 2, 9),
+        "gaussian": np.clip(np.round(rng.normal(0, 10, 3000)), -128, 127),
+        "laplace": np.clip(np.round(rng.laplace(0, 6, 3000)), -128, 127),
+    }[kind].astype(np.int32)
+    n_bits = 2 if kind == "uniform" else 8
+    data = encode_ints(q, n_bits)
+    assert decode_ints(data, q.size, n_bits).size == q.size and MODEL_NAMES[data[0]] == kind
+    with pytest.raises(NvcFormatError, match=rf"^{kind} model: \d+ words cannot hold {q.size << 16} symbols \(at least \d+ bits needed\): corrupt length or shape$"):
+        decode_ints(data, q.size << 16, n_bits)
 
 
 def test_decode_refuses_bad_calls():
