@@ -202,6 +202,7 @@ def backward_warp(feat: Tensor, flow: Tensor) -> Tensor:
     """Sample ``feat`` (N, C, H, W) at pixel + ``flow`` (N, 2, H, W; dx, dy in pixels).
 
     Bilinear, border padding, pixel centres at integer coordinates (align_corners=True).
+    Always float32: a bf16 sampling grid would misplace samples by up to a pixel on wide tiles.
     """
     _, _, height, width = feat.shape
     xs = torch.arange(width, device=feat.device, dtype=flow.dtype).view(1, 1, width)
@@ -209,7 +210,7 @@ def backward_warp(feat: Tensor, flow: Tensor) -> Tensor:
     gx = (xs + flow[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
     gy = (ys + flow[:, 1]) * (2.0 / max(height - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=-1)                       # (N, H, W, 2)
-    return F.grid_sample(feat, grid.to(feat.dtype), mode="bilinear", padding_mode="border",
+    return F.grid_sample(feat.float(), grid.float(), mode="bilinear", padding_mode="border",
                          align_corners=True)
 
 
@@ -240,7 +241,7 @@ class FlowHead(SmallHead):
 
     def warp_fuse(self, x: Tensor, f_start: Tensor, f_end: Tensor, t_local: Tensor) -> Tensor:
         """Warp both keyframes' features and blend them: (1-t)*warp(start) + t*warp(end)."""
-        flow = self(x).float()
+        flow = self(x).float()                                     # (N, 4, H, W)
         warped_start = backward_warp(f_start, flow[:, :2])
         warped_end = backward_warp(f_end, flow[:, 2:])
         return (1 - t_local) * warped_start + t_local * warped_end
