@@ -129,6 +129,25 @@ def _param_model(model_id: int, mean_q: int, scale_q: int, n_bits: int):
     return family(lo, hi, mean, scale)
 
 
+def _param_cdf(model_id: int, scale: float):
+    """CDF of a zero-mean Laplace (scale b) or Gaussian (std) as a numpy function."""
+    if model_id == MODEL_LAPLACE:
+        def cdf(x):
+            return np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0) / scale), 1 - 0.5 * np.exp(-np.maximum(x, 0) / scale))
+    else:
+        erf = np.vectorize(math.erf, otypes=[np.float64])
+
+        def cdf(x):
+            return 0.5 * (1 + erf(x / (scale * math.sqrt(2))))
+    return cdf
+
+
+def _param_probs(values: np.ndarray, model_id: int, mean: float, scale: float) -> np.ndarray:
+    """Float probabilities of integer values under a quantized Laplace/Gaussian, floored at 2**-24."""
+    cdf = _param_cdf(model_id, scale)
+    return np.maximum(cdf(values + 0.5 - mean) - cdf(values - 0.5 - mean), 2.0**-24)
+
+
 def _coder_model(model_id: int, params: dict, n_bits: int):
     """The constriction model and the symbol offset (symbol = value - offset) for stored params."""
     if model_id == MODEL_UNIFORM:
@@ -246,25 +265,6 @@ def _encode_words(symbols: np.ndarray, model_id: int, params: dict, n_bits: int)
 
 
 # --- parameter estimation (encoder only; the decoder just reads the integers) --------------
-
-
-def _param_cdf(model_id: int, scale: float):
-    """CDF of a zero-mean Laplace (scale b) or Gaussian (std) as a numpy function."""
-    if model_id == MODEL_LAPLACE:
-        def cdf(x):
-            return np.where(x < 0, 0.5 * np.exp(np.minimum(x, 0) / scale), 1 - 0.5 * np.exp(-np.maximum(x, 0) / scale))
-    else:
-        erf = np.vectorize(math.erf, otypes=[np.float64])
-
-        def cdf(x):
-            return 0.5 * (1 + erf(x / (scale * math.sqrt(2))))
-    return cdf
-
-
-def _param_probs(values: np.ndarray, model_id: int, mean: float, scale: float) -> np.ndarray:
-    """Float probabilities of integer values under a quantized Laplace/Gaussian, floored at 2**-24."""
-    cdf = _param_cdf(model_id, scale)
-    return np.maximum(cdf(values + 0.5 - mean) - cdf(values - 0.5 - mean), 2.0**-24)
 
 
 def _param_cost_bits(hist_values: np.ndarray, counts: np.ndarray, model_id: int, mean: float, scale: float) -> float:
