@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class SourceVideo:
     info: VideoInfo
 
 
-def _candidates(inputs: Sequence[str | Path], warn: Callable[[str], None]) -> list[tuple[str, Path]]:
+def _candidates(inputs: Sequence[str | Path]) -> list[tuple[str, Path]]:
     """(name, path) of every file under the inputs, each folder walked in sorted order."""
     out = []
     for item in inputs:
@@ -66,7 +66,7 @@ def scan(inputs: Sequence[str | Path], *, skip_broken: bool = False, warn=print)
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     videos, names = [], {}
-    for name, path in _candidates(inputs, warn):
+    for name, path in _candidates(inputs):
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
             warn(f"skipping {path}: not a video file (extension {path.suffix or 'none'!r})")
             continue
