@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import nvcodec.bitstream as bitstream
 from nvcodec.bitstream import KeyframeSegment, NvcReader, QuantizedTensor, write_nvc
