@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from nvcodec import corpus, media
-from nvcodec.fit import fit
+from nvcodec.fit import fit, total_steps_of
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.model import count_parameters
 from nvcodec.presets import resolve
@@ -97,8 +97,8 @@ def main() -> None:
           f"{n_params * preset.quant_bits / n_pixels:.4f} bpp at {preset.quant_bits} bits")
     fit_cfg = preset.fit
     steps_per_epoch = math.ceil(clips.n_clips / fit_cfg.batch_size)
-    total = fit_cfg.epochs * steps_per_epoch
-    print(f"fit: {fit_cfg.epochs} epochs x {steps_per_epoch} steps, batch {fit_cfg.batch_size}, lr {fit_cfg.lr}, "
+    total = total_steps_of(fit_cfg, clips.n_clips)
+    print(f"fit: {total} steps ({fit_cfg.epochs} epochs x {steps_per_epoch} steps, cap {fit_cfg.max_steps}), batch {fit_cfg.batch_size}, lr {fit_cfg.lr}, "
           f"{args.threads} threads, device {args.device or 'auto'}")
     print(f"{'steps':>7} {'fit_s':>8} {'psnr_dB':>8} {'floor_dB':>8} {'Mpix*step/s':>12}")
     with tempfile.TemporaryDirectory() as work:

@@ -46,9 +46,14 @@ PSNR_CAP_DB = 100.0   # per-frame PSNR of identical frames (MSE 0) is reported a
 
 @dataclass(frozen=True)
 class FitConfig:
-    """How to fit. ``batch_size`` counts clips per step over all ranks together."""
+    """How to fit. ``batch_size`` counts clips per step over all ranks together.
+
+    The fit lasts ``epochs`` passes over the clips, capped at ``max_steps`` steps when that is
+    not 0 (a time bound for large corpora on a CPU); the schedule spans the steps actually run.
+    """
 
     epochs: int = 100
+    max_steps: int = 0
     batch_size: int = 4
     lr: float = 5e-4
     warmup_frac: float = 0.2
@@ -62,7 +67,7 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("epochs", 1, 10**7), ("batch_size", 1, 2**16), ("seed", 0, 2**63 - 1),
-                             ("checkpoint_every", 0, 10**9)):
+                             ("checkpoint_every", 0, 10**9), ("max_steps", 0, 10**9)):
             value = getattr(self, name)
             if type(value) is not int or not lo <= value <= hi:
                 raise ValueError(f"FitConfig.{name}: expected an int in [{lo}, {hi}], got {value!r}")
@@ -88,6 +93,12 @@ class FitResult:
     history: list[dict] = field(default_factory=list)   # {"step", "loss", "psnr", "lr", "seconds"}
     seconds: float = 0.0                   # fitting wall-clock (all sessions of a resumed fit)
     steps: int = 0
+
+
+def total_steps_of(fit_cfg: FitConfig, n_clips: int) -> int:
+    """Optimizer steps of a fit over ``n_clips`` clips."""
+    steps = fit_cfg.epochs * math.ceil(n_clips / fit_cfg.batch_size)
+    return min(steps, fit_cfg.max_steps) if fit_cfg.max_steps else steps
 
 
 def lr_factor(step: int, total_steps: int, warmup_frac: float, warmup_start: float) -> float:
@@ -268,7 +279,7 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     optimizer = torch.optim.AdamW(raw_model.parameters(), lr=fit_cfg.lr, weight_decay=0.0,
                                   fused=device.type == "cuda")
     batcher = _Batcher(clips, fit_cfg, ctx, device)
-    total_steps = fit_cfg.epochs * batcher.steps_per_epoch
+    total_steps = total_steps_of(fit_cfg, clips.n_clips)
     fingerprint = _fingerprint(model_cfg, fit_cfg, clips, ctx.world_size)
     ckpt_path = Path(workdir) / CHECKPOINT_NAME if workdir is not None else None
     if ckpt_path is not None and ctx.is_main:

@@ -177,3 +177,10 @@ def test_fit_refuses_mismatched_or_frameless_clips(clips):
         fit(dataclasses.replace(TINY_MODEL, tile_h=64, tile_w=64), TINY_FIT, clips, device="cpu", progress=False)
     with pytest.raises(ValueError, match="frames"):
         fit(TINY_MODEL, TINY_FIT, dataclasses.replace(clips, frames=None), device="cpu", progress=False)
+
+
+def test_max_steps_caps_the_fit(clips):
+    """max_steps bounds a fit whatever the epochs; the schedule ends at the cap."""
+    result = fit(TINY_MODEL, dataclasses.replace(TINY_FIT, epochs=1000, max_steps=5), clips, device="cpu",
+                 progress=False)
+    assert result.steps == 5 and result.history[-1]["lr"] < 0.2 * TINY_FIT.lr
