@@ -138,6 +138,13 @@ class ModelConfig:
         if n_params > MAX_PARAMETERS:
             raise ValueError(f"ModelConfig: {n_params} parameters exceed the limit {MAX_PARAMETERS}")
 
+    @classmethod
+    def paper(cls, c0: int, clip_length: int = 8) -> "ModelConfig":
+        """The faithful configuration: 256x320 tiles, strides 4,2,2,2,2, 4x5 grid, encoder
+        width 64, 240 levels, the paper's head, no keyframe pasting (C0 198 -> 21.39 M)."""
+        return cls(tile_h=256, tile_w=320, c0=c0, strides=(4, 2, 2, 2, 2), clip_length=clip_length,
+                   head="paper", paste_keyframes=False)
+
     @property
     def grid(self) -> tuple[int, int]:
         """(h, w) of the coarse grid the time embedding is decoded to."""

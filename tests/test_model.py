@@ -25,8 +25,8 @@ def _one_thread():
 @pytest.mark.parametrize("c0, millions", [(198, 21.39), (361, 61.30), (107, 8.02), (213, 24.20)])
 def test_parameter_counts_match_the_paper(c0, millions):
     """UCF101 S/L and UVG XS/M sizes of D-NeRV (256x320 tiles, 4x5 grid, 240 levels)."""
-    cfg = ModelConfig(c0=c0, head="paper", **PAPER)
-    assert cfg.grid == (4, 5)
+    cfg = ModelConfig(c0=c0, head="paper", paste_keyframes=False, **PAPER)
+    assert cfg.grid == (4, 5) and cfg == ModelConfig.paper(c0)
     assert round(count_parameters(cfg) / 1e6, 2) == millions
 
 
