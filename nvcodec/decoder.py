@@ -131,18 +131,18 @@ class NvcFile:
     def _keyframes(self, video: int, first: int, last: int) -> np.ndarray:
         """Decoded keyframes ``first..last`` (inclusive) of a video, reading only the segments that hold them."""
         entry = self.videos[video]
-        parts = []
-        for i, (seg_first, seg_n) in enumerate(self._reader.segments(video)):
-            if seg_first + seg_n <= first or seg_first > last:
-                continue
-            data = self._reader.read_segment(video, i)
-            try:
-                frames = decode_keyframes(data, self._kf_codec, entry.width, entry.height, seg_n)
-            except ValueError as exc:
-                raise NvcFormatError(f"keyframe segment {i} of video {entry.name!r}: {exc}") from None
-            lo, hi = max(first, seg_first), min(last, seg_first + seg_n - 1)
-            parts.append(frames[lo - seg_first: hi - seg_first + 1])
-        return np.concatenate(parts)
+        needed = [(i, seg_first, seg_n) for i, (seg_first, seg_n) in enumerate(self._reader.segments(video))
+                  if seg_first <= last and seg_first + seg_n > first]
+        # Segments concatenate into one valid stream: one ffmpeg process for the range.
+        data = b"".join(self._reader.read_segment(video, i) for i, _, _ in needed)
+        n_keyframes = sum(n for _, _, n in needed)
+        try:
+            frames = decode_keyframes(data, self._kf_codec, entry.width, entry.height, n_keyframes)
+        except ValueError as exc:
+            raise NvcFormatError(f"keyframe segments {needed[0][0]}..{needed[-1][0]} of video "
+                                 f"{entry.name!r}: {exc}") from None
+        offset = needed[0][1]
+        return frames[first - offset: last - offset + 1]
 
     def iter_frames(self, video: str | int, frames: slice = slice(None)) -> Iterator[np.ndarray]:
         """Yield the frames of ``video`` selected by ``frames`` ((H, W, 3) uint8), decoding as it goes."""

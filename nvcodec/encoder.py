@@ -133,11 +133,11 @@ def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCode
             tmp = index_path.with_suffix(".tmp")
             tmp.write_text(json.dumps([[first, n] for first, n, _ in coded]))
             os.replace(tmp, index_path)
-        parts = []
-        for first, n, data in coded:
-            segments.append(KeyframeSegment(video=v, first_keyframe=first, n_keyframes=n, data=data))
-            parts.append(decode_keyframes(data, codec, width, height, n))
-        decoded.append(np.concatenate(parts))
+        segments += [KeyframeSegment(video=v, first_keyframe=first, n_keyframes=n, data=data)
+                     for first, n, data in coded]
+        # Segments concatenate into one valid stream: one ffmpeg process per video.
+        decoded.append(decode_keyframes(b"".join(data for _, _, data in coded), codec, width, height,
+                                        sum(n for _, n, _ in coded)))
     return segments, decoded
 
 

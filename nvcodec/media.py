@@ -546,6 +546,11 @@ class VideoWriter:
                 raise MediaError(self.dest, f"write {self.fmt}: wrote {self.n_frames} frames, "
                                             f"ffmpeg encoded {n_ffmpeg}", text)
         if self.dest is not None:
+            # mkstemp/mkdtemp create private (0600/0700) entries; give the result
+            # the permissions an ordinary file or folder would get under the umask.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._tmp, (0o777 if self._tmp.is_dir() else 0o666) & ~umask)
             os.replace(self._tmp, self.dest)
 
     def abort(self) -> None:
