@@ -146,15 +146,28 @@ def _key(codec: str, params: dict, corpus: Corpus, ms_ssim_stride: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def _append_history(cache_dir: Path, entry: dict) -> list[dict]:
+    """Every invocation's wall time (a resumed run's own wall time hides the earlier ones)."""
+    path = cache_dir / "runs.json"
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append(entry)
+    report.write_json(path, runs)
+    return runs
+
+
 def cached_point(cache_dir: Path, codec: str, params: dict, corpus: Corpus, ms_ssim_stride: int,
-                 compute, log=print) -> dict:
+                 compute, log=print, counter: list | None = None) -> dict:
     """The point from the cache, or computed by ``compute()`` and cached (atomically)."""
     path = cache_dir / "points" / f"{codec}-{_key(codec, params, corpus, ms_ssim_stride)}.json"
     if path.exists():
         point = json.loads(path.read_text())
         log(f"  {point['codec']} {point['label']}: cached ({point['bpp']:.4f} bpp, {point['psnr']:.2f} dB)")
         return point
+    started = time.perf_counter()
+    if counter is not None:
+        counter[0] += 1
     point = compute()
+    point["wall_s"] = time.perf_counter() - started        # everything: encode, decode, metrics
     report.write_json(path, point)
     log(f"  {point['codec']} {point['label']}: {point['bpp']:.4f} bpp, {point['psnr']:.2f} dB, "
         f"MS-SSIM {point['ms_ssim'] if point['ms_ssim'] is None else round(point['ms_ssim'], 4)}, "
@@ -266,10 +279,12 @@ def software_versions() -> dict:
     return out
 
 
-def peak_rss_mb() -> dict:
-    kb_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kb_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"self_mb": kb_self / 1024, "largest_child_mb": kb_children / 1024}
+def peak_rss_mb() -> float:
+    """Peak RSS of this process (frames, decoded copies, metrics, in-process nvcodec/NeRV).
+
+    ffmpeg children are not reported: on Linux a forked child's ru_maxrss starts at the
+    parent's size, so RUSAGE_CHILDREN says nothing about ffmpeg itself."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def metrics_summary(size: tuple[int, int], stride: int) -> str:
@@ -290,11 +305,11 @@ def run(args: argparse.Namespace, log=print) -> dict:
     corpus = read_corpus(Path(args.corpus), args.protocol, args.size, args.max_frames, cache_dir, log)
     log(f"{len(corpus.names)} videos, {corpus.n_frames} frames, frames sha256 {corpus.sha256[:16]}")
     stride = args.ms_ssim_stride
-    points, commands = [], {}
+    points, commands, n_computed = [], {}, [0]
     for anchor in args.anchors:
         for crf in args.crfs:
             p = cached_point(cache_dir, anchor, {"crf": crf}, corpus, stride,
-                             lambda: anchor_point(corpus, anchor, crf, work, stride), log)
+                             lambda: anchor_point(corpus, anchor, crf, work, stride), log, n_computed)
             points.append(p)
             commands[anchor] = p["command_example"].replace(f"-crf {crf}", "-crf CRF")
     use_nvcodec = args.nvcodec_presets and nvcodec_available()
@@ -305,7 +320,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
                   "max_frames": args.max_frames, "seed": 0}
         points.append(cached_point(cache_dir, "nvcodec", params, corpus, stride,
                                    lambda: nvcodec_point(corpus, preset, args.protocol, args.size,
-                                                         args.max_frames, work, stride, args.device), log))
+                                                         args.max_frames, work, stride, args.device),
+                                   log, n_computed))
     if args.nerv:
         from benchmarks import nerv
 
@@ -313,7 +329,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
             for mode in ("per-video", "corpus"):
                 params = {"config": cfg.to_json(), "mode": mode}
                 points.append(cached_point(cache_dir, nerv.codec_name(mode), params, corpus, stride,
-                                           lambda: nerv.nerv_point(corpus, cfg, mode, measure, stride), log))
+                                           lambda: nerv.nerv_point(corpus, cfg, mode, measure, stride),
+                                           log, n_computed))
                 commands[nerv.codec_name(mode)] = "benchmarks.nerv (in-process), see params"
 
     def curve(codec):
@@ -358,9 +375,11 @@ def run(args: argparse.Namespace, log=print) -> dict:
         "software": software_versions(),
         "machine": machine_info(),
         "points": points,
-        "peak_rss": peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "wall_s": time.perf_counter() - started,
     }
+    result["runs"] = _append_history(cache_dir, {"date_utc": result["date_utc"], "wall_s": result["wall_s"],
+                                                 "n_points": len(points), "n_computed": n_computed[0]})
     report.write_json(out_dir / "results.json", result)
     report.write_csv(out_dir / "points.csv", points)
     report.write_atomic(out_dir / "results.md", report.markdown(result).encode())
