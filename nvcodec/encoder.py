@@ -198,7 +198,9 @@ def encode(
     from nvcodec.presets import resolve
 
     started = time.monotonic()
-    say = (lambda _msg: None) if quiet else (log or print)
+    device = resolve_device(device)
+    main = distributed.setup(device.split(":")[0]).is_main    # under torchrun, rank 0 alone talks and writes
+    say = (lambda _msg: None) if quiet or not main else (log or print)
     output = Path(output)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -242,8 +244,6 @@ def encode(
         "epochs": epochs, "seed": seed, "target_bpp": target_bpp,
     }
     workdir = Path(workdir) if workdir is not None else output.with_name(output.name + WORKDIR_SUFFIX)
-    device = resolve_device(device)
-    main = distributed.setup(device.split(":")[0]).is_main
     if main:
         _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
 

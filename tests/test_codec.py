@@ -297,3 +297,25 @@ def test_target_bpp_lands_near_the_target(tmp_path):
     assert report.bpp == pytest.approx(1.0, rel=0.15)
     with pytest.raises(ValueError, match="either --target-bpp or --keyframe-quality"):
         nvcodec.encode([sample], tmp_path / "u.nvc", target_bpp=1.0, keyframe_quality=20)
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_write_one_file(tmp_path):
+    """`torchrun --nproc_per_node 2 --no-python nvcodec encode ... --device cpu` (gloo) writes one file, from rank 0."""
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    nvcodec_cmd = shutil.which("nvcodec") or str(Path(sys.executable).with_name("nvcodec"))
+    sample = Path(__file__).parents[1] / "samples" / "dog_192x108.mp4"
+    out = tmp_path / "ddp.nvc"
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", "--no-python", nvcodec_cmd, "encode", str(sample),
+         str(out), "--device", "cpu", "--preset", "tiny", "--epochs", "1", "--max-frames", "9"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("wrote ") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.nvc"]
+    with nvcodec.open(out) as nvc:
+        assert nvc.read(0).shape == (9, 108, 192, 3)
