@@ -89,7 +89,8 @@ class FitConfig:
 class FitResult:
     state_dict: dict[str, Tensor]          # float32 CPU tensors of the fitted DNeRV
     blend_psnr: float                      # the floor: (1-t)*start + t*end of the decoded keyframes
-    psnr: float                            # the fitted network's, same frames, same metric
+    psnr: float                            # the fitted network's, same frames, same metric: mean
+                                           # over real frames of the PSNR of the frame's tiles pooled
     history: list[dict] = field(default_factory=list)   # {"step", "loss", "psnr", "lr", "seconds"}
     seconds: float = 0.0                   # fitting wall-clock (all sessions of a resumed fit)
     steps: int = 0
@@ -371,31 +372,55 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
                      seconds=seconds, steps=step)
 
 
-def _shard(n: int, ctx: distributed.DistContext) -> np.ndarray:
-    return np.arange(ctx.rank, n, ctx.world_size, dtype=np.int64)
+def _my_clips(clips: ClipSet, ctx: distributed.DistContext) -> np.ndarray:
+    """This rank's clips for evaluation: whole frames (all tiles of a clip position) per rank."""
+    key = clips.video * (int(clips.first_frame.max(initial=0)) + 1) + clips.first_frame
+    _, group = np.unique(key, return_inverse=True)
+    return np.flatnonzero(group % ctx.world_size == ctx.rank)
+
+
+def _mean_frame_psnr(clips: ClipSet, index: np.ndarray, sse: np.ndarray, ctx: distributed.DistContext,
+                     device: torch.device) -> float:
+    """Mean over real frames of the frame's PSNR, from per-tile squared-error sums ``sse``
+    (len(index), T): a frame's tiles are pooled (one MSE per frame, tile padding included)
+    rather than averaging per-tile PSNRs, which would overstate quality."""
+    if len(index):
+        key = clips.video[index] * (int(clips.first_frame.max()) + 1) + clips.first_frame[index]
+        _, group = np.unique(key, return_inverse=True)
+        frame_sse = np.zeros((group.max() + 1, clips.clip_length))
+        np.add.at(frame_sse, group, sse)
+        n_tiles = np.bincount(group).astype(np.float64)[:, None]
+        mse = frame_sse / (n_tiles * 3 * clips.tile_size[0] * clips.tile_size[1])
+        with np.errstate(divide="ignore"):
+            psnr = np.minimum(10 * np.log10(255.0 ** 2 / mse), PSNR_CAP_DB)
+        mask = np.zeros(frame_sse.shape, bool)
+        mask[group] = clips.mask[index]
+        total, count = float(psnr[mask].sum()), float(mask.sum())
+    else:
+        total, count = 0.0, 0.0
+    total, count = distributed.all_reduce_sum([total, count], ctx, device)
+    return total / max(count, 1.0)
+
+
+def _sse(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    diff = ref.astype(np.float32) - dist.astype(np.float32)
+    return np.sum(diff * diff, axis=(-3, -2, -1), dtype=np.float64)
 
 
 def _blend_psnr(clips: ClipSet, ctx: distributed.DistContext, device: torch.device) -> float:
-    total, count = 0.0, 0
-    mine = _shard(clips.n_clips, ctx)
-    for i in range(0, len(mine), 64):
-        index = mine[i:i + 64]
-        psnr = frame_psnr(clips.frames[index], blend_frames(clips, index))
-        mask = clips.mask[index]
-        total, count = total + float(psnr[mask].sum()), count + int(mask.sum())
-    total, count = distributed.all_reduce_sum([total, float(count)], ctx, device)
-    return total / max(count, 1)
+    mine = _my_clips(clips, ctx)
+    sse = np.concatenate([_sse(clips.frames[mine[i:i + 64]], blend_frames(clips, mine[i:i + 64]))
+                          for i in range(0, len(mine), 64)] or [np.zeros((0, clips.clip_length))])
+    return _mean_frame_psnr(clips, mine, sse, ctx, device)
 
 
 def _fit_psnr(model: DNeRV, clips: ClipSet, ctx: distributed.DistContext, device: torch.device) -> float:
-    total, count = 0.0, 0
-    sub = clips.subset(_shard(clips.n_clips, ctx))
+    mine = _my_clips(clips, ctx)
+    sub = clips.subset(mine)
+    sse = np.zeros((len(mine), clips.clip_length))
     for index, frames in predict(model, sub, device=device, batch_size=8):
-        psnr = frame_psnr(sub.frames[index], frames)
-        mask = sub.mask[index]
-        total, count = total + float(psnr[mask].sum()), count + int(mask.sum())
-    total, count = distributed.all_reduce_sum([total, float(count)], ctx, device)
-    return total / max(count, 1)
+        sse[index] = _sse(sub.frames[index], frames)
+    return _mean_frame_psnr(clips, mine, sse, ctx, device)
 
 
 @torch.no_grad()

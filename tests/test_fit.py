@@ -107,7 +107,7 @@ def test_fit_beats_the_keyframe_blend_floor(clips):
     model.load_state_dict(result.state_dict)
     decoded = np.concatenate([f for _, f in predict(model, clips, device="cpu", batch_size=4)])
     psnr = frame_psnr(clips.frames, decoded)[clips.mask].mean()
-    assert psnr == pytest.approx(result.psnr, abs=1e-6)
+    assert psnr == pytest.approx(result.psnr, abs=1e-4)   # one tile per frame: tile PSNR = frame PSNR
 
 
 def test_fit_is_deterministic_given_the_seed(clips):
