@@ -113,12 +113,12 @@ register(Preset(
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),
     keyframe_quality=32, quant_bits=8, enc_width=8, embed_levels=8, mlp_width=32, min_width=8))
 register(Preset(
-    name="fast", tile=(64, 64), c0_min=12, c0_max=32, weight_bpp=0.05,
-    fit=FitConfig(epochs=150, batch_size=4, lr=2e-3, checkpoint_every=200),
+    name="fast", tile=(64, 64), c0_min=12, c0_max=24, weight_bpp=0.05,
+    fit=FitConfig(epochs=80, batch_size=4, lr=2e-3, checkpoint_every=200),
     keyframe_quality=30, quant_bits=8, enc_width=16, embed_levels=16, mlp_width=64, min_width=16))
 register(Preset(
     name="small", tile=(64, 80), c0_min=16, c0_max=64, weight_bpp=0.02,
-    fit=FitConfig(epochs=300, batch_size=8, lr=2e-3, checkpoint_every=500),
+    fit=FitConfig(epochs=300, max_steps=2000, batch_size=8, lr=2e-3, checkpoint_every=500),
     keyframe_quality=36, quant_bits=8, enc_width=32, embed_levels=32, mlp_width=128, min_width=16))
 register(Preset(
     name="medium", tile=(128, 160), c0_min=32, c0_max=213, weight_bpp=0.05,

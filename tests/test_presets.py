@@ -60,7 +60,7 @@ def test_overrides_replace_fit_and_preset_fields():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"c0": 500}, r"sizes C0 within \[12, 32\]; c0=500 contradicts"),
+    ({"c0": 500}, r"sizes C0 within \[12, 24\]; c0=500 contradicts"),
     ({"c0": 20, "c0_max": 40}, "either c0 or c0_min/c0_max"),
     ({"epochz": 3}, r"unknown override\(s\) \['epochz'\]"),
     ({"name": "other"}, "unknown override"),
