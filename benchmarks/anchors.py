@@ -9,6 +9,12 @@ no container bytes are counted, and decoded back to RGB with ``read_frames``,
 the same conversion path as every source video (it honours the BT.601 tag).
 
 The command lines are built with ffmpeg-python and recorded verbatim.
+
+The frame rate matters: x264's rate control divides a frame's complexity by its
+duration relative to 1/25 s, so the same CRF at 2 fps (the paper protocol) spends
+far more bits than at 25 fps (one CIF clip, 16 frames at 320x256, CRF 32:
+0.321 bpp / 35.8 dB at 2 fps vs 0.133 bpp / 31.3 dB at 25 fps). We pass the true
+rate of the frames (as nvcodec records it) and extend the CRF ladder instead.
 """
 
 from __future__ import annotations
