@@ -265,7 +265,6 @@ def machine_info() -> dict:
 
 
 def software_versions() -> dict:
-    import bjontegaard  # noqa: F401
     import torch
     from importlib.metadata import version
 
