@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -67,11 +67,23 @@ LADDER = {
 }
 
 
-def ladder(names) -> list[NervConfig]:
-    unknown = [n for n in names if n not in LADDER]
+MATCH = "match"   # ladder name: one point per nvcodec point, target_bpp = its measured bpp
+
+
+def ladder(names, matched_bpps=()) -> list[NervConfig]:
+    """Configs for ladder names; ``match`` gives one per bpp in ``matched_bpps`` (the nvcodec
+    points), with the 'mid' schedule. The coded size lands at or below the target (8-bit
+    weights before entropy coding fill it), so "matched" means "no more bits than"."""
+    unknown = [n for n in names if n not in LADDER and n != MATCH]
     if unknown:
-        raise ValueError(f"unknown NeRV ladder names {unknown}; known: {sorted(LADDER)}")
-    return [LADDER[n] for n in names]
+        raise ValueError(f"unknown NeRV ladder names {unknown}; known: {sorted(LADDER) + [MATCH]}")
+    out = []
+    for n in names:
+        if n == MATCH:
+            out += [replace(LADDER["mid"], target_bpp=float(b)) for b in matched_bpps]
+        else:
+            out.append(LADDER[n])
+    return out
 
 
 def codec_name(mode: str) -> str:

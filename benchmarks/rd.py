@@ -324,7 +324,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
     if args.nerv:
         from benchmarks import nerv
 
-        for cfg in nerv.ladder(args.nerv):
+        matched = [p["bpp"] for p in points if p["codec"] == "nvcodec"]
+        for cfg in nerv.ladder(args.nerv, matched):
             for mode in ("per-video", "corpus"):
                 params = {"config": cfg.to_json(), "mode": mode}
                 points.append(cached_point(cache_dir, nerv.codec_name(mode), params, corpus, stride,
@@ -406,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nvcodec-presets", type=_csv(str), default=list(DEFAULT_NVCODEC_PRESETS),
                    help="nvcodec rate points (empty: none); skipped while nvcodec.encode is not importable")
     p.add_argument("--nerv", type=_csv(str), default=[],
-                   help="NeRV ladder names from benchmarks.nerv.LADDER (empty: no NeRV points)")
+                   help="NeRV ladder names from benchmarks.nerv.LADDER, or 'match' (one point at each "
+                        "nvcodec point's bpp); empty: no NeRV points")
     p.add_argument("--ms-ssim-stride", type=int, default=1, help="MS-SSIM on every k-th frame (0: off)")
     p.add_argument("--device", default=None, help="nvcodec/NeRV device (default: cuda when present)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for metrics/NeRV")

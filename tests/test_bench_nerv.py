@@ -62,6 +62,13 @@ def test_tiny_fit_learns_and_the_rate_is_real_coded_bytes():
     assert n_bytes <= nerv.n_params(arch) + 4 * n_steps + 200 + 64 * len(qstate)
 
 
+def test_match_ladder_gives_one_config_per_nvcodec_bpp():
+    """'match' turns each nvcodec point's bpp into a target; named entries pass through."""
+    cfgs = nerv.ladder(["match", "quick"], matched_bpps=[0.05, 0.1])
+    assert [c.target_bpp for c in cfgs] == [0.05, 0.1, nerv.LADDER["quick"].target_bpp]
+    assert cfgs[0].epochs == nerv.LADDER["mid"].epochs
+
+
 def test_unknown_ladder_names_and_bad_configs_are_refused():
     """Ladder names are checked, and so is the config."""
     with pytest.raises(ValueError, match="unknown NeRV ladder"):
