@@ -49,6 +49,21 @@ small preset on two corpus clips (sam2_01_dog + cotracker_bear, 160x128, 32 fram
   -> on real motion the residual head is +2.1 dB over the floor after 3 CPU-minutes;
      the faithful head is still 1.5 dB under it. Default: residual.
 
+fast preset as shipped, the README demo: ``nice python benchmarks/bench_fit.py --preset fast
+--threads 2 --segments 8 samples/*.mp4`` (96 frames, 84 tile-clips of 64x64, C0=12,
+149,348 params, 1680 steps); PSNR vs fitting wall-clock (the load fell from ~8 to ~2.7
+during the run, so the early segments are slow; the last ones ran at 210 steps / 27 s =
+1.0 Mpix*step/s on 2 threads, i.e. the whole fit would take ~220 s on a quiet box):
+
+    steps   fit_s   PSNR    floor
+      210   254.5   34.09   33.69
+      630   365.6   34.85   33.69
+      840   461.4   35.43   33.69
+     1050   488.7   35.84   33.69
+     1260   516.6   36.10   33.69
+     1470   543.6   36.25   33.69
+     1680   571.4   36.27   33.69   (+2.58 dB over the floor), peak RSS 720 MB
+
 Throughput, idle-box reference: fast preset, 1 thread, 0.48 Mpix*step/s (84 steps in
 23 s, first run before the load rose), peak RSS 720 MB. CPU channels_last: 0.41 vs 0.47
 s/step (within noise on the loaded box); torch.compile on CPU: slower (0.67 s/step) for

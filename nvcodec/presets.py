@@ -111,7 +111,7 @@ def resolve(name: str, /, **overrides) -> Preset:
 #
 #   preset  tile     C0 range  params (C0 min .. max)  fit                         keyframe q  use
 #   tiny    32x32    8         50,959                  10 epochs, lr 5e-3          32          tests (seconds)
-#   fast    64x64    12..24    149,348 .. 379,135      60 epochs, lr 2e-3          30          README demo, CPU
+#   fast    64x64    12..24    149,348 .. 379,135      80 epochs, lr 2e-3          30          README demo, CPU
 #   small   64x80    16..64    337,787 .. 2,385,851    300 epochs <= 2000 steps    36          low rate point, CPU
 #   medium  128x160  32..213   1.65 M .. 23.99 M       400 epochs, lr 1e-3         32          GPU
 #   large   256x320  64..361   3.93 M .. 61.30 M       800 epochs, lr 5e-4 (paper) 28          GPU, paper sizes
@@ -121,7 +121,7 @@ register(Preset(
     keyframe_quality=32, quant_bits=8, enc_width=8, embed_levels=8, mlp_width=32, min_width=8))
 register(Preset(
     name="fast", tile=(64, 64), c0_min=12, c0_max=24, weight_bpp=0.05,
-    fit=FitConfig(epochs=60, batch_size=4, lr=2e-3, checkpoint_every=200),
+    fit=FitConfig(epochs=80, batch_size=4, lr=2e-3, checkpoint_every=200),
     keyframe_quality=30, quant_bits=8, enc_width=16, embed_levels=16, mlp_width=64, min_width=16))
 register(Preset(
     name="small", tile=(64, 80), c0_min=16, c0_max=64, weight_bpp=0.02,
