@@ -57,6 +57,7 @@ during the run, so the early segments are slow; the last ones ran at 210 steps /
 
     steps   fit_s   PSNR    floor
       210   254.5   34.09   33.69
+      420   310.4   34.50   33.69
       630   365.6   34.85   33.69
       840   461.4   35.43   33.69
      1050   488.7   35.84   33.69
