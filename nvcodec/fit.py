@@ -37,11 +37,11 @@ from torch import Tensor
 
 from nvcodec import distributed
 from nvcodec.clipset import ClipSet
+from nvcodec.metrics import psnr_from_mse
 from nvcodec.model import DNeRV, ModelConfig
 
 CHECKPOINT_NAME = "fit_checkpoint.pt"
 CHECKPOINT_VERSION = 1
-PSNR_CAP_DB = 100.0   # per-frame PSNR of identical frames (MSE 0) is reported as this
 
 
 @dataclass(frozen=True)
@@ -113,15 +113,6 @@ def lr_factor(step: int, total_steps: int, warmup_frac: float, warmup_start: flo
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def frame_psnr(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Per-frame PSNR (8-bit peak, capped at PSNR_CAP_DB) of uint8 (..., 3, h, w) arrays -> (...)."""
-    diff = ref.astype(np.float32) - dist.astype(np.float32)
-    mse = np.mean(diff * diff, axis=(-3, -2, -1))
-    with np.errstate(divide="ignore"):
-        psnr = 10.0 * np.log10(255.0 ** 2 / mse)
-    return np.minimum(psnr, PSNR_CAP_DB)
 
 
 def blend_frames(clips: ClipSet, index: np.ndarray | slice) -> np.ndarray:
@@ -391,8 +382,7 @@ def _mean_frame_psnr(clips: ClipSet, index: np.ndarray, sse: np.ndarray, ctx: di
         np.add.at(frame_sse, group, sse)
         n_tiles = np.bincount(group).astype(np.float64)[:, None]
         mse = frame_sse / (n_tiles * 3 * clips.tile_size[0] * clips.tile_size[1])
-        with np.errstate(divide="ignore"):
-            psnr = np.minimum(10 * np.log10(255.0 ** 2 / mse), PSNR_CAP_DB)
+        psnr = psnr_from_mse(mse)
         mask = np.zeros(frame_sse.shape, bool)
         mask[group] = clips.mask[index]
         total, count = float(psnr[mask].sum()), float(mask.sum())
