@@ -80,7 +80,7 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
     return (NvcFormatError, ValueError, OSError)
 
 
-def _run(ctx: click.Context, fn, *args, **kwargs):
+def _run(ctx: click.Context, fn, *args, on_interrupt: str = "", **kwargs):
     """Call the API; map its errors to one line and an exit status (traceback with --debug)."""
     debug = ctx.find_root().params.get("debug", False)
     try:
@@ -88,7 +88,7 @@ def _run(ctx: click.Context, fn, *args, **kwargs):
     except KeyboardInterrupt:
         if debug:
             raise
-        click.echo("nvcodec: interrupted", err=True)
+        click.echo(f"nvcodec: interrupted{on_interrupt}", err=True)
         ctx.exit(EXIT_INTERRUPTED)
     except _domain_errors() as exc:
         if debug:
@@ -135,7 +135,8 @@ def encode(ctx: click.Context, inputs, output, as_json, **settings) -> None:
     """Fit one network to every video in INPUTS (folders or files) and write OUTPUT (.nvc)."""
     import nvcodec
 
-    report = _run(ctx, nvcodec.encode, list(inputs), output, **settings)
+    report = _run(ctx, nvcodec.encode, list(inputs), output, **settings,
+                  on_interrupt="; the work folder is kept: run the same command with --resume to continue")
     if report is None:          # a torchrun rank other than 0: rank 0 reports
         return
     if as_json:
