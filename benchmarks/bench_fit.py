@@ -75,13 +75,11 @@ short fits, so it stays off by default. No GPU was available to this task: the C
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import resource
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch

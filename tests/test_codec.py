@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from fractions import Fraction
 from pathlib import Path
 

@@ -21,7 +21,7 @@ def synthetic_clips(n_videos: int = 3, n_frames: int = 16, size: tuple[int, int]
     keyframes at 0, K, 2K, .. plus the last frame; clip c = frames cK..; padded last clip."""
     rng = np.random.default_rng(seed)
     h, w = size
-    frames_all, kf_all, rows = [], [], []
+    kf_all, rows = [], []
     for v in range(n_videos):
         big = rng.random((3, h // 8 + 4, w // 8 + 4)).astype(np.float32)
         big = torch.nn.functional.interpolate(torch.from_numpy(big)[None], scale_factor=8, mode="bicubic",
@@ -57,13 +57,7 @@ TINY_MODEL = ModelConfig(tile_h=32, tile_w=32, c0=8, enc_width=8, embed_levels=8
 TINY_FIT = FitConfig(epochs=6, batch_size=2, lr=5e-3, checkpoint_every=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core box, OpenMP spin-waits made a 5 s fit take minutes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_schedule_warms_up_from_a_tenth_then_cosines_to_zero():

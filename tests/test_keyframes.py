@@ -73,7 +73,7 @@ def test_keyframe_bytes_decode_to_identical_pixels_twice_and_with_every_ffmpeg_b
     """Decoding is exact: the same bytes give the same RGB, again, and with ffmpeg 5.1 and 9.x."""
     frames = keyframes(4, 18, 30, seed=1)
     segments = encode_keyframes(frames, codec)
-    first, n, data = 0, 4, b"".join(d for *_, d in segments)       # segments concatenate into one stream
+    n, data = 4, b"".join(d for *_, d in segments)       # segments concatenate into one stream
     results = []
     for exe in BINARIES:
         monkeypatch.setenv("NVCODEC_FFMPEG", exe)

@@ -13,13 +13,7 @@ from nvcodec.model import DNeRV, ModelConfig, count_parameters, derive_strides
 PAPER = dict(tile_h=256, tile_w=320, strides=(4, 2, 2, 2, 2), enc_width=64, embed_levels=240)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core box, OpenMP spin-waits made a 5 s fit take minutes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("c0, millions", [(198, 21.39), (361, 61.30), (107, 8.02), (213, 24.20)])

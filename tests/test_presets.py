@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import torch
 
 from nvcodec.fit import fit
 from nvcodec.model import count_parameters
-from nvcodec.presets import PRESETS, Preset, register, resolve
+from nvcodec.presets import PRESETS, register, resolve
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_fit import synthetic_clips  # noqa: E402
+from test_fit import synthetic_clips
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a loaded 2-core box, OpenMP spin-waits made a 5 s fit take minutes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_has_the_named_presets_and_refuses_duplicates():
