@@ -76,7 +76,10 @@ def _coded_fps(source: SourceVideo, fps: Fraction | None) -> tuple[int, int]:
 def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, log) -> list[_Video]:
     videos = []
     for source in sources:
-        frames = np.stack(list(read_frames(source.path, size=size, fps=fps, max_frames=max_frames)))
+        frames = list(read_frames(source.path, size=size, fps=fps, max_frames=max_frames))
+        if not frames:
+            raise ValueError(f"{source.name}: no frames left to code (after --fps/--max-frames)")
+        frames = np.stack(frames)
         fps_num, fps_den = _coded_fps(source, fps)
         log(f"  {source.name}: {source.info.width}x{source.info.height} -> "
             f"{frames.shape[2]}x{frames.shape[1]}, {frames.shape[0]} frames at {fps_num}/{fps_den} fps")
@@ -208,6 +211,8 @@ def encode(
         raise ValueError(f"{output} exists; pass --force to overwrite it")
     if output.is_dir():
         raise ValueError(f"{output} is a folder; give a file name such as out.nvc")
+    if not output.parent.is_dir():      # checked now, not after minutes of fitting
+        raise ValueError(f"the folder of {output} does not exist")
     if fps is not None:
         fps = Fraction(fps)
         if fps <= 0:

@@ -128,6 +128,11 @@ def test_existing_output_is_refused_without_force(encoded, corpus):
         nvcodec.encode([corpus], path, preset="tiny", epochs=1, quiet=True)
 
 
+def test_output_in_a_missing_folder_is_refused_before_any_work(corpus, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        nvcodec.encode([corpus], tmp_path / "no" / "x.nvc", preset="tiny", epochs=1, quiet=True)
+
+
 def test_interrupted_encode_resumes_to_the_same_file(corpus, tmp_path, monkeypatch):
     """A fit killed after a checkpoint resumes from the work folder and writes the identical file."""
     import nvcodec.fit as fit_module
