@@ -15,6 +15,7 @@ from fractions import Fraction
 import click
 
 from nvcodec import __version__
+from nvcodec.keyframes import CODECS as KEYFRAME_CODECS
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -118,7 +119,8 @@ def main(debug: bool) -> None:
 @click.option("--fps", type=FractionType(), help="Resample to this frame rate (the paper's protocol: 2).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Keep at most this many frames per video.")
 @click.option("--keyframe-interval", type=click.IntRange(1, 64), help="Frames per clip (a keyframe every N).")
-@click.option("--keyframe-codec", help="Classical codec for keyframes (e.g. av1, hevc).")
+@click.option("--keyframe-codec", type=click.Choice(sorted(KEYFRAME_CODECS)),
+              help="Classical codec for keyframes (default: av1, an inter-coded track).")
 @click.option("--keyframe-quality", type=click.IntRange(0, 63), help="Keyframe CRF/QP (lower is better).")
 @click.option("--quant-bits", type=click.IntRange(2, 16), help="Bits per weight (default: the preset's).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Fitting epochs (default: the preset's).")
