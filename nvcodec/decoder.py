@@ -13,6 +13,7 @@ need only the keyframe segments that hold their start and end keyframes;
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -330,7 +331,7 @@ def decode(
             if len(selected) != 1 or fmt != "y4m":
                 raise ValueError("decoding to '-' (stdout) writes one video as y4m: choose it with --video")
             entry = selected[0]
-            with VideoWriter(stdout, "y4m", entry.width, entry.height, entry.fps_num, entry.fps_den) as writer:
+            with VideoWriter(stdout or sys.stdout.buffer, "y4m", entry.width, entry.height, entry.fps_num, entry.fps_den) as writer:
                 for frame in nvc.iter_frames(entry.name, frames):
                     writer.write(frame)
                     n_frames += 1
