@@ -202,16 +202,33 @@ def anchor_point(corpus: Corpus, anchor: str, crf: int, work: Path, ms_ssim_stri
             "command_example": shlex.join(cmd[:-1] + ["OUT"]), "per_video": m["per_video"]}
 
 
-def nvcodec_point(corpus: Corpus, preset: str, protocol: str, size, max_frames, work: Path,
+def parse_rate_point(spec: str) -> tuple[str, dict[str, int]]:
+    """'small' or 'small:keyframe_quality=44:quant_bits=6' -> (preset, integer encode() settings)."""
+    preset, *pairs = spec.split(":")
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in RATE_POINT_SETTINGS:
+            raise ValueError(f"rate point {spec!r}: expected PRESET[:KEY=INT...] with KEY in {RATE_POINT_SETTINGS}")
+        settings[key] = int(value)
+    return preset, settings
+
+
+RATE_POINT_SETTINGS = ("keyframe_quality", "quant_bits", "epochs")
+
+
+def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, work: Path,
                   ms_ssim_stride: int, device: str | None) -> dict:
-    """One nvcodec preset through the users' path: nvcodec.encode, then nvcodec.open(...).read()."""
+    """One nvcodec rate point through the users' path: nvcodec.encode, then nvcodec.open(...).read()."""
     import nvcodec
 
-    out = work / f"nvcodec-{preset}.nvc"
+    preset, settings = parse_rate_point(spec)
+    stem = "nvcodec-" + spec.replace(":", "_").replace("=", "")
+    out = work / f"{stem}.nvc"
     started = time.perf_counter()
     rep = nvcodec.encode([corpus.path], out, preset=preset, size=size, fps=PROTOCOLS[protocol],
                          max_frames=max_frames, seed=0, quiet=True, force=True, device=device,
-                         workdir=work / f"nvcodec-{preset}.work")
+                         workdir=work / f"{stem}.work", **settings)
     encode_s = time.perf_counter() - started
     n_bytes = out.stat().st_size
     started = time.perf_counter()
@@ -224,7 +241,7 @@ def nvcodec_point(corpus: Corpus, preset: str, protocol: str, size, max_frames, 
         raise ValueError(f"nvcodec coded videos {sorted(decoded)}, the benchmark read {sorted(corpus.names)}")
     m = measure(corpus, decoded, ms_ssim_stride=ms_ssim_stride)
     rep_json = rep.to_json() if hasattr(rep, "to_json") else {}
-    return {"codec": "nvcodec", "label": preset, "params": {"preset": preset},
+    return {"codec": "nvcodec", "label": spec, "params": {"preset": preset, **settings},
             "n_bytes": n_bytes, "settings_sei_bytes": 0, "bytes_by_part": rep_json.get("bytes_by_part"),
             "n_frames": corpus.n_frames, "n_pixels": corpus.n_pixels,
             "bpp": metrics.bits_per_pixel(n_bytes, corpus.n_pixels),
@@ -232,7 +249,8 @@ def nvcodec_point(corpus: Corpus, preset: str, protocol: str, size, max_frames, 
             "encode_s": encode_s, "decode_s": decode_s, "decode_fps": corpus.n_frames / decode_s,
             "device": device or "auto", "encode_report": rep_json, "per_video": m["per_video"],
             "command_example": f"nvcodec.encode([{str(corpus.path)!r}], OUT, preset={preset!r}, size={size}, "
-                               f"fps={PROTOCOLS[protocol]}, max_frames={max_frames}, seed=0)"}
+                               f"fps={PROTOCOLS[protocol]}, max_frames={max_frames}, seed=0"
+                               + "".join(f", {k}={v}" for k, v in settings.items()) + ")"}
 
 
 def nvcodec_available() -> bool:
@@ -405,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma list from {','.join(anchors.ANCHORS)}")
     p.add_argument("--crfs", type=_csv(int), default=list(DEFAULT_CRFS), help="CRF ladder for every anchor")
     p.add_argument("--nvcodec-presets", type=_csv(str), default=list(DEFAULT_NVCODEC_PRESETS),
-                   help="nvcodec rate points (empty: none); skipped while nvcodec.encode is not importable")
+                   help="nvcodec rate points, PRESET[:KEY=INT...] with KEY keyframe_quality, quant_bits "
+                        "or epochs (empty: none); skipped while nvcodec.encode is not importable")
     p.add_argument("--nerv", type=_csv(str), default=[],
                    help="NeRV ladder names from benchmarks.nerv.LADDER, or 'match' (one point at each "
                         "nvcodec point's bpp); empty: no NeRV points")

@@ -108,3 +108,14 @@ def test_reference_check_of_the_reference_itself_is_zero():
     assert check["x264-medium"]["bd"]["bd_rate_percent"] == pytest.approx(0.0, abs=1e-9)
     assert len(check["x264-medium"]["points"]) == 5
     assert reference_check("native", (64, 48), 300, points) == {}
+
+
+def test_rate_point_spec_parses_preset_and_integer_settings():
+    """'small:keyframe_quality=44:quant_bits=6' names a preset plus encode() settings; unknown keys are refused."""
+    from benchmarks.rd import parse_rate_point
+
+    assert parse_rate_point("small") == ("small", {})
+    assert parse_rate_point("small:keyframe_quality=44:quant_bits=6") == (
+        "small", {"keyframe_quality": 44, "quant_bits": 6})
+    with pytest.raises(ValueError, match="expected PRESET"):
+        parse_rate_point("small:lr=3")
