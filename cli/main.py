@@ -168,8 +168,15 @@ def decode(ctx: click.Context, file, outdir, videos, frames, fmt, crf, device, q
     """Decode FILE into OUTDIR (each video under its stored name), or '-' for y4m on stdout."""
     import nvcodec
 
-    report = _run(ctx, nvcodec.decode, file, outdir, videos=list(videos) or None, frames=frames,
-                  fmt=fmt, crf=crf, device=device, stdout=sys.stdout.buffer)
+    from tqdm import tqdm
+
+    with tqdm(unit="frame", disable=quiet or not sys.stderr.isatty(), leave=False) as bar:
+        def progress(name: str, n_frames: int) -> None:
+            bar.set_description(name, refresh=False)
+            bar.update(n_frames - bar.n)
+
+        report = _run(ctx, nvcodec.decode, file, outdir, videos=list(videos) or None, frames=frames,
+                      fmt=fmt, crf=crf, device=device, stdout=sys.stdout.buffer, progress=progress)
     if not quiet and outdir != "-":
         click.echo(f"decoded {report.n_frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps)")
         for out in report.outputs:

@@ -315,7 +315,10 @@ def decode(
     stdout=None,
     progress=None,
 ) -> DecodeReport:
-    """Decode ``path`` into ``outdir`` (or, with ``outdir == "-"``, one video as y4m to ``stdout``)."""
+    """Decode ``path`` into ``outdir`` (or, with ``outdir == "-"``, one video as y4m to ``stdout``).
+
+    ``progress(video_name, n_frames_so_far)`` is called after every frame written to a file.
+    """
     import time
 
     from nvcodec.media import VideoWriter
