@@ -348,12 +348,7 @@ class _Process:
 
     def finish(self) -> str:
         """Close our pipes, wait, check the exit status; return stderr."""
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe:
-                try:
-                    pipe.close()
-                except BrokenPipeError:
-                    pass
+        self._close_pipes()
         rc = self.proc.wait()
         text = self.stderr()
         self._err.close()
@@ -365,6 +360,9 @@ class _Process:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe:
                 try:
