@@ -152,6 +152,37 @@ def clip_layout(n_frames: int, interval: int) -> tuple[np.ndarray, ...]:
     return first, start_kf, end_kf, frame, mask, t_video, t_local
 
 
+def _tile_clips(n_frames: int, interval: int, n_tiles: int, clips: slice,
+                kf_offset: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The ClipSet arrays of one video's ``clips`` for every tile (clip-major, tile-minor), and
+    the clips' frame indices (n, K). Keyframe tile indices are ``kf_offset + k * n_tiles + j``
+    for keyframe k of the video, tile j."""
+    first, start_kf, end_kf, frame_idx, mask, t_video, t_local = clip_layout(n_frames, interval)
+    n_clips = len(first[clips])
+    tile = np.tile(np.arange(n_tiles, dtype=np.int64), n_clips)
+    rep = lambda a: np.repeat(a[clips], n_tiles, axis=0)                  # noqa: E731
+    arrays = {"mask": rep(mask), "t_video": rep(t_video), "t_local": rep(t_local),
+              "start_kf": kf_offset + rep(start_kf) * n_tiles + tile,
+              "end_kf": kf_offset + rep(end_kf) * n_tiles + tile,
+              "tile": tile, "first_frame": rep(first)}
+    return arrays, frame_idx[clips]
+
+
+def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, interval: int,
+                     tile_h: int, tile_w: int, first_clip: int, stop_clip: int) -> ClipSet:
+    """Decode-only clips ``first_clip .. stop_clip-1`` of one video, every tile, clip-major.
+
+    ``keyframes`` (n, H, W, 3) are that video's decoded keyframes ``first_keyframe ..``: random
+    access decodes only the keyframes its clips need.
+    """
+    kt = split_tiles(keyframes, tile_h, tile_w)                           # (n, n_tiles, 3, th, tw)
+    n_tiles = kt.shape[1]
+    arrays, _ = _tile_clips(n_frames, interval, n_tiles, slice(first_clip, stop_clip),
+                            -first_keyframe * n_tiles)
+    return ClipSet(keyframes=kt.reshape(-1, 3, tile_h, tile_w),
+                   video=np.zeros(len(arrays["tile"]), np.int64), **arrays)
+
+
 def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], interval: int,
                   tile_h: int, tile_w: int) -> ClipSet:
     """Clips of every tile-video of every video.
@@ -182,18 +213,10 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
         kt = split_tiles(keyframes, tile_h, tile_w)                       # (n_kf, n_tiles, 3, th, tw)
         n_tiles = kt.shape[1]
         kf_tiles.append(kt.reshape(-1, 3, tile_h, tile_w))
-        first, start_kf, end_kf, frame_idx, mask, t_video, t_local = clip_layout(n_frames, interval)
-        n_clips = len(first)
-        tile = np.tile(np.arange(n_tiles, dtype=np.int64), n_clips)      # clip-major, tile-minor
-        rep = lambda a: np.repeat(a, n_tiles, axis=0)                    # noqa: E731
-        parts["mask"].append(rep(mask))
-        parts["t_video"].append(rep(t_video))
-        parts["t_local"].append(rep(t_local))
-        parts["start_kf"].append(kf_base + rep(start_kf) * n_tiles + tile)
-        parts["end_kf"].append(kf_base + rep(end_kf) * n_tiles + tile)
-        parts["video"].append(np.full(n_clips * n_tiles, v, np.int64))
-        parts["tile"].append(tile)
-        parts["first_frame"].append(rep(first))
+        arrays, frame_idx = _tile_clips(n_frames, interval, n_tiles, slice(None), kf_base)
+        for key, arr in arrays.items():
+            parts[key].append(arr)
+        parts["video"].append(np.full(len(arrays["tile"]), v, np.int64))
         if with_frames:
             ft = split_tiles(frames, tile_h, tile_w)                      # (L, n_tiles, 3, th, tw)
             clips = ft[frame_idx]                                         # (n_clips, K, n_tiles, 3, th, tw)

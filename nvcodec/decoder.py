@@ -24,8 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nvcodec.bitstream import NvcFormatError, NvcReader
-from nvcodec.clipset import ClipSet
-from nvcodec.corpus import clip_layout, keyframe_positions, merge_tiles, split_tiles
+from nvcodec.corpus import build_clip_range, keyframe_positions, merge_tiles
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes
 
 CLIPS_PER_STEP = 8          # clips decoded together per video (x tiles); bounds memory while streaming
@@ -165,7 +164,7 @@ class NvcFile:
             c_hi = min(c_lo + CLIPS_PER_STEP, (stop - 1) // k + 1)         # clips c_lo .. c_hi-1
             kf_first, kf_last = c_lo, min(c_hi, n_kf - 1)
             keyframes = self._keyframes(v, kf_first, kf_last)
-            clips = _clip_range(keyframes, kf_first, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi)
+            clips = build_clip_range(keyframes, kf_first, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi)
             n_tiles = int(clips.tile.max()) + 1
             out = np.empty((c_hi - c_lo, n_tiles, k, 3, tile_h, tile_w), np.uint8)
             for index, pred in predict(model, clips, device=device):
@@ -186,27 +185,6 @@ class NvcFile:
         for i, frame in enumerate(self.iter_frames(video, frames)):
             out[i] = frame
         return out
-
-
-def _clip_range(keyframes: np.ndarray, kf_first: int, n_frames: int, interval: int,
-                tile_h: int, tile_w: int, first_clip: int, stop_clip: int) -> ClipSet:
-    """Decode-only clips ``first_clip .. stop_clip-1`` of one video, every tile, clip-major.
-
-    ``keyframes`` (n, H, W, 3) are that video's decoded keyframes ``kf_first ..``.
-    """
-    first, start_kf, end_kf, _, mask, t_video, t_local = clip_layout(n_frames, interval)
-    sel = slice(first_clip, stop_clip)
-    kt = split_tiles(keyframes, tile_h, tile_w)                       # (n, n_tiles, 3, th, tw)
-    n_tiles = kt.shape[1]
-    n_clips = stop_clip - first_clip
-    tile = np.tile(np.arange(n_tiles, dtype=np.int64), n_clips)
-    rep = lambda a: np.repeat(a[sel], n_tiles, axis=0)               # noqa: E731
-    return ClipSet(
-        mask=rep(mask), t_video=rep(t_video), t_local=rep(t_local),
-        keyframes=kt.reshape(-1, 3, tile_h, tile_w),
-        start_kf=(rep(start_kf) - kf_first) * n_tiles + tile, end_kf=(rep(end_kf) - kf_first) * n_tiles + tile,
-        video=np.zeros(n_clips * n_tiles, np.int64), tile=tile, first_frame=rep(first),
-    )
 
 
 def _build_network(reader: NvcReader, metadata: dict, device: str):
