@@ -67,22 +67,21 @@ def _int(d: dict, key: str, path: str, lo: int, hi: int) -> int:
     return v
 
 
-def _obj(d: dict, key: str, path: str) -> dict:
+def _typed(d: dict, key: str, path: str, kind: type, what: str):
     if key not in d:
         raise MetadataError(f"{path}: missing key {key!r}")
     v = d[key]
-    if not isinstance(v, dict):
-        raise MetadataError(f"{path}.{key}: must be an object, got {type(v).__name__}")
+    if not isinstance(v, kind):
+        raise MetadataError(f"{path}.{key}: must be {what}, got {type(v).__name__}")
     return v
+
+
+def _obj(d: dict, key: str, path: str) -> dict:
+    return _typed(d, key, path, dict, "an object")
 
 
 def _str(d: dict, key: str, path: str) -> str:
-    if key not in d:
-        raise MetadataError(f"{path}: missing key {key!r}")
-    v = d[key]
-    if not isinstance(v, str):
-        raise MetadataError(f"{path}.{key}: must be a string, got {type(v).__name__}")
-    return v
+    return _typed(d, key, path, str, "a string")
 
 
 def _is_scalar(v: object) -> bool:

@@ -193,3 +193,12 @@ def test_scan_rejects_duplicate_names(tmp_path):
         make_video(tmp_path / d / "same.mp4", 1)
     with pytest.raises(ValueError, match="same.mp4"):
         corpus.scan([tmp_path / "x", tmp_path / "y"])
+
+
+def test_keyframe_positions_agree_with_the_container_rule():
+    """The corpus's keyframe positions and the format's keyframe count (FORMAT.md 5) are one rule."""
+    from nvcodec.bitstream import keyframe_count
+
+    for interval in (1, 2, 7, 8, 16):
+        for n_frames in range(1, 60):
+            assert len(corpus.keyframe_positions(n_frames, interval)) == keyframe_count(n_frames, interval)
