@@ -221,6 +221,7 @@ def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, wo
                   ms_ssim_stride: int, device: str | None) -> dict:
     """One nvcodec rate point through the users' path: nvcodec.encode, then nvcodec.open(...).read()."""
     import nvcodec
+    from nvcodec.decoder import resolve_device
 
     preset, settings = parse_rate_point(spec)
     stem = "nvcodec-" + spec.replace(":", "_").replace("=", "")
@@ -247,7 +248,8 @@ def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, wo
             "bpp": metrics.bits_per_pixel(n_bytes, corpus.n_pixels),
             "psnr": m["psnr"], "y_psnr": m["y_psnr"], "yuv_psnr": m["yuv_psnr"], "ms_ssim": m["ms_ssim"],
             "encode_s": encode_s, "decode_s": decode_s, "decode_fps": corpus.n_frames / decode_s,
-            "device": device or "auto", "encode_report": rep_json, "per_video": m["per_video"],
+            "device": resolve_device(device), "machine": machine_info()["summary"],   # kept when merged elsewhere
+            "encode_report": rep_json, "per_video": m["per_video"],
             "command_example": f"nvcodec.encode([{str(corpus.path)!r}], OUT, preset={preset!r}, size={size}, "
                                f"fps={PROTOCOLS[protocol]}, max_frames={max_frames}, seed=0"
                                + "".join(f", {k}={v}" for k, v in settings.items()) + ")"}
@@ -420,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=300, help="frames per video (after sampling)")
     p.add_argument("--out", required=True, help="results folder (cache under OUT/cache)")
     p.add_argument("--anchors", type=_csv(str), default=list(anchors.ANCHORS),
-                   help=f"comma list from {','.join(anchors.ANCHORS)}")
+                   help=f"comma list from {','.join(anchors.ANCHORS)}; 'none' or '' for none (points "
+                        "for other codecs only, e.g. to merge into a table whose anchors are cached)")
     p.add_argument("--crfs", type=_csv(int), default=list(DEFAULT_CRFS), help="CRF ladder for every anchor")
     p.add_argument("--nvcodec-presets", type=_csv(str), default=list(DEFAULT_NVCODEC_PRESETS),
                    help="nvcodec rate points, PRESET[:KEY=INT...] with KEY keyframe_quality, quant_bits "
@@ -438,6 +441,8 @@ def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if args.anchors == ["none"]:
+        args.anchors = []
     for name in args.anchors:
         if name not in anchors.ANCHORS:
             raise SystemExit(f"unknown anchor {name!r}; known: {', '.join(anchors.ANCHORS)}")
