@@ -202,19 +202,21 @@ def anchor_point(corpus: Corpus, anchor: str, crf: int, work: Path, ms_ssim_stri
             "command_example": shlex.join(cmd[:-1] + ["OUT"]), "per_video": m["per_video"]}
 
 
-def parse_rate_point(spec: str) -> tuple[str, dict[str, int]]:
-    """'small' or 'small:keyframe_quality=44:quant_bits=6' -> (preset, integer encode() settings)."""
+def parse_rate_point(spec: str) -> tuple[str, dict[str, int | float]]:
+    """'small' or 'small:keyframe_quality=44:quant_bits=6' -> (preset, encode() settings)."""
     preset, *pairs = spec.split(":")
     settings = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in RATE_POINT_SETTINGS:
-            raise ValueError(f"rate point {spec!r}: expected PRESET[:KEY=INT...] with KEY in {RATE_POINT_SETTINGS}")
-        settings[key] = int(value)
+            raise ValueError(f"rate point {spec!r}: expected PRESET[:KEY=VALUE...] with KEY in "
+                             f"{tuple(RATE_POINT_SETTINGS)}")
+        settings[key] = RATE_POINT_SETTINGS[key](value)
     return preset, settings
 
 
-RATE_POINT_SETTINGS = ("keyframe_quality", "quant_bits", "epochs")
+# encode() keyword -> type; rate_lambda: rate-aware quantization (issue 7), for an encode() that takes it
+RATE_POINT_SETTINGS = {"keyframe_quality": int, "quant_bits": int, "epochs": int, "rate_lambda": float}
 
 
 def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, work: Path,
@@ -426,8 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "for other codecs only, e.g. to merge into a table whose anchors are cached)")
     p.add_argument("--crfs", type=_csv(int), default=list(DEFAULT_CRFS), help="CRF ladder for every anchor")
     p.add_argument("--nvcodec-presets", type=_csv(str), default=list(DEFAULT_NVCODEC_PRESETS),
-                   help="nvcodec rate points, PRESET[:KEY=INT...] with KEY keyframe_quality, quant_bits "
-                        "or epochs (empty: none); skipped while nvcodec.encode is not importable")
+                   help="nvcodec rate points, PRESET[:KEY=VALUE...] with KEY keyframe_quality, quant_bits, "
+                        "epochs (integers) or rate_lambda (a number) (empty: none); skipped while "
+                        "nvcodec.encode is not importable")
     p.add_argument("--nerv", type=_csv(str), default=[],
                    help="NeRV ladder names from benchmarks.nerv.LADDER, or 'match' (one point at each "
                         "nvcodec point's bpp); empty: no NeRV points")
