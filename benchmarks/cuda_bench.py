@@ -27,7 +27,8 @@ each recording its traceback instead of stopping the run (the JSON is rewritten 
 
 ``plan`` turns the measured throughput into rate points for ``benchmarks.rd``: a spec
 without ``epochs=`` gets the epochs that fill ``--point-seconds`` of fitting (at 90 % of the
-measured rate), fewer when ``--seconds-left`` cannot hold every point and its overhead.
+measured rate, the preset's rate-aware fine-tune included), fewer when ``--seconds-left``
+cannot hold every point and its overhead (POINT_OVERHEAD_S each).
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def part_fit(run: Run, args) -> dict:
         entry: dict = {"spec": spec}
         out["presets"].append(entry)
         try:
-            overrides = {k: settings[k] for k in ("quant_bits",) if k in settings}
+            overrides = {k: settings[k] for k in ("quant_bits", "rate_lambda") if k in settings}
             preset = resolve(preset_name, **overrides)
             model_cfg = preset.model_config(corpus.n_pixels, clip_length=INTERVAL)
             clips = build_clipset(videos, INTERVAL, model_cfg.tile_h, model_cfg.tile_w)
@@ -257,7 +258,8 @@ def part_fit(run: Run, args) -> dict:
                           "n_params": count_parameters(model_cfg), "batch_size": fit_cfg.batch_size,
                           "n_clips": clips.n_clips, "steps_per_epoch": per_epoch,
                           "preset_epochs": fit_cfg.epochs, "preset_max_steps": fit_cfg.max_steps,
-                          "preset_total_steps": min(total, fit_cfg.max_steps) if fit_cfg.max_steps else total})
+                          "preset_total_steps": min(total, fit_cfg.max_steps) if fit_cfg.max_steps else total,
+                          "qat_fraction": getattr(preset, "qat_fraction", 0.0)})
             print(f"  {spec}: C0={model_cfg.c0}, {entry['n_params']} params, tile {model_cfg.tile_w}x"
                   f"{model_cfg.tile_h}, {clips.n_clips} clips ({per_epoch} steps/epoch)", flush=True)
             sub = clips.subset(np.arange(min(clips.n_clips, args.fit_clips)))
@@ -387,7 +389,8 @@ def plan(bench: dict, specs: list[str], point_seconds: float, seconds_left: floa
             log(f"{spec}: dropped, {seconds_left:.0f} s left cannot hold its overhead ({POINT_OVERHEAD_S:.0f} s) "
                 f"and 10 s of fitting")
             continue
-        steps = PLAN_RATE_FACTOR * entry["steps_per_s"] * fit_s
+        # a rate-aware quantization fine-tune (nvcodec.qat) adds qat_fraction x the fit's steps
+        steps = PLAN_RATE_FACTOR * entry["steps_per_s"] * fit_s / (1 + entry.get("qat_fraction", 0.0))
         epochs = max(1, int(steps // entry["steps_per_epoch"]))
         if epochs >= entry["preset_epochs"] and entry["preset_total_steps"] <= steps:
             log(f"{spec}: the preset's own schedule ({entry['preset_total_steps']} steps) fits in {fit_s:.0f} s")

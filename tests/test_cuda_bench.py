@@ -31,6 +31,22 @@ def test_plan_shares_the_time_left_and_drops_what_cannot_fit():
     assert cuda_bench.plan(_bench(), ["medium"], 90, overhead + 5, log=lambda m: None) == []
 
 
+def test_plan_leaves_room_for_the_rate_aware_fine_tune():
+    """A preset that fine-tunes for 10 % of its fit: 810 / 1.1 = 736 steps = 11 epochs of 64."""
+    bench = _bench()
+    bench["parts"]["fit"]["presets"][0]["qat_fraction"] = 0.1
+    assert cuda_bench.plan(bench, ["medium"], 90, 1000, log=lambda m: None) == ["medium:epochs=11"]
+
+
+def test_rate_point_specs_take_a_float_rate_lambda():
+    """The RD harness's specs: integers for keyframe_quality, quant_bits and epochs, a number for rate_lambda."""
+    from benchmarks.rd import parse_rate_point
+
+    assert parse_rate_point("medium:rate_lambda=0.02:epochs=12") == ("medium", {"rate_lambda": 0.02, "epochs": 12})
+    with pytest.raises(ValueError, match="expected PRESET"):
+        parse_rate_point("medium:lambda=0.02")
+
+
 def test_plan_keeps_a_preset_whose_own_schedule_fits_and_guesses_without_a_measurement():
     """A short preset schedule runs as is; an unmeasured preset gets the fallback epochs."""
     short = _bench(preset_epochs=10, preset_total_steps=640)
