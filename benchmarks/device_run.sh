@@ -237,7 +237,9 @@ run() {
         export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
     fi
     if [ -z "${NVCODEC_FFMPEG:-}" ] && [ "${NVC_SKIP_FFMPEG:-0}" != 1 ]; then
-        mkdir -p "$work/ffmpeg_pkg" && tar xJf "$FFMPEG_TARBALL" -C "$work/ffmpeg_pkg" || die "cannot unpack $FFMPEG_TARBALL"
+        # Python's lzma, not tar -J: the device may have no xz binary
+        $py -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' \
+            "$FFMPEG_TARBALL" "$work/ffmpeg_pkg" || die "cannot unpack $FFMPEG_TARBALL"
         export NVCODEC_FFMPEG=$work/ffmpeg_pkg/ffmpeg/ffmpeg
     fi
     say "ffmpeg: ${NVCODEC_FFMPEG:-from PATH or imageio-ffmpeg}: $("${NVCODEC_FFMPEG:-ffmpeg}" -hide_banner -version 2>&1 | head -1)"
