@@ -122,7 +122,11 @@ def main(debug: bool) -> None:
 @click.option("--keyframe-codec", type=click.Choice(sorted(KEYFRAME_CODECS)),
               help="Classical codec for keyframes (default: av1, an inter-coded track).")
 @click.option("--keyframe-quality", type=click.IntRange(0, 63), help="Keyframe CRF/QP (lower is better).")
-@click.option("--quant-bits", type=click.IntRange(2, 16), help="Bits per weight (default: the preset's).")
+@click.option("--lambda", "rate_lambda", type=click.FloatRange(min=0),
+              help="Rate-aware weights: minimise MSE + LAMBDA x weight bpp (default: the preset's; "
+                   "MSE of RGB in [0, 1], so 0.001 trades 0.001 of MSE for 1 bpp).")
+@click.option("--quant-bits", type=click.IntRange(2, 16),
+              help="Plain post-training quantization at this many bits per weight instead of rate-aware.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Fitting epochs (default: the preset's).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Work folder (default: OUTPUT.work).")

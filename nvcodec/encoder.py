@@ -29,11 +29,17 @@ from nvcodec.keyframes import CODECS, KeyframeCodec, decode_keyframes, encode_ke
 from nvcodec.media import read_frames
 from nvcodec.model import count_parameters
 from nvcodec.quant import quantize_state
-from nvcodec.rate import plan_rate
+from nvcodec.qat import chunk_bytes as _chunk_bytes
+from nvcodec.rate import OVERHEAD_BYTES, plan_rate
 
 WORKDIR_SUFFIX = ".work"
 DEFAULT_KEYFRAME_INTERVAL = 8         # DESIGN.md: every 8th frame plus the last
 DEFAULT_KEYFRAME_CODEC = "av1"        # an inter-coded AV1 track: see benchmarks/bench_keyframes.py
+# --target-bpp (issue 7): keyframe shares of the budget tried, the pilot fit's share of the steps, and
+# the bits per weight rate-aware quantization costs (1.8-2.6 measured, bitstream/FORMAT.md section 13)
+KEYFRAME_SHARES = (0.35, 0.5, 0.65)
+PILOT_FRACTION = 0.2
+RATE_AWARE_BITS_PER_WEIGHT = 3.0
 
 
 @dataclass(frozen=True)
@@ -186,14 +192,17 @@ def encode(
     skip_broken: bool = False,
     quiet: bool = False,
     target_bpp: float | None = None,
+    rate_lambda: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> EncodeReport | None:
     """Fit one network to every video under ``inputs`` and write ``output`` (.nvc).
 
-    ``target_bpp``: choose the keyframe quality and the network size so that
-    the file lands near this rate (``nvcodec.rate``); the report gives the rate
-    reached. Returns the report (measured on the written file), or ``None`` on
-    ranks other than 0 under torchrun, where only rank 0 writes.
+    The weights are quantized rate-aware (``nvcodec.qat``) at ``rate_lambda`` (default:
+    the preset's), or plainly at ``quant_bits`` bits when that is given (or the preset
+    has no lambda). ``target_bpp``: choose the keyframe quality, the network size and
+    the weights' steps jointly so that the file lands near this rate (``nvcodec.rate``);
+    the report gives the rate reached. Returns the report (measured on the written
+    file), or ``None`` on ranks other than 0 under torchrun, where only rank 0 writes.
     """
     from nvcodec import distributed
     from nvcodec.decoder import measure_file, resolve_device
@@ -220,11 +229,16 @@ def encode(
 
     if target_bpp is not None and keyframe_quality is not None:
         raise ValueError("give either --target-bpp or --keyframe-quality: the rate control chooses the quality")
+    if sum(x is not None for x in (target_bpp, rate_lambda, quant_bits)) > 1:
+        raise ValueError("give at most one of --target-bpp, --lambda and --quant-bits: each sets how the weights "
+                         "are quantized")
     overrides = {"seed": seed}
     if epochs is not None:
         overrides["epochs"] = epochs
     if quant_bits is not None:
-        overrides["quant_bits"] = quant_bits
+        overrides.update(quant_bits=quant_bits, rate_lambda=None)
+    if rate_lambda is not None:
+        overrides["rate_lambda"] = rate_lambda
     chosen = resolve(preset, **overrides)
     interval = keyframe_interval or DEFAULT_KEYFRAME_INTERVAL
     kf_codec = KeyframeCodec(codec=keyframe_codec or DEFAULT_KEYFRAME_CODEC,
@@ -234,24 +248,20 @@ def encode(
     say(f"nvcodec {__version__}: {len(sources)} video(s), preset {preset!r}")
     videos = _read_videos(sources, size, fps, max_frames, say)
     n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
-    if target_bpp is not None:
-        plan = plan_rate(target_bpp, n_pixels, lambda q: _keyframe_bytes(videos, interval, replace(kf_codec, quality=q)),
-                         (0, CODECS[kf_codec.codec].max_quality))
-        kf_codec = replace(kf_codec, quality=plan.keyframe_quality)
-        chosen = replace(chosen, weight_bpp=max(plan.weight_bpp, 1e-6), c0_min=1)
-        say(f"rate plan for {target_bpp} bpp: keyframe quality {plan.keyframe_quality} "
-            f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), weights about {plan.weight_bpp:.4f} bpp")
     n_bits = chosen.quant_bits
-
     settings = {
         "preset": preset, "size": size, "fps": str(fps) if fps else None, "max_frames": max_frames,
         "interval": interval, "keyframe_codec": kf_codec.to_json(), "quant_bits": n_bits,
-        "epochs": epochs, "seed": seed, "target_bpp": target_bpp,
+        "rate_lambda": chosen.rate_lambda, "epochs": epochs, "seed": seed, "target_bpp": target_bpp,
     }
     workdir = Path(workdir) if workdir is not None else output.with_name(output.name + WORKDIR_SUFFIX)
     if main:
         _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
 
+    budget_bytes = None
+    if target_bpp is not None:
+        kf_codec, chosen, budget_bytes = _plan_target(videos, interval, kf_codec, chosen, target_bpp, n_pixels,
+                                                      device, workdir, main, say)
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None)
@@ -264,10 +274,22 @@ def encode(
     if not main:
         return None
 
-    float_state = {name: t.detach().cpu().numpy() for name, t in result.state_dict.items()}
-    tensors = quantize_state(float_state, n_bits)
-    fit_info = {"preset": preset, "epochs": fit_cfg.epochs, "seed": seed, "quant_bits": n_bits,
+    fit_info = {"preset": preset, "epochs": fit_cfg.epochs, "seed": seed,
                 "fit_psnr": round(result.psnr, 4), "blend_psnr": round(result.blend_psnr, 4)}
+    if chosen.rate_lambda is None and budget_bytes is None:
+        tensors = quantize_state({name: t.numpy() for name, t in result.state_dict.items()}, n_bits)
+        fit_info["quant_bits"] = n_bits
+    else:
+        from nvcodec.qat import rate_aware_quantize
+
+        qat_steps = round(chosen.qat_fraction * result.steps)
+        choice = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels,
+                                     lam=None if budget_bytes is not None else chosen.rate_lambda,
+                                     budget_bytes=budget_bytes, qat_steps=qat_steps, lr=0.1 * fit_cfg.lr,
+                                     batch_size=fit_cfg.batch_size, seed=seed, device=device,
+                                     log=say if not quiet else (lambda _msg: None))
+        tensors = choice.tensors
+        fit_info.update(quantization="rate-aware", rate_lambda=float(f"{choice.lam:.6g}"), qat_steps=qat_steps)
     metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)
     n_bytes = write_nvc(output, metadata, segments, tensors)
 
@@ -282,6 +304,83 @@ def encode(
         seconds=time.monotonic() - started, videos=measured.videos,
     )
     return report
+
+
+def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCodec, chosen, target_bpp: float,
+                 n_pixels: int, device: str, workdir: Path, main: bool, say: Callable[[str], None]):
+    """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly (issue 7).
+
+    Each share of ``KEYFRAME_SHARES`` gives a keyframe quality (measured bytes) and a
+    network sized for what is left; each distinct candidate gets a pilot fit of
+    ``PILOT_FRACTION`` of the steps, its weights are quantized rate-aware to exactly
+    the bytes left, and the candidate whose whole corpus decodes best wins. Returns
+    (keyframe codec, preset, weight budget in bytes). The choice is kept in the work
+    folder, so --resume does not run the pilots again.
+    """
+    from nvcodec import distributed
+    from nvcodec.distributed import DistContext
+    from nvcodec.fit import _fit_psnr, fit, total_steps_of
+    from nvcodec.model import DNeRV
+    from nvcodec.qat import rate_aware_quantize
+
+    import torch
+
+    kf_cache: dict[int, int] = {}
+
+    def kf_bytes(q: int) -> int:
+        if q not in kf_cache:
+            kf_cache[q] = _keyframe_bytes(videos, interval, replace(kf_codec, quality=q))
+        return kf_cache[q]
+
+    candidates, seen = [], set()
+    for share in KEYFRAME_SHARES:
+        plan = plan_rate(target_bpp, n_pixels, kf_bytes, (0, CODECS[kf_codec.codec].max_quality), keyframe_share=share)
+        # the network is sized for what rate-aware quantization costs per weight, not for plain quant_bits
+        weight_bpp = min(max(plan.weight_bpp, 1e-6) * chosen.quant_bits / RATE_AWARE_BITS_PER_WEIGHT, 64.0)
+        preset = replace(chosen, weight_bpp=weight_bpp, c0_min=1)
+        key = (plan.keyframe_quality, preset.model_config(n_pixels, interval).c0)
+        if key not in seen:
+            seen.add(key)
+            candidates.append((plan, preset, target_bpp * n_pixels / 8 - plan.keyframe_bytes - OVERHEAD_BYTES))
+
+    choice_path = workdir / "rate_choice.json"
+    if len(candidates) == 1:
+        best = 0
+    elif main and choice_path.exists():
+        best = json.loads(choice_path.read_text())["candidate"]
+    else:
+        scores = []
+        for plan, preset, budget in candidates:
+            codec = replace(kf_codec, quality=plan.keyframe_quality)
+            _, decoded_kf = _code_keyframes(videos, interval, codec, None)
+            model_cfg = preset.model_config(n_pixels, clip_length=interval)
+            clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
+                                  interval, model_cfg.tile_h, model_cfg.tile_w)
+            steps = max(1, round(PILOT_FRACTION * total_steps_of(preset.fit, clips.n_clips)))
+            result = fit(model_cfg, replace(preset.fit, max_steps=steps), clips, device=device, progress=False)
+            psnr = float("-inf")
+            if main:
+                q = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels,
+                                        budget_bytes=max(budget, 0.0), device=device, log=lambda _msg: None)
+                model = DNeRV(model_cfg)
+                model.load_state_dict({t.name: torch.from_numpy(t.dequantize()) for t in q.tensors})
+                psnr = _fit_psnr(model, clips, DistContext(), torch.device(device))
+                say(f"  candidate: keyframe quality {plan.keyframe_quality} "
+                    f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), C0={model_cfg.c0}, pilot of {steps} steps: "
+                    f"{psnr:.2f} dB with {8 * sum(_chunk_bytes(t) for t in q.tensors) / n_pixels:.4f} bpp of weights")
+            scores.append(psnr)
+        best = int(np.argmax(scores)) if main else 0
+        if main:
+            tmp = choice_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"candidate": best, "psnr": scores}))
+            os.replace(tmp, choice_path)
+    ctx = distributed.setup(device.split(":")[0])
+    best = int(distributed.all_reduce_sum([float(best if ctx.is_main else 0)], ctx,
+                                          torch.device(device))[0])      # rank 0 decides
+    plan, preset, budget = candidates[best]
+    say(f"rate plan for {target_bpp} bpp: keyframe quality {plan.keyframe_quality} "
+        f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), weights {8 * budget / n_pixels:.4f} bpp")
+    return replace(kf_codec, quality=plan.keyframe_quality), preset, max(budget, 0.0)
 
 
 def _keyframe_bytes(videos: Sequence[_Video], interval: int, codec: KeyframeCodec) -> int:

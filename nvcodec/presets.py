@@ -13,6 +13,7 @@ they name nothing or contradict the preset, e.g. a C0 outside the preset's range
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from nvcodec.fit import FitConfig
@@ -28,7 +29,9 @@ class Preset:
     weight_bpp: float                  # target weight rate (bits per corpus pixel) that sizes C0
     fit: FitConfig
     keyframe_quality: int              # crf-like for the keyframe codec, lower = better
-    quant_bits: int                    # weight quantization bits
+    quant_bits: int                    # bits of plain post-training quantization (when rate_lambda is None)
+    rate_lambda: float | None = None   # rate-aware quantization (nvcodec.qat) at this lambda; None: plain 8-bit-style
+    qat_fraction: float = 0.1          # rate-aware fine-tune steps, as a fraction of the fit's steps
     enc_width: int = 64
     embed_levels: int = 240
     mlp_width: int = 512
@@ -45,6 +48,11 @@ class Preset:
             raise ValueError(f"preset {self.name}: quant_bits {self.quant_bits} outside [2, 16]")
         if not 0 <= self.keyframe_quality <= 63:
             raise ValueError(f"preset {self.name}: keyframe_quality {self.keyframe_quality} outside [0, 63]")
+        if self.rate_lambda is not None and not (isinstance(self.rate_lambda, (int, float))
+                                                 and 0 <= self.rate_lambda < math.inf):
+            raise ValueError(f"preset {self.name}: rate_lambda {self.rate_lambda!r} is not a number >= 0")
+        if not 0 <= self.qat_fraction <= 1:
+            raise ValueError(f"preset {self.name}: qat_fraction {self.qat_fraction} outside [0, 1]")
         self._config(self.c0_min, 8)      # the fixed parts must make a valid network
 
     def _config(self, c0: int, clip_length: int) -> ModelConfig:
@@ -107,6 +115,12 @@ def resolve(name: str, /, **overrides) -> Preset:
     return dataclasses.replace(preset, **preset_kw) if preset_kw else preset
 
 
+# Rate-aware quantization's lambda (MSE per weight bpp, nvcodec.qat) for every preset but tiny, which
+# keeps plain 8-bit quantization (the tests' reference). Measured (4 corpus clips x 32 frames, small,
+# 300 fit steps): 8-bit PTQ 7.85 bits/weight at 27.38 dB; lambda 1e-3 with a 100-step fine-tune
+# 1.84 bits/weight at 27.48 dB (bitstream/FORMAT.md section 13).
+RATE_LAMBDA = 1e-3
+
 # Sizes and schedules: see benchmarks/bench_fit.py for the measurements behind them.
 #
 #   preset  tile     C0 range  params (C0 min .. max)  fit                         keyframe q  use
@@ -122,16 +136,16 @@ register(Preset(
 register(Preset(
     name="fast", tile=(64, 64), c0_min=12, c0_max=24, weight_bpp=0.05,
     fit=FitConfig(epochs=80, batch_size=4, lr=2e-3, checkpoint_every=200),
-    keyframe_quality=30, quant_bits=8, enc_width=16, embed_levels=16, mlp_width=64, min_width=16))
+    keyframe_quality=30, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=16, embed_levels=16, mlp_width=64, min_width=16))
 register(Preset(
     name="small", tile=(64, 80), c0_min=16, c0_max=64, weight_bpp=0.02,
     fit=FitConfig(epochs=300, max_steps=2000, batch_size=8, lr=2e-3, checkpoint_every=500),
-    keyframe_quality=36, quant_bits=8, enc_width=32, embed_levels=32, mlp_width=128, min_width=16))
+    keyframe_quality=36, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=32, embed_levels=32, mlp_width=128, min_width=16))
 register(Preset(
     name="medium", tile=(128, 160), c0_min=32, c0_max=213, weight_bpp=0.05,
     fit=FitConfig(epochs=400, batch_size=8, lr=1e-3, checkpoint_every=500),
-    keyframe_quality=32, quant_bits=8, enc_width=64, embed_levels=120, mlp_width=512, min_width=32))
+    keyframe_quality=32, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=64, embed_levels=120, mlp_width=512, min_width=32))
 register(Preset(
     name="large", tile=(256, 320), c0_min=64, c0_max=361, weight_bpp=0.1,
     fit=FitConfig(epochs=800, batch_size=8, lr=5e-4, checkpoint_every=500),
-    keyframe_quality=28, quant_bits=8, enc_width=64, embed_levels=240, mlp_width=512, min_width=32))
+    keyframe_quality=28, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=64, embed_levels=240, mlp_width=512, min_width=32))

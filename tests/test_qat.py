@@ -1,0 +1,160 @@
+"""Rate-aware quantization (issue 7): one rounding for training and writing, a rate term that is
+the coder's size, an allocation that trades as lambda says, and files that shrink as lambda grows."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nvcodec
+from nvcodec import qat
+from nvcodec.bitstream import NvcReader, QuantizedTensor, ints_code_length_bits
+from nvcodec.fit import fit
+from tests.test_fit import TINY_FIT, TINY_MODEL, synthetic_clips
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SAMPLE = Path(__file__).parents[1] / "samples" / "foreman_176x144.mp4"
+
+
+def _weight_like(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.laplace(0.0, 0.02, size=(n // 64, 64)) * (1 + rng.random((1, 64)))).astype(np.float32)
+
+
+def test_fewest_bits_holds_every_integer_and_no_fewer():
+    for lo, hi, bits in ((0, 0, 2), (-2, 1, 2), (-2, 2, 3), (-3, 1, 3), (-128, 127, 8), (-129, 0, 9), (0, 32767, 16)):
+        q = np.array([lo, hi])
+        assert qat.fewest_bits(q) == bits
+        QuantizedTensor("t", q, np.ones(1, np.float32), None, bits)          # the container accepts it
+
+
+def test_steps_halve_every_two_exponents_and_zero_channels_get_step_one():
+    w = _weight_like(4096)
+    w[:, 3] = 0.0
+    grid = qat.grid_of("w", w)
+    assert grid.axis in (0, 1, None)
+    s10, s12 = grid.scale(10), grid.scale(12)
+    live = grid.peak > 0
+    np.testing.assert_allclose(s12[live], s10[live] / 2, rtol=1e-6)
+    assert np.all(s10[~live] == 1.0)
+    q = qat.quantize_weights({"w": w}, {"w": grid}, {"w": 10})[0].q
+    assert np.abs(q).max() == 2 ** 5                    # peak / (peak * 2**-5)
+
+
+def test_fake_quant_forward_is_the_written_tensor_and_its_gradient_passes_straight_through():
+    w = torch.from_numpy(_weight_like(4096, seed=1)).requires_grad_()
+    grid = qat.grid_of("w", w.detach().numpy())
+    scale = torch.from_numpy(grid.scale(9))
+    seen = qat.fake_quant(w, scale, grid.axis)
+    seen.sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))
+    written = qat.quantize_weights({"w": w.detach().numpy()}, {"w": grid}, {"w": 9})[0]
+    assert np.array_equal(seen.detach().numpy(), written.dequantize())     # bit for bit, float32
+
+
+def test_rate_term_is_the_coders_size_within_one_percent_also_after_the_weights_move():
+    w = torch.from_numpy(_weight_like(65536, seed=2))
+    grid = qat.grid_of("w", w.numpy())
+    scale = torch.from_numpy(grid.scale(12))
+    term = qat.RateTerm(scale, grid.axis)
+    term.refresh(w)
+
+    def coder_bits(weights: torch.Tensor) -> int:
+        q = qat.integers(weights, scale, grid.axis).to(torch.int32).numpy().ravel()
+        return ints_code_length_bits(q, qat.fewest_bits(q))
+
+    assert float(term.bits(w)) == pytest.approx(coder_bits(w), rel=1e-6)    # at a refresh: the coder's size
+    words_only = float(term.costs[(qat.integers(w, scale, grid.axis) - term.lo).long()].sum())
+    assert words_only == pytest.approx(coder_bits(w), rel=0.01)              # the model's costs, not a fudge
+    moved = w * 0.97 + 0.002 * torch.from_numpy(np.random.default_rng(3).standard_normal(w.shape).astype(np.float32))
+    assert float(term.bits(moved)) == pytest.approx(coder_bits(moved), rel=0.01)
+
+
+def test_rate_gradient_pulls_weights_towards_the_mode():
+    w = torch.from_numpy(_weight_like(8192, seed=4))
+    grid = qat.grid_of("w", w.numpy())
+    term = qat.RateTerm(torch.from_numpy(grid.scale(12)), grid.axis)
+    term.refresh(w)
+    leaf = w.clone().requires_grad_()
+    term.bits(leaf).backward()
+    far = leaf.detach().abs() > 4 * torch.from_numpy(grid.scale(12)).max()
+    assert torch.all(torch.sign(leaf.grad[far]) == torch.sign(leaf.detach()[far]))   # descent shrinks |w|
+
+
+def test_allocation_trades_rate_for_distortion_as_lambda_grows_and_meets_a_budget():
+    ks = np.array(qat.K_TABLE, float)
+    rate = {"a": 1000.0 * 2 ** (ks / 4), "b": 300.0 * 2 ** (ks / 4)}      # finer steps cost more bytes ...
+    dist = {"a": 1e-2 * 2.0 ** -ks, "b": 3e-2 * 2.0 ** -ks}               # ... and lose less
+    n_pixels = 10 ** 6
+    chosen = [qat.allocate(rate, dist, lam, n_pixels) for lam in (0.0, 1e-4, 1e-2, 1.0)]
+    assert chosen[0] == {"a": qat.K_TABLE[-1], "b": qat.K_TABLE[-1]}
+    for finer, coarser in zip(chosen, chosen[1:]):
+        assert all(coarser[g] <= finer[g] for g in rate)
+    assert chosen[-1] != chosen[0]
+    budget = 0.5 * sum(r[-1] for r in rate.values())
+    lam = qat.lambda_for_budget(rate, dist, budget, n_pixels)
+    alloc = qat.allocate(rate, dist, lam, n_pixels)
+    assert sum(rate[g][qat.K_TABLE.index(k)] for g, k in alloc.items()) <= budget
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    clips = synthetic_clips(size=(32, 32))
+    result = fit(TINY_MODEL, dataclasses.replace(TINY_FIT, epochs=12), clips, device="cpu", progress=False)
+    return clips, result
+
+
+def test_fine_tuned_integers_are_the_ones_training_saw_and_the_written_file_holds_them(fitted, tmp_path):
+    clips, result = fitted
+    choice = qat.rate_aware_quantize(TINY_MODEL, result.state_dict, clips, n_pixels=clips.mask.sum() * 32 * 32,
+                                     lam=1e-3, qat_steps=12, lr=5e-4, device="cpu", log=lambda _m: None)
+    assert len(choice.history) >= 1
+    moved = [n for n in choice.float_state if not np.array_equal(choice.float_state[n], result.state_dict[n].numpy())]
+    assert moved                                                        # the fine-tune changed the weights
+    from nvcodec.bitstream import write_nvc
+    from tests.test_bitstream_container import make_metadata, make_segments
+
+    path = tmp_path / "w.nvc"
+    write_nvc(path, make_metadata(), make_segments(), choice.tensors)
+    with NvcReader(path) as reader:
+        read_back = {t.name: t for t in reader.read_tensors()}
+    for name, w in choice.float_state.items():
+        grid = qat.grid_of(name, result.state_dict[name].numpy())          # grids come from the float fit
+        scale = torch.from_numpy(grid.scale(choice.ks[name]))
+        seen = qat.fake_quant(torch.from_numpy(w), scale, grid.axis)      # what a training step computes
+        assert np.array_equal(read_back[name].dequantize(), seen.numpy()), name
+        assert read_back[name] == next(t for t in choice.tensors if t.name == name)
+
+
+def test_bigger_lambda_gives_fewer_weight_bytes_at_a_price_in_quality(fitted):
+    clips, result = fitted
+    n_pixels = int(clips.mask.sum()) * 32 * 32
+    runs = [qat.rate_aware_quantize(TINY_MODEL, result.state_dict, clips, n_pixels=n_pixels, lam=lam,
+                                    device="cpu", log=lambda _m: None) for lam in (0.0, 1e-3, 1.0)]
+    sizes = [r.weight_bytes for r in runs]
+    assert sizes[0] > sizes[1] > sizes[2]
+    assert runs[0].eval_psnr >= runs[2].eval_psnr
+    assert runs[0].eval_psnr == pytest.approx(runs[0].float_eval_psnr, abs=0.05)   # lambda 0: quality first
+    budget = 0.6 * sizes[0]
+    fitted_budget = qat.rate_aware_quantize(TINY_MODEL, result.state_dict, clips, n_pixels=n_pixels,
+                                            budget_bytes=budget, device="cpu", log=lambda _m: None)
+    assert fitted_budget.weight_bytes <= budget
+
+
+def test_encode_with_a_large_lambda_writes_a_smaller_file(tmp_path):
+    reports = [nvcodec.encode([SAMPLE], tmp_path / f"l{i}.nvc", preset="tiny", max_frames=9, epochs=2,
+                              rate_lambda=lam, quiet=True) for i, lam in enumerate((0.0, 10.0))]
+    assert reports[1].n_bytes < reports[0].n_bytes
+    assert reports[1].bytes_by_part["weights"] < 0.7 * reports[0].bytes_by_part["weights"]
+    with NvcReader(tmp_path / "l1.nvc") as reader:
+        fit_info = reader.metadata["fit"]
+    assert fit_info["quantization"] == "rate-aware" and fit_info["rate_lambda"] == 10.0
+
+
+def test_encode_refuses_two_ways_of_quantizing(tmp_path):
+    with pytest.raises(ValueError, match="at most one of --target-bpp, --lambda and --quant-bits"):
+        nvcodec.encode([SAMPLE], tmp_path / "x.nvc", preset="tiny", rate_lambda=0.01, quant_bits=6)
