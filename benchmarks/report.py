@@ -64,6 +64,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| {p['codec']} | {p['label']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {_fmt(p.get('y_psnr'), 2)} | "
                      f"{_fmt(p.get('yuv_psnr'), 2)} | {_fmt(p.get('ms_ssim'), 4)} | {p['n_bytes']} | "
                      f"{p.get('settings_sei_bytes', 0)} | {p['encode_s']:.1f} | {_fmt(p.get('decode_fps'), 0)} |")
+    elsewhere = [p for p in result["points"] if p.get("machine") and p["machine"] != result["machine"]["summary"]]
+    if elsewhere:
+        lines += ["", "Measured on another machine (their encode s and decode fps are that machine's; the "
+                  "rate and quality come from the same frames and metric code):"]
+        lines += [f"- {p['codec']} {p['label']}: {p['machine']} ({p.get('device', '?')})" for p in elsewhere]
     lines += ["", "## BD-rate of nvcodec against each anchor (pchip, RGB PSNR)", ""]
     if not result["bd"]:
         lines.append("No nvcodec points in this run: no BD-rates.")

@@ -119,3 +119,16 @@ def test_rate_point_spec_parses_preset_and_integer_settings():
         "small", {"keyframe_quality": 44, "quant_bits": 6})
     with pytest.raises(ValueError, match="expected PRESET"):
         parse_rate_point("small:lr=3")
+
+
+def test_bd_uses_each_curves_pareto_front_and_says_what_it_dropped():
+    """A dominated point (more bits, less PSNR) is left out, not integrated through."""
+    from benchmarks.bd import pareto
+
+    rate, psnr = pareto([0.3, 0.1, 0.2, 0.25], [33.0, 30.0, 32.0, 31.0])
+    assert list(rate) == [0.1, 0.2, 0.3] and list(psnr) == [30.0, 32.0, 33.0]
+    anchor = ([0.1, 0.2, 0.4, 0.8], [30.0, 32.0, 34.0, 36.0])
+    clean = bd_compare(*anchor, [0.2, 0.4, 0.8], [30.0, 32.0, 34.0])
+    noisy = bd_compare(*anchor, [0.2, 0.4, 0.5, 0.8], [30.0, 32.0, 31.0, 34.0])
+    assert noisy["bd_rate_percent"] == pytest.approx(clean["bd_rate_percent"])
+    assert "1 dominated point(s) left out" in noisy["note"] and clean["note"] == ""
