@@ -318,8 +318,7 @@ def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCode
     folder, so --resume does not run the pilots again.
     """
     from nvcodec import distributed
-    from nvcodec.distributed import DistContext
-    from nvcodec.fit import _fit_psnr, fit, total_steps_of
+    from nvcodec.fit import clips_psnr, fit, total_steps_of
     from nvcodec.model import DNeRV
     from nvcodec.qat import rate_aware_quantize
 
@@ -364,7 +363,7 @@ def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCode
                                         budget_bytes=max(budget, 0.0), device=device, log=lambda _msg: None)
                 model = DNeRV(model_cfg)
                 model.load_state_dict({t.name: torch.from_numpy(t.dequantize()) for t in q.tensors})
-                psnr = _fit_psnr(model, clips, DistContext(), torch.device(device))
+                psnr = clips_psnr(model, clips, device=device)
                 say(f"  candidate: keyframe quality {plan.keyframe_quality} "
                     f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), C0={model_cfg.c0}, pilot of {steps} steps: "
                     f"{psnr:.2f} dB with {8 * sum(_chunk_bytes(t) for t in q.tensors) / n_pixels:.4f} bpp of weights")

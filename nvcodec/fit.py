@@ -413,6 +413,13 @@ def _fit_psnr(model: DNeRV, clips: ClipSet, ctx: distributed.DistContext, device
     return _mean_frame_psnr(clips, mine, sse, ctx, device)
 
 
+def clips_psnr(model: DNeRV, clips: ClipSet, *, device: str | torch.device | None = None) -> float:
+    """Mean over real frames of the RGB PSNR of ``model`` on ``clips`` (a frame's tiles pooled),
+    in one process: how the encoder scores a candidate network or a set of quantized weights."""
+    device = torch.device(device) if device is not None else default_device()
+    return _fit_psnr(model, clips, distributed.DistContext(), device)
+
+
 @torch.no_grad()
 def predict(model: DNeRV, clips: ClipSet, *, device: str | torch.device | None = None,
             batch_size: int = 8) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -308,6 +308,38 @@ def lambda_for_budget(rate: Mapping[str, np.ndarray], dist: Mapping[str, np.ndar
     return hi
 
 
+def allocate_budget(rate: Mapping[str, np.ndarray], dist: Mapping[str, np.ndarray], budget_bytes: float,
+                    n_pixels: int) -> tuple[dict[str, int], float]:
+    """k per group for a byte budget, and the lambda behind it.
+
+    The Lagrangian allocation at ``lambda_for_budget`` is on the convex hull of the
+    (R, D) tables and can leave much of the budget unspent (where D is flat, e.g. a
+    network that is barely trained, every step looks alike). The bytes left are then
+    spent greedily: the refinement k -> k+1 with the most distortion saved per byte
+    (ties: the cheapest) that still fits, until none fits.
+    """
+    lam = lambda_for_budget(rate, dist, budget_bytes, n_pixels)
+    ks = allocate(rate, dist, lam, n_pixels)
+    index = {g: K_TABLE.index(k) for g, k in ks.items()}
+    spent = sum(rate[g][j] for g, j in index.items())
+    while True:
+        best = None
+        for g, j in index.items():
+            if j + 1 >= len(K_TABLE):
+                continue
+            extra = rate[g][j + 1] - rate[g][j]
+            if spent + extra > budget_bytes:
+                continue
+            gain = (dist[g][j] - dist[g][j + 1]) / max(extra, 1e-9)
+            if best is None or (gain, -extra) > best[0]:
+                best = ((gain, -extra), g, extra)
+        if best is None:
+            return {g: K_TABLE[j] for g, j in index.items()}, lam
+        _, g, extra = best
+        index[g] += 1
+        spent += extra
+
+
 def _psnr(mse: float) -> float:
     from nvcodec.metrics import psnr_from_mse
 
@@ -338,8 +370,9 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
 
     rate, dist, base_mse = _tables(eval_set, params, grids, groups)
     if budget_bytes is not None:
-        lam = lambda_for_budget(rate, dist, budget_bytes, n_pixels)
-    group_ks = allocate(rate, dist, lam, n_pixels)
+        group_ks, lam = allocate_budget(rate, dist, budget_bytes, n_pixels)
+    else:
+        group_ks = allocate(rate, dist, lam, n_pixels)
     ks = {name: group_ks[g] for g, names in groups.items() for name in names}
     planned = sum(rate[g][K_TABLE.index(k)] for g, k in group_ks.items())
     say(f"rate-aware quantization: lambda {lam:.3g}, steps 2^-(k/2) x peak with k "

@@ -101,6 +101,22 @@ def test_allocation_trades_rate_for_distortion_as_lambda_grows_and_meets_a_budge
     assert sum(rate[g][qat.K_TABLE.index(k)] for g, k in alloc.items()) <= budget
 
 
+def test_a_budget_is_spent_even_where_distortion_is_flat():
+    """A barely trained network: every step gives the same MSE. Lambda alone would take the coarsest
+    steps and leave most of the bytes unused; the greedy fill spends them, within the budget."""
+    ks = np.array(qat.K_TABLE, float)
+    rate = {"a": 1000.0 * 2 ** (ks / 4), "b": 300.0 * 2 ** (ks / 4)}
+    dist = {"a": np.zeros(len(ks)), "b": np.zeros(len(ks))}
+    coarsest = sum(r[0] for r in rate.values())
+    for budget in (1.5 * coarsest, 5 * coarsest, 20 * coarsest):
+        alloc, _ = qat.allocate_budget(rate, dist, budget, 10 ** 6)
+        spent = sum(rate[g][qat.K_TABLE.index(k)] for g, k in alloc.items())
+        assert spent <= budget
+        next_step = min(rate[g][qat.K_TABLE.index(k) + 1] - rate[g][qat.K_TABLE.index(k)]
+                        for g, k in alloc.items() if k < qat.K_TABLE[-1])
+        assert spent + next_step > budget                    # no refinement that fits is left undone
+
+
 @pytest.fixture(scope="module")
 def fitted():
     clips = synthetic_clips(size=(32, 32))
