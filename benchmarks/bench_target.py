@@ -1,0 +1,166 @@
+"""``--target-bpp`` accuracy (issue 7): the rate reached by ``nvcodec.encode(..., target_bpp=T)`` over a sweep.
+
+    nice python -m benchmarks.bench_target --corpus DIR --size 160x128 --max-frames 32 \
+        --preset fast --epochs 20 --targets 0.1,0.2,0.4,0.8 --out benchmarks/results/target-bpp
+
+Each target runs the users' path, ``nvcodec.encode([DIR], OUT/cache/target-T.nvc, target_bpp=T)``
+(pilot fits, full fit, rate-aware fine-tune), then reads the written file back with
+``nvcodec.open``: the rate is that file's size (the report's bpp), the bytes by part come from
+its chunks, the keyframe quality, C0 and fit info from its metadata. The planned split (keyframe
+and weight bpp) is the encoder's own "rate plan" log line. A finished target is cached as
+OUT/cache/target-T.json (gitignored), so an interrupted sweep resumes; an interrupted encode
+resumes from its work folder. Writes OUT/results.json and OUT/results.md.
+
+Measurements (2026-11-26, the shared 2-core box, AMD EPYC, no GPU, ``--threads 1`` under ``nice``, load
+average 3-5 from another user): 4 corpus clips (cotracker_bear, cotracker_cat, sam2_01_dog, sam2_03_blocks,
+symlinked into one folder), ``--size 160x128 --max-frames 32 --preset fast --epochs 20`` (128 frames,
+2.62 Mpixels, 96 tile-clips, 480 fit steps, 96-step pilots, 48-step fine-tune); 1104 s for the sweep.
+The floor (keyframes at quality 63 plus the 2048-byte overhead bound) is 0.017 bpp.
+
+    target  reached  error    PSNR   kf PSNR  kf q  C0 (params)   kf / weights bpp: planned -> written
+    0.1     0.0960   -4.0 %   26.66  31.25    43    1 (29,740)    0.0602 / 0.0336 -> 0.0602 / 0.0312
+    0.2     0.1907   -4.6 %   28.17  34.88    27    4 (55,414)    0.1227 / 0.0711 -> 0.1227 / 0.0635
+    0.4     0.3756   -6.1 %   29.00  37.86     9   10 (122,362)   0.2474 / 0.1463 -> 0.2474 / 0.1235
+    0.8     0.6400  -20.0 %   29.49  39.16     4   23 (355,344)   0.3635 / 0.4303 -> 0.3635 / 0.2719
+
+  -> every target lands under it; 0.8 misses the +-10 % tolerance. The keyframes are exactly as
+     planned (measured bytes); metadata + container are 1505 bytes against the 2048 budgeted
+     (-0.0017 bpp everywhere); the rest of the shortfall is the weights. At 0.4 and 0.8 the weight
+     budget's lambda bisection ends at its floor (1e-9): every group is already at the coarsest step
+     whose distortion rise is "negligible" (nvcodec.qat.NEGLIGIBLE) and finer steps, measured as no
+     better, are never bought, so the weights cost 2.0-2.7 bits/weight where the network was sized
+     for 3.0 (RATE_AWARE_BITS_PER_WEIGHT). At 0.8 that leaves 0.158 bpp of the weight budget unspent
+     (99 % of the miss); C0 is also near the fast preset's cap (24). At 0.1 and 0.2 the allocation
+     is discrete (half-bit steps per group) and the fine-tune's rate term lowers the bytes a little.
+     Aside: SVT-AV1 quality 0 codes exactly like quality 35 (ffmpeg's libsvtav1 treats crf 0 as
+     unset): the 0.8 plan's third candidate got "quality 0 (0.0885 bpp)"; it lost the pilot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.rd import machine_info, parse_size
+from benchmarks.report import write_atomic, write_json
+
+TOLERANCE = 0.10          # the issue's acceptance: reached bpp within +-10 % of the target
+PLAN = re.compile(r"rate plan for .* \(([\d.]+) bpp\), weights ([-\d.]+) bpp")
+KEPT_LOG = ("rate plan", "  candidate", "rate-aware quantization", "weights:", "network:", "keyframes:")
+
+
+def record(target: float, report: dict, metadata: dict, n_bytes: int, encode_s: float, log: list[str]) -> dict:
+    """One target's row: the report's measurements and what the written file says was chosen."""
+    plan = next((m.groups() for m in map(PLAN.search, log) if m), (None, None))
+    by_part = report["bytes_by_part"]
+    if n_bytes != report["n_bytes"] or sum(by_part.values()) != n_bytes:
+        raise ValueError(f"target {target}: the file holds {n_bytes} bytes, the report says {report['n_bytes']} "
+                         f"({by_part})")
+    px = report["n_pixels"]
+    return {
+        "target_bpp": target, "bpp": report["bpp"], "rel_error": report["bpp"] / target - 1.0,
+        "psnr": report["psnr"], "keyframe_psnr": report["keyframe_psnr"], "blend_psnr": report["blend_psnr"],
+        "n_bytes": n_bytes, "n_pixels": px, "n_frames": report["n_frames"], "bytes_by_part": by_part,
+        "bpp_by_part": {k: 8.0 * v / px for k, v in by_part.items()},
+        "planned_bpp": {"keyframes": None if plan[0] is None else float(plan[0]),
+                        "weights": None if plan[1] is None else float(plan[1])},
+        "keyframe_codec": metadata["keyframe_codec"],
+        "keyframe_quality": metadata["keyframe_codec"]["params"]["quality"],
+        "c0": metadata["model"]["c0"], "n_params": report["n_params"],
+        "bits_per_weight": 8.0 * by_part["weights"] / report["n_params"], "fit": metadata["fit"],
+        "encode_s": encode_s, "log": [line for line in log if line.startswith(KEPT_LOG)],
+    }
+
+
+def run_target(args, target: float, cache: Path, settings: dict) -> dict:
+    import nvcodec
+
+    path = cache / f"target-{target:g}.json"
+    if path.exists() and json.loads(path.read_text()).get("settings") == settings:
+        row = json.loads(path.read_text())
+        print(f"target {target:g}: cached ({row['bpp']:.4f} bpp)", flush=True)
+        return row
+    out, log = cache / f"target-{target:g}.nvc", []
+    started = time.perf_counter()
+    report = nvcodec.encode([args.corpus], out, preset=args.preset, size=args.size, max_frames=args.max_frames,
+                            epochs=args.epochs, target_bpp=target, seed=0, force=True, resume=True,
+                            workdir=cache / f"target-{target:g}.work", device=args.device,
+                            log=lambda msg: (log.append(msg), print(msg, flush=True)))
+    encode_s = time.perf_counter() - started
+    with nvcodec.open(out) as nvc:          # what was chosen, read back from the written file
+        metadata, n_bytes = nvc.metadata, nvc.n_bytes
+    row = {**record(target, report.to_json(), metadata, n_bytes, encode_s, log), "settings": settings}
+    write_json(path, row)
+    return row
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# `--target-bpp` accuracy: {len(result['rows'])} targets, tolerance +-{100 * TOLERANCE:.0f} %", "",
+             f"- date (UTC): {result['date_utc']}; machine: {result['machine']}",
+             f"- corpus: {result['corpus']}; {result['n_frames']} frames, {result['n_pixels']} pixels",
+             f"- settings: {result['settings']}",
+             f"- command: `{result['command']}`",
+             f"- wall time: {result['wall_s']:.0f} s this invocation; {result['encode_s_total']:.0f} s of encodes",
+             f"- max |error|: {100 * result['max_abs_error']:.2f} %: "
+             + ("every target within tolerance" if result["all_within"] else
+                "MISSED: " + ", ".join(f"{r['target_bpp']:g}" for r in result["rows"]
+                                       if abs(r["rel_error"]) > TOLERANCE)), "",
+             "| target bpp | reached bpp | error | PSNR dB | kf PSNR dB | kf quality | C0 (params) | "
+             "keyframes B | weights B (bits/weight) | metadata B | container B | planned kf / weights bpp | "
+             "reached kf / weights bpp | encode s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        b, p, pb = r["bytes_by_part"], r["planned_bpp"], r["bpp_by_part"]
+        planned = "n/a" if p["keyframes"] is None else f"{p['keyframes']:.4f} / {p['weights']:.4f}"
+        lines.append(f"| {r['target_bpp']:g} | {r['bpp']:.4f} | {100 * r['rel_error']:+.2f} % | {r['psnr']:.2f} | "
+                     f"{r['keyframe_psnr']:.2f} | {r['keyframe_quality']} | {r['c0']} ({r['n_params']}) | "
+                     f"{b['keyframes']} | {b['weights']} ({r['bits_per_weight']:.2f}) | {b['metadata']} | "
+                     f"{b['container']} | {planned} | {pb['keyframes']:.4f} / {pb['weights']:.4f} | "
+                     f"{r['encode_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--size", type=parse_size, default=None, help="coding size WxH (default: native)")
+    ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    ap.add_argument("--targets", default="0.1,0.2,0.4,0.8", help="comma-separated target bpp")
+    ap.add_argument("--out", default="benchmarks/results/target-bpp")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    out, cache = Path(args.out), Path(args.out) / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    write_atomic(cache / ".gitignore", b"# encoded files, work folders and per-target caches: never committed\n*\n")
+    settings = {"corpus": str(Path(args.corpus).resolve()), "size": list(args.size) if args.size else None,
+                "max_frames": args.max_frames, "preset": args.preset, "epochs": args.epochs, "seed": 0}
+    rows = [run_target(args, float(t), cache, settings) for t in args.targets.split(",")]
+    errors = [abs(r["rel_error"]) for r in rows]
+    result = {
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info()["summary"],
+        "command": "python -m benchmarks.bench_target " + " ".join(sys.argv[1:] if argv is None else argv),
+        "corpus": f"{args.corpus}: " + ", ".join(sorted(p.name for p in Path(args.corpus).iterdir())),
+        "n_frames": rows[0]["n_frames"], "n_pixels": rows[0]["n_pixels"], "settings": settings, "threads": args.threads,
+        "wall_s": time.perf_counter() - started, "encode_s_total": sum(r["encode_s"] for r in rows),
+        "tolerance": TOLERANCE, "max_abs_error": max(errors), "all_within": max(errors) <= TOLERANCE, "rows": rows,
+    }
+    write_json(out / "results.json", result)
+    write_atomic(out / "results.md", markdown(result).encode())
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""benchmarks.bench_target: a row from a fake encode report and file metadata, and the table."""
+
+import pytest
+
+from benchmarks.bench_target import markdown, record
+
+REPORT = {"n_bytes": 3000, "n_pixels": 200_000, "n_frames": 10, "bpp": 0.12, "psnr": 30.5, "keyframe_psnr": 33.0,
+          "blend_psnr": 28.0, "n_params": 4000,
+          "bytes_by_part": {"keyframes": 1000, "weights": 1500, "metadata": 400, "container": 100}}
+METADATA = {"keyframe_codec": {"codec": "av1", "mode": "inter", "params": {"quality": 41}},
+            "model": {"c0": 3}, "fit": {"epochs": 20, "rate_lambda": 0.01}}
+LOG = ["  candidate: keyframe quality 41 (0.0400 bpp), C0=3, pilot of 9 steps: 29.00 dB with 0.0600 bpp of weights",
+       "rate plan for 0.125 bpp: keyframe quality 41 (0.0400 bpp), weights 0.0768 bpp", "fit: 30 dB", "other"]
+
+
+def test_record_reads_the_plan_the_file_and_the_error():
+    row = record(0.125, REPORT, METADATA, 3000, 12.5, LOG)
+    assert row["rel_error"] == pytest.approx(0.12 / 0.125 - 1)
+    assert (row["keyframe_quality"], row["c0"], row["bits_per_weight"]) == (41, 3, 3.0)
+    assert row["planned_bpp"] == {"keyframes": 0.04, "weights": 0.0768}
+    assert row["bpp_by_part"]["weights"] == pytest.approx(0.06)
+    assert row["log"] == LOG[:2]
+    with pytest.raises(ValueError, match="the file holds"):
+        record(0.125, REPORT, METADATA, 2999, 12.5, LOG)
+
+
+def test_markdown_flags_a_target_outside_the_tolerance():
+    rows = [record(t, REPORT, METADATA, 3000, 1.0, LOG) for t in (0.125, 0.2)]
+    errors = [abs(r["rel_error"]) for r in rows]
+    result = {"rows": rows, "date_utc": "d", "machine": "m", "corpus": "c", "n_frames": 10, "n_pixels": 200_000,
+              "settings": {}, "command": "cmd", "wall_s": 2.0, "encode_s_total": 2.0, "max_abs_error": max(errors),
+              "all_within": max(errors) <= 0.1}
+    text = markdown(result)
+    assert "MISSED: 0.2" in text and "| 0.125 | 0.1200 | -4.00 % |" in text and "0.0400 / 0.0768" in text
