@@ -28,7 +28,7 @@ def test_markdown_flags_a_target_outside_the_tolerance():
     rows = [record(t, REPORT, METADATA, 3000, 1.0, LOG) for t in (0.125, 0.2)]
     errors = [abs(r["rel_error"]) for r in rows]
     result = {"rows": rows, "date_utc": "d", "machine": "m", "corpus": "c", "n_frames": 10, "n_pixels": 200_000,
-              "settings": {}, "command": "cmd", "wall_s": 2.0, "encode_s_total": 2.0, "max_abs_error": max(errors),
+              "settings": {"code": "abc"}, "command": "cmd", "wall_s": 2.0, "encode_s_total": 2.0, "max_abs_error": max(errors),
               "all_within": max(errors) <= 0.1}
     text = markdown(result)
     assert "MISSED: 0.2" in text and "| 0.125 | 0.1200 | -4.00 % |" in text and "0.0400 / 0.0768" in text
