@@ -333,7 +333,8 @@ def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCode
 
     candidates, seen = [], set()
     for share in KEYFRAME_SHARES:
-        plan = plan_rate(target_bpp, n_pixels, kf_bytes, (0, CODECS[kf_codec.codec].max_quality), keyframe_share=share)
+        plan = plan_rate(target_bpp, n_pixels, kf_bytes, (kf_codec.min_quality, CODECS[kf_codec.codec].max_quality),
+                         keyframe_share=share)
         # the network is sized for what rate-aware quantization costs per weight, not for plain quant_bits
         weight_bpp = min(max(plan.weight_bpp, 1e-6) * chosen.quant_bits / RATE_AWARE_BITS_PER_WEIGHT, 64.0)
         preset = replace(chosen, weight_bpp=weight_bpp, c0_min=1)

@@ -113,6 +113,12 @@ class KeyframeCodec:
                 raise ValueError(f"keyframe codec {self.codec} {self.mode}: {name} must be an int in "
                                  f"{lo}..{hi}, got {value!r}")
 
+    @property
+    def min_quality(self) -> int:
+        """The best quality the encoder honours: ffmpeg's libsvtav1 wrapper takes crf 0 for 'unset' and
+        codes it like its default (measured: crf 0 and crf 35 gave the same bytes), so it starts at 1."""
+        return 1 if self.encoder == "libsvtav1" else 0
+
     def to_json(self) -> dict:
         return {"codec": self.codec, "mode": self.mode,
                 "params": {"quality": self.quality, "speed": self.speed,
@@ -162,6 +168,9 @@ def _encoder_opts(codec: KeyframeCodec, n: int) -> dict:
         else:
             opts.update({"g": seg, "keyint_min": seg})
     elif codec.encoder == "libsvtav1":
+        if codec.quality < codec.min_quality:     # refused when coding only: such files exist and decode
+            raise ValueError(f"keyframe codec av1 (libsvtav1): quality must be {codec.min_quality}..63, got "
+                             f"{codec.quality} (ffmpeg's wrapper codes crf 0 like its default)")
         params = "lp=1:scd=0" + (":keyint=1" if intra else f":keyint={seg}")
         opts = {"c:v": "libsvtav1", "crf": codec.quality, "preset": codec.speed, "svtav1-params": params}
     elif codec.encoder == "libx265":

@@ -164,3 +164,13 @@ def test_svt_av1_pads_small_frames_to_its_minimum_and_is_deterministic():
     assert [(f, n) for f, n, _ in segments] == [(0, 2), (2, 1)]
     out = np.concatenate([decode_keyframes(d, codec, 30, 18, n) for _, n, d in segments])
     assert psnr(frames, out) > 30
+
+
+def test_svtav1_refuses_crf_0_which_ffmpeg_codes_like_its_default():
+    """ffmpeg's libsvtav1 wrapper reads crf 0 as 'unset' (same bytes as crf 35, measured): refuse to code it,
+    and let the rate plan search from 1; libaom honours crf 0."""
+    frames = np.zeros((2, 64, 64, 3), np.uint8)
+    svt = KeyframeCodec(codec="av1", quality=0, encoder="libsvtav1")
+    assert svt.min_quality == 1 and KeyframeCodec(codec="av1", encoder="libaom-av1").min_quality == 0
+    with pytest.raises(ValueError, match="quality must be 1..63"):
+        encode_keyframes(frames, svt)
