@@ -317,12 +317,12 @@ def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCode
     (keyframe codec, preset, weight budget in bytes). The choice is kept in the work
     folder, so --resume does not run the pilots again.
     """
+    import torch
+
     from nvcodec import distributed
     from nvcodec.fit import clips_psnr, fit, total_steps_of
     from nvcodec.model import DNeRV
     from nvcodec.qat import rate_aware_quantize
-
-    import torch
 
     kf_cache: dict[int, int] = {}
 
@@ -344,10 +344,16 @@ def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCode
             candidates.append((plan, preset, target_bpp * n_pixels / 8 - plan.keyframe_bytes - OVERHEAD_BYTES))
 
     choice_path = workdir / "rate_choice.json"
+    ctx = distributed.setup(device.split(":")[0])
+
+    def from_rank0(value: int) -> int:          # every rank must take the same path (the pilots are collective)
+        return int(distributed.all_reduce_sum([float(value if ctx.is_main else 0)], ctx, torch.device(device))[0])
+
+    kept = from_rank0(json.loads(choice_path.read_text())["candidate"] if main and choice_path.exists() else -1)
     if len(candidates) == 1:
         best = 0
-    elif main and choice_path.exists():
-        best = json.loads(choice_path.read_text())["candidate"]
+    elif kept >= 0:
+        best = kept
     else:
         scores = []
         for plan, preset, budget in candidates:
@@ -374,9 +380,7 @@ def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCode
             tmp = choice_path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"candidate": best, "psnr": scores}))
             os.replace(tmp, choice_path)
-    ctx = distributed.setup(device.split(":")[0])
-    best = int(distributed.all_reduce_sum([float(best if ctx.is_main else 0)], ctx,
-                                          torch.device(device))[0])      # rank 0 decides
+    best = from_rank0(best)                     # rank 0 decides
     plan, preset, budget = candidates[best]
     say(f"rate plan for {target_bpp} bpp: keyframe quality {plan.keyframe_quality} "
         f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), weights {8 * budget / n_pixels:.4f} bpp")
