@@ -30,8 +30,9 @@
 #      epochs that fill NVC_POINT_SECONDS (default 90) of fitting at the measured rate.
 #   3. benchmarks.rd on .corpus, native protocol, 160x128 (NVC_SIZE), 300 frames, MS-SSIM on
 #      every 10th frame (as the committed native-160x128 table), anchors skipped (--anchors none),
-#      the planned nvcodec points, NeRV only if NVC_NERV names a ladder (default none: nerv.py
-#      fits on the CPU, and its 'match' schedule is ~300 k steps per mode at this corpus size).
+#      the planned nvcodec points, NeRV only if NVC_NERV names a ladder (default none; nerv.py now
+#      fits on the GPU, but its 'match' schedule is ~300 k steps per mode at this corpus size, so
+#      budget it: e.g. NVC_NERV=quick, or time one mode first).
 #   $OUT, at most 8 plain files: device_run.log, cuda_bench.json, rd/results.json,
 #   rd/results.md, rd/points.csv, rd/rd.png, rd_cache.tar.gz (cache/points/*.json,
 #   cache/runs.json and the .nvc files the points measured).

@@ -17,7 +17,8 @@ weights (the fitted one is not touched).
 
 Simplifications (stated): MSE loss (we measure PSNR; the paper mixes L1 and
 SSIM); Adam with a cosine schedule; the channel width C0 is chosen to hit a
-target bpp. CPU cost is set by ``epochs``, ``batch_size`` and the target bpp.
+target bpp. Cost is set by ``epochs``, ``batch_size`` and the target bpp; the fit runs on
+the harness's ``--device`` (CUDA when present), fp32, with every frame held on the device.
 """
 
 from __future__ import annotations
@@ -172,13 +173,15 @@ def _frames_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def fit(frames: np.ndarray, arch: Arch, cfg: NervConfig, log=None) -> dict[str, torch.Tensor]:
-    """Fit NeRV to (N, H, W, 3) uint8 frames (frame i at t = i / (N-1)) -> float32 state dict."""
+def fit(frames: np.ndarray, arch: Arch, cfg: NervConfig, log=None, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Fit NeRV to (N, H, W, 3) uint8 frames (frame i at t = i / (N-1)) -> float32 CPU state dict.
+
+    On ``device`` (fp32, the frames held there whole: N x H x W x 3 x 4 bytes)."""
     torch.manual_seed(cfg.seed)
-    model = NeRV(arch)
-    target = _frames_tensor(frames)                               # (N, 3, H, W)
+    model = NeRV(arch).to(device)
+    target = _frames_tensor(frames).to(device)                    # (N, 3, H, W)
     n = len(frames)
-    t_all = torch.arange(n, dtype=torch.float32) / max(n - 1, 1)
+    t_all = torch.arange(n, dtype=torch.float32, device=device) / max(n - 1, 1)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
@@ -186,6 +189,7 @@ def fit(frames: np.ndarray, arch: Arch, cfg: NervConfig, log=None) -> dict[str, 
     for epoch in range(cfg.epochs):
         total = 0.0
         for idx in torch.randperm(n, generator=gen).split(cfg.batch_size):
+            idx = idx.to(device)
             loss = F.mse_loss(model(t_all[idx]), target[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -194,7 +198,7 @@ def fit(frames: np.ndarray, arch: Arch, cfg: NervConfig, log=None) -> dict[str, 
             total += loss.item() * len(idx)
         if log and (epoch + 1) % max(1, cfg.epochs // 5) == 0:
             log(f"    epoch {epoch + 1}/{cfg.epochs}: train PSNR {10 * math.log10(n / total):.2f} dB")
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def quantize(state: dict[str, torch.Tensor]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -224,7 +228,7 @@ def coded_bytes(qstate: dict[str, tuple[np.ndarray, np.ndarray]], arch: Arch) ->
     return total
 
 
-def decode(qstate, arch: Arch, n_frames: int, batch_size: int = 16) -> np.ndarray:
+def decode(qstate, arch: Arch, n_frames: int, batch_size: int = 16, device: str = "cpu") -> np.ndarray:
     """Frames from the dequantised weights in a fresh network -> (N, H, W, 3) uint8."""
     model = NeRV(arch)
     deq = {}
@@ -232,42 +236,44 @@ def decode(qstate, arch: Arch, n_frames: int, batch_size: int = 16) -> np.ndarra
         shape = (-1,) + (1,) * (q.ndim - 1) if q.ndim >= 2 else (1,)
         deq[name] = torch.from_numpy(q.astype(np.float32) * step.reshape(shape))
     model.load_state_dict(deq)
-    model.eval()
-    t_all = torch.arange(n_frames, dtype=torch.float32) / max(n_frames - 1, 1)
+    model.to(device).eval()
+    t_all = torch.arange(n_frames, dtype=torch.float32, device=device) / max(n_frames - 1, 1)
     out = []
     with torch.no_grad():
-        for idx in torch.arange(n_frames).split(batch_size):
+        for idx in torch.arange(n_frames, device=device).split(batch_size):
             x = model(t_all[idx])                                  # (b, 3, H, W)
-            out.append((x * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+            out.append((x * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(out)
 
 
-def code_video(frames: np.ndarray, cfg: NervConfig, log=None) -> tuple[int, np.ndarray, Arch, float, float]:
+def code_video(frames: np.ndarray, cfg: NervConfig, log=None,
+               device: str = "cpu") -> tuple[int, np.ndarray, Arch, float, float]:
     """Fit, quantise, code and decode one frame sequence.
 
     Returns (n_bytes, decoded frames, arch, encode seconds, decode seconds)."""
     started = time.perf_counter()
     n, h, w, _ = frames.shape
     arch = choose_arch(h, w, n, cfg.target_bpp, cfg.min_channels)
-    qstate = quantize(fit(frames, arch, cfg, log))
+    qstate = quantize(fit(frames, arch, cfg, log, device))
     n_bytes = coded_bytes(qstate, arch)
     encode_s = time.perf_counter() - started
     started = time.perf_counter()
-    decoded = decode(qstate, arch, n)
+    decoded = decode(qstate, arch, n, device=device)
     return n_bytes, decoded, arch, encode_s, time.perf_counter() - started
 
 
-def nerv_point(corpus, cfg: NervConfig, mode: str, measure, ms_ssim_stride: int, log=print) -> dict:
-    """One NeRV rate point over a benchmark corpus (benchmarks.rd.Corpus)."""
+def nerv_point(corpus, cfg: NervConfig, mode: str, measure, ms_ssim_stride: int, log=print,
+               device: str = "cpu") -> dict:
+    """One NeRV rate point over a benchmark corpus (benchmarks.rd.Corpus), fitted on ``device``."""
     decoded, n_bytes, archs, enc_s, dec_s = {}, 0, [], 0.0, 0.0
     if mode == "per-video":
         for name in corpus.names:
-            b, dec, arch, e, d = code_video(corpus.frames[name], cfg)
+            b, dec, arch, e, d = code_video(corpus.frames[name], cfg, device=device)
             decoded[name], n_bytes, enc_s, dec_s = dec, n_bytes + b, enc_s + e, dec_s + d
             archs.append(asdict(arch))
     elif mode == "corpus":
         allf = np.concatenate([corpus.frames[n] for n in corpus.names])
-        n_bytes, dec, arch, enc_s, dec_s = code_video(allf, cfg, log)
+        n_bytes, dec, arch, enc_s, dec_s = code_video(allf, cfg, log, device)
         archs.append(asdict(arch))
         start = 0
         for name in corpus.names:

@@ -347,11 +347,15 @@ def run(args: argparse.Namespace, log=print) -> dict:
         from benchmarks import nerv
 
         matched = [p["bpp"] for p in points if p["codec"] == "nvcodec"]
+        import torch
+
+        nerv_device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         for cfg in nerv.ladder(args.nerv, matched):
             for mode in ("per-video", "corpus"):
                 params = {"config": cfg.to_json(), "mode": mode}
                 points.append(cached_point(cache_dir, nerv.codec_name(mode), params, corpus, stride,
-                                           lambda: nerv.nerv_point(corpus, cfg, mode, measure, stride),
+                                           lambda: nerv.nerv_point(corpus, cfg, mode, measure, stride,
+                                                                   device=nerv_device),
                                            log, n_computed))
                 commands[nerv.codec_name(mode)] = "benchmarks.nerv (in-process), see params"
 
