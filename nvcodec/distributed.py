@@ -3,7 +3,9 @@
 ``torchrun --nproc_per_node N ...`` sets RANK, WORLD_SIZE and LOCAL_RANK; without them the
 process is a world of one and nothing is initialised. Backend: NCCL for CUDA, gloo for CPU
 (the path CI exercises). The process group is left up after fitting so that the caller can
-still synchronise (for instance, rank 0 writing the output file while the others wait).
+still synchronise (for instance, rank 0 writing the output file while the others wait), and
+``teardown`` ends it: a rank that exits with the gloo group alive can die in its threads
+("terminate called without an active exception", seen once in CI).
 """
 
 from __future__ import annotations
@@ -58,3 +60,13 @@ def all_reduce_sum(values: list[float], ctx: DistContext, device: torch.device) 
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def teardown(ctx: DistContext) -> None:
+    """Leave the process group after this rank's last collective (no-op in a world of one).
+
+    Local, no barrier: rank 0 may still work for a long time (quantizing, writing, measuring)
+    and a barrier would time out under it.
+    """
+    if ctx.active and dist.is_initialized():
+        dist.destroy_process_group()

@@ -211,7 +211,8 @@ def encode(
 
     started = time.monotonic()
     device = resolve_device(device)
-    main = distributed.setup(device.split(":")[0]).is_main    # under torchrun, rank 0 alone talks and writes
+    ctx = distributed.setup(device.split(":")[0])
+    main = ctx.is_main                                         # under torchrun, rank 0 alone talks and writes
     say = (lambda _msg: None) if quiet or not main else (log or print)
     output = Path(output)
     if isinstance(inputs, (str, os.PathLike)):
@@ -272,6 +273,7 @@ def encode(
         f"{count_parameters(model_cfg)} parameters; {clips.n_clips} clips of {interval} frames")
     result = fit(model_cfg, fit_cfg, clips, device=device, workdir=workdir, resume=resume, progress=not quiet)
     if not main:
+        distributed.teardown(ctx)                              # rank 0 alone writes
         return None
 
     fit_info = {"preset": preset, "epochs": fit_cfg.epochs, "seed": seed,
@@ -303,6 +305,7 @@ def encode(
         keyframe_psnr=kf_psnr, n_params=sum(int(t.q.size) for t in tensors), preset=preset,
         seconds=time.monotonic() - started, videos=measured.videos,
     )
+    distributed.teardown(ctx)
     return report
 
 
