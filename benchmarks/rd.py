@@ -346,11 +346,11 @@ def run(args: argparse.Namespace, log=print) -> dict:
                                                          args.max_frames, work, stride, args.device),
                                    log, n_computed))
     if args.nerv:
+        import torch
+
         from benchmarks import nerv
 
         matched = [p["bpp"] for p in points if p["codec"] == "nvcodec"]
-        import torch
-
         nerv_device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         for cfg in nerv.ladder(args.nerv, matched):
             for mode in ("per-video", "corpus"):
@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crfs", type=_csv(int), default=list(DEFAULT_CRFS), help="CRF ladder for every anchor")
     p.add_argument("--nvcodec-presets", type=_csv(str), default=list(DEFAULT_NVCODEC_PRESETS),
                    help="nvcodec rate points, PRESET[:KEY=VALUE...] with KEY keyframe_quality, quant_bits, "
-                        "epochs (integers) or rate_lambda (a number) (empty: none); skipped while "
+                        "epochs, keyframe_interval (integers) or rate_lambda (a number) (empty: none); skipped while "
                         "nvcodec.encode is not importable")
     p.add_argument("--nerv", type=_csv(str), default=[],
                    help="NeRV ladder names from benchmarks.nerv.LADDER, or 'match' (one point at each "
