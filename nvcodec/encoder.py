@@ -262,7 +262,7 @@ def encode(
     budget_bytes = None
     if target_bpp is not None:
         kf_codec, chosen, budget_bytes = _plan_target(videos, interval, kf_codec, chosen, target_bpp, n_pixels,
-                                                      device, workdir, main, say)
+                                                      device, workdir, ctx, say)
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None)
@@ -288,8 +288,7 @@ def encode(
         choice = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels,
                                      lam=None if budget_bytes is not None else chosen.rate_lambda,
                                      budget_bytes=budget_bytes, qat_steps=qat_steps, lr=0.1 * fit_cfg.lr,
-                                     batch_size=fit_cfg.batch_size, seed=seed, device=device,
-                                     log=say if not quiet else (lambda _msg: None))
+                                     batch_size=fit_cfg.batch_size, seed=seed, device=device, log=say)
         tensors = choice.tensors
         fit_info.update(quantization="rate-aware", rate_lambda=float(f"{choice.lam:.6g}"), qat_steps=qat_steps)
     metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)
@@ -310,7 +309,7 @@ def encode(
 
 
 def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCodec, chosen, target_bpp: float,
-                 n_pixels: int, device: str, workdir: Path, main: bool, say: Callable[[str], None]):
+                 n_pixels: int, device: str, workdir: Path, ctx, say: Callable[[str], None]):
     """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly (issue 7).
 
     Each share of ``KEYFRAME_SHARES`` gives a keyframe quality (measured bytes) and a
@@ -347,7 +346,7 @@ def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCode
             candidates.append((plan, preset, target_bpp * n_pixels / 8 - plan.keyframe_bytes - OVERHEAD_BYTES))
 
     choice_path = workdir / "rate_choice.json"
-    ctx = distributed.setup(device.split(":")[0])
+    main = ctx.is_main
 
     def from_rank0(value: int) -> int:          # every rank must take the same path (the pilots are collective)
         return int(distributed.all_reduce_sum([float(value if ctx.is_main else 0)], ctx, torch.device(device))[0])

@@ -37,6 +37,7 @@ percent of a fit).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -399,8 +400,6 @@ def _fine_tune(model: DNeRV, model_cfg: ModelConfig, params: dict[str, Tensor], 
                ks: Mapping[str, int], clips: ClipSet, *, lam: float, n_pixels: int, steps: int, lr: float,
                batch_size: int, seed: int, device: torch.device, say: Callable[[str], None]) -> list[dict]:
     """AdamW on MSE + lam * bpp of the weights, fake-quantized, steps fixed; updates ``params`` in place."""
-    import dataclasses
-
     from nvcodec.distributed import DistContext
     from nvcodec.fit import FitConfig, _autocast, _Batcher, _to_device, _trainable_mask, lr_factor
 
