@@ -71,19 +71,39 @@ LADDER = {
 MATCH = "match"   # ladder name: one point per nvcodec point, target_bpp = its measured bpp
 
 
-def ladder(names, matched_bpps=()) -> list[NervConfig]:
-    """Configs for ladder names; ``match`` gives one per bpp in ``matched_bpps`` (the nvcodec
-    points), with the 'mid' schedule. The coded size lands at or below the target (8-bit
-    weights before entropy coding fill it), so "matched" means "no more bits than"."""
-    unknown = [n for n in names if n not in LADDER and n != MATCH]
-    if unknown:
-        raise ValueError(f"unknown NeRV ladder names {unknown}; known: {sorted(LADDER) + [MATCH]}")
+# NervConfig fields a ladder entry may override: NAME[:KEY=VALUE...]
+OVERRIDES = {"target_bpp": float, "epochs": int, "batch_size": int, "lr": float}
+
+
+def parse_entry(spec: str) -> tuple[str, dict]:
+    """'mid' or 'match:epochs=30:batch_size=8' -> (ladder name, NervConfig overrides)."""
+    name, *pairs = spec.split(":")
+    if name not in LADDER and name != MATCH:
+        raise ValueError(f"unknown NeRV ladder name {name!r}; known: {sorted(LADDER) + [MATCH]}")
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in OVERRIDES:
+            raise ValueError(f"NeRV point {spec!r}: expected NAME[:KEY=VALUE...] with KEY in {tuple(OVERRIDES)}")
+        try:
+            overrides[key] = OVERRIDES[key](value)
+        except ValueError:
+            raise ValueError(f"NeRV point {spec!r}: {key} must be a {OVERRIDES[key].__name__}") from None
+    return name, overrides
+
+
+def ladder(specs, matched_bpps=()) -> list[NervConfig]:
+    """Configs for ladder entries (see :func:`parse_entry`); ``match`` gives one per bpp in
+    ``matched_bpps`` (the nvcodec points), with the 'mid' schedule unless overridden. The coded
+    size lands at or below the target (8-bit weights before entropy coding fill it), so
+    "matched" means "no more bits than"."""
     out = []
-    for n in names:
-        if n == MATCH:
-            out += [replace(LADDER["mid"], target_bpp=float(b)) for b in matched_bpps]
+    for spec in specs:
+        name, overrides = parse_entry(spec)
+        if name == MATCH:
+            out += [replace(LADDER["mid"], **{**overrides, "target_bpp": float(b)}) for b in matched_bpps]
         else:
-            out.append(LADDER[n])
+            out.append(replace(LADDER[name], **overrides))
     return out
 
 
@@ -122,7 +142,7 @@ def _strides(height: int, width: int) -> tuple[int, ...]:
 
 def positional_encoding(t: torch.Tensor, levels: int) -> torch.Tensor:
     """(B,) t in [0, 1] -> (B, 2·levels): sin, cos of b^l·π·t, l = 0..levels-1."""
-    freqs = PE_BASE ** torch.arange(levels, dtype=t.dtype) * math.pi
+    freqs = PE_BASE ** torch.arange(levels, dtype=t.dtype, device=t.device) * math.pi
     angles = t[:, None] * freqs                                   # (B, levels)
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
@@ -182,12 +202,14 @@ def fit(frames: np.ndarray, arch: Arch, cfg: NervConfig, log=None, device: str =
     target = _frames_tensor(frames).to(device)                    # (N, 3, H, W)
     n = len(frames)
     t_all = torch.arange(n, dtype=torch.float32, device=device) / max(n - 1, 1)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    # fused: one kernel per step on CUDA, where a network this small is bound by launches
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
+                           fused=torch.device(device).type == "cuda")
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(cfg.seed)
     for epoch in range(cfg.epochs):
-        total = 0.0
+        total = torch.zeros((), device=device)          # summed on the device: no sync per step
         for idx in torch.randperm(n, generator=gen).split(cfg.batch_size):
             idx = idx.to(device)
             loss = F.mse_loss(model(t_all[idx]), target[idx])
@@ -195,9 +217,9 @@ def fit(frames: np.ndarray, arch: Arch, cfg: NervConfig, log=None, device: str =
             loss.backward()
             opt.step()
             sched.step()
-            total += loss.item() * len(idx)
+            total += loss.detach() * len(idx)
         if log and (epoch + 1) % max(1, cfg.epochs // 5) == 0:
-            log(f"    epoch {epoch + 1}/{cfg.epochs}: train PSNR {10 * math.log10(n / total):.2f} dB")
+            log(f"    epoch {epoch + 1}/{cfg.epochs}: train PSNR {10 * math.log10(n / total.item()):.2f} dB")
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
@@ -282,11 +304,15 @@ def nerv_point(corpus, cfg: NervConfig, mode: str, measure, ms_ssim_stride: int,
     else:
         raise ValueError(f"mode must be 'per-video' or 'corpus', got {mode!r}")
     m = measure(corpus, decoded, ms_ssim_stride=ms_ssim_stride)
-    return {"codec": codec_name(mode), "label": f"bpp{cfg.target_bpp:g}-e{cfg.epochs}",
+    from benchmarks.rd import machine_info
+
+    return {"codec": codec_name(mode), "label": f"bpp{cfg.target_bpp:g}-e{cfg.epochs}-b{cfg.batch_size}",
             "params": {"config": cfg.to_json(), "mode": mode}, "archs": archs,
             "n_params": sum(n_params(Arch(**{**a, "strides": tuple(a["strides"])})) for a in archs),
             "n_bytes": n_bytes, "settings_sei_bytes": 0, "n_frames": corpus.n_frames,
             "n_pixels": corpus.n_pixels, "bpp": metrics.bits_per_pixel(n_bytes, corpus.n_pixels),
             "psnr": m["psnr"], "y_psnr": m["y_psnr"], "yuv_psnr": m["yuv_psnr"], "ms_ssim": m["ms_ssim"],
-            "encode_s": enc_s, "decode_s": dec_s, "decode_fps": corpus.n_frames / dec_s if dec_s else None, "per_video": m["per_video"],
+            "encode_s": enc_s, "decode_s": dec_s, "decode_fps": corpus.n_frames / dec_s if dec_s else None,
+            "device": str(device), "machine": machine_info()["summary"],   # kept when merged elsewhere
+            "per_video": m["per_video"],
             "command_example": f"benchmarks.nerv {mode} {cfg.to_json()}"}

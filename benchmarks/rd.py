@@ -378,7 +378,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
         total = sum(p["settings_sei_bytes"] for p in pts)
         n_streams = sum(p["n_streams"] for p in pts)
         if pts:
-            sei[anchor] = {"bytes_per_stream": total / n_streams, "n_streams": n_streams,
+            sei[anchor] = {"bytes_per_stream": total / n_streams, "n_streams": n_streams // len(pts),
+                           "n_points": len(pts),
                            "bpp": metrics.bits_per_pixel(total // len(pts), corpus.n_pixels)}
     result = {
         "protocol": args.protocol,
@@ -438,8 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "epochs, keyframe_interval (integers) or rate_lambda (a number) (empty: none); skipped while "
                         "nvcodec.encode is not importable")
     p.add_argument("--nerv", type=_csv(str), default=[],
-                   help="NeRV ladder names from benchmarks.nerv.LADDER, or 'match' (one point at each "
-                        "nvcodec point's bpp); empty: no NeRV points")
+                   help="NeRV points NAME[:KEY=VALUE...]: NAME from benchmarks.nerv.LADDER or 'match' (one "
+                        "point at each nvcodec point's bpp), KEY in target_bpp, epochs, batch_size, lr; "
+                        "empty: no NeRV points")
     p.add_argument("--ms-ssim-stride", type=int, default=1, help="MS-SSIM on every k-th frame (0: off)")
     p.add_argument("--device", default=None, help="nvcodec/NeRV device (default: cuda when present)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for metrics/NeRV")

@@ -82,7 +82,9 @@ def markdown(result: dict) -> str:
     if sei:
         lines += ["", "## Encoder settings SEI (counted in the rate)", ""]
         for codec, s in sei.items():
-            lines.append(f"- {codec}: {s['bytes_per_stream']:.0f} bytes per stream, {s['n_streams']} streams, "
+            per_point = (f"{s['n_streams']} streams (one per video) at each of {s['n_points']} CRFs"
+                         if "n_points" in s else f"{s['n_streams']} streams")
+            lines.append(f"- {codec}: {s['bytes_per_stream']:.0f} bytes per stream, {per_point}, "
                          f"{s['bpp']:.5f} bpp of the pooled rate")
     ref = result.get("reference_check")
     if ref:
@@ -96,6 +98,9 @@ def markdown(result: dict) -> str:
             lines.append(f"- {anchor}: BD-rate {_fmt(r['bd']['bd_rate_percent'], 1) or 'n/a'} %, "
                          f"BD-PSNR {_fmt(r['bd']['bd_psnr_db'], 2) or 'n/a'} dB against the reference"
                          + (f" ({r['bd']['note']})" if r["bd"]["note"] else ""))
+        for note in dict.fromkeys(r.get("note", "") for r in ref.values()):
+            if note:
+                lines += ["", f"Why: {note}"]
     lines += ["", "## Commands (one per stream; `OUT` is the stream file)", ""]
     for codec, cmd in result["commands"].items():
         lines += [f"- {codec}:", "", f"  `{cmd}`", ""]

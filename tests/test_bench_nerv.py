@@ -1,5 +1,7 @@
 """benchmarks.nerv: the NeRV baseline's shapes, quantisation, real coded size, and a tiny fit."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -67,6 +69,17 @@ def test_match_ladder_gives_one_config_per_nvcodec_bpp():
     cfgs = nerv.ladder(["match", "quick"], matched_bpps=[0.05, 0.1])
     assert [c.target_bpp for c in cfgs] == [0.05, 0.1, nerv.LADDER["quick"].target_bpp]
     assert cfgs[0].epochs == nerv.LADDER["mid"].epochs
+
+
+def test_ladder_entries_take_overrides():
+    """NAME:KEY=VALUE overrides a schedule; 'match' keeps the matched bpp over any target_bpp."""
+    cfgs = nerv.ladder(["match:epochs=30:batch_size=8:target_bpp=9", "quick:lr=0.001"], matched_bpps=[0.05])
+    assert (cfgs[0].target_bpp, cfgs[0].epochs, cfgs[0].batch_size) == (0.05, 30, 8)
+    assert cfgs[0].lr == nerv.LADDER["mid"].lr
+    assert cfgs[1] == dataclasses.replace(nerv.LADDER["quick"], lr=0.001)
+    for bad in ("quick:epochs", "quick:depth=3", "quick:epochs=many", "quick:epochs=0"):
+        with pytest.raises(ValueError):
+            nerv.ladder([bad])
 
 
 def test_unknown_ladder_names_and_bad_configs_are_refused():
