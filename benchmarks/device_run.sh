@@ -5,6 +5,8 @@
 #   bash benchmarks/device_run.sh build-ffmpeg   # HERE, once (~15 min on 2 cores): .whl/ffmpeg-*.tar.xz
 #                                                # (its last step alone: package-ffmpeg PATH/TO/ffmpeg)
 #   bash benchmarks/device_run.sh prepare        # HERE, before each device call: wheels, corpus, checks
+#   bash benchmarks/device_run.sh verify paper 320x256 16   # HERE: one protocol's frames only (prepare
+#                                                # checks every NVC_RD_N's, or native SIZE MAX_FRAMES)
 #   bash benchmarks/device_run.sh run            # ON THE DEVICE, with $OUT set; everything lands in $OUT
 #
 # What travels (the device gets only the repository; carry [".whl", ".corpus"]):
@@ -36,6 +38,14 @@
 #   $OUT, at most 8 plain files: device_run.log, cuda_bench.json, rd/results.json,
 #   rd/results.md, rd/points.csv, rd/rd.png, rd_cache.tar.gz (cache/points/*.json,
 #   cache/runs.json and the .nvc files the points measured).
+#   Instead of stages 2-3, explicit RD stages: NVC_RD_1 .. NVC_RD_3, each the rest of a
+#   benchmarks.rd command line (--corpus, --anchors none and --out are added), run in that order,
+#   each under `timeout` for what is left (NVC_BENCH_SECONDS=0 skips stage 1), e.g.
+#     NVC_RD_1="--protocol native --size 160x128 --max-frames 300 --ms-ssim-stride 10
+#               --nvcodec-presets '' --nerv quick:target_bpp=0.0669:batch_size=8"
+#   Stage N's files: rdN-results.json and rdN-cache.tar.gz (merge them like rd_cache.tar.gz, into
+#   the committed folder of the same protocol, size and max frames). `prepare` checks the frames
+#   of each NVC_RD_N against that folder's committed hash.
 #
 # Merging the device's points into benchmarks/results/native-160x128 (HERE, after the run):
 #   1. Check that the run read the same frames as the committed table:
@@ -165,7 +175,16 @@ prepare() {
     git rev-parse HEAD > "$WHL/COMMIT" 2>/dev/null
     [ -z "$(git status --porcelain --untracked-files=no)" ] || echo "dirty" >> "$WHL/COMMIT"
     if [ "${NVC_VERIFY:-1}" = 1 ]; then
-        verify_frames || exit 1
+        local stage args
+        if [ -n "${NVC_RD_1:-}" ]; then
+            for stage in 1 2 3; do
+                args=$(printenv "NVC_RD_$stage") || continue
+                verify_frames "$(rd_arg "$args" --protocol native)" "$(rd_arg "$args" --size "$SIZE")" \
+                    "$(rd_arg "$args" --max-frames "$MAX_FRAMES")" || exit 1
+            done
+        else
+            verify_frames native "$SIZE" "$MAX_FRAMES" || exit 1
+        fi
     fi
     local total
     total=$(travelling_bytes)
@@ -174,19 +193,27 @@ prepare() {
     say "ready: carry [\".whl\", \".corpus\"] and run 'bash benchmarks/device_run.sh run'"
 }
 
+rd_arg() {
+    # rd_arg ARGS --flag DEFAULT: the value of --flag in an rd command line, or DEFAULT
+    python3 -c 'import shlex, sys
+a = shlex.split(sys.argv[1])
+print(a[a.index(sys.argv[2]) + 1] if sys.argv[2] in a else sys.argv[3])' "$1" "$2" "$3"
+}
+
 verify_frames() {
-    # The carried ffmpeg must read the carried corpus into the committed table's frames.
-    local d expect
+    # verify_frames PROTOCOL SIZE MAX_FRAMES: the carried ffmpeg must read the carried corpus into
+    # the committed table's frames.
+    local protocol=$1 size=$2 max_frames=$3 d expect
     d=$(mktemp -d)
     tar xJf "$FFMPEG_TARBALL" -C "$d" || { say "cannot unpack $FFMPEG_TARBALL"; return 1; }
-    expect=$(expected_sha)
-    say "checking the frames the device will read (carried ffmpeg, .corpus, ${SIZE}, ${MAX_FRAMES} frames)..."
-    NVCODEC_FFMPEG=$d/ffmpeg/ffmpeg nice python3 - "$CORPUS_COPY" "$SIZE" "$MAX_FRAMES" "$expect" <<'EOF'
+    expect=$(expected_sha "$protocol" "$size" "$max_frames")
+    say "checking the frames the device will read (carried ffmpeg, .corpus, $protocol, $size, $max_frames frames)..."
+    NVCODEC_FFMPEG=$d/ffmpeg/ffmpeg nice python3 - "$CORPUS_COPY" "$protocol" "$size" "$max_frames" "$expect" <<'EOF'
 import sys
 from pathlib import Path
 from benchmarks.rd import parse_size, read_corpus
-corpus = read_corpus(Path(sys.argv[1]), "native", parse_size(sys.argv[2]), int(sys.argv[3]), None, log=lambda m: None)
-expect = sys.argv[4]
+corpus = read_corpus(Path(sys.argv[1]), sys.argv[2], parse_size(sys.argv[3]), int(sys.argv[4]), None, log=lambda m: None)
+expect = sys.argv[5]
 print(f"  frames sha256 {corpus.sha256} ({corpus.n_frames} frames); committed table: {expect or 'none'}")
 sys.exit(0 if not expect or corpus.sha256 == expect else 1)
 EOF
@@ -197,11 +224,17 @@ EOF
 }
 
 expected_sha() {
-    python3 - "$REPO/benchmarks/results/native-$SIZE/results.json" "$MAX_FRAMES" <<'EOF' 2>/dev/null
+    # expected_sha PROTOCOL SIZE MAX_FRAMES: the frames hash of the committed table measured so
+    python3 - "$REPO/benchmarks/results" "$1" "$2" "$3" <<'EOF' 2>/dev/null
 import json, sys
-r = json.load(open(sys.argv[1]))
-if r["protocol"] == "native" and r["corpus"]["max_frames"] == int(sys.argv[2]):
-    print(r["corpus"]["frames_sha256"])
+from pathlib import Path
+for f in sorted(Path(sys.argv[1]).glob("*/results.json")):
+    r = json.loads(f.read_text())
+    c = r.get("corpus", {})
+    if (r.get("protocol") == sys.argv[2] and f"{c.get('width')}x{c.get('height')}" == sys.argv[3]
+            and c.get("max_frames") == int(sys.argv[4])):
+        print(c["frames_sha256"])
+        break
 EOF
 }
 
@@ -212,9 +245,16 @@ collect() {
     for f in results.json results.md points.csv rd.png; do
         [ -f "$RD_OUT/$f" ] && cp "$RD_OUT/$f" "$OUT/rd/$f"
     done
-    local keep
+    local keep stage
     keep=$(cd "$RD_OUT" 2>/dev/null && ls -d cache/points cache/runs.json cache/work/*.nvc 2>/dev/null)
     [ -n "$keep" ] && (cd "$RD_OUT" && tar czf "$OUT/rd_cache.tar.gz" $keep)
+    for stage in 1 2 3; do
+        [ -d "$RD_OUT$stage" ] || continue
+        [ -f "$RD_OUT$stage/results.json" ] && cp "$RD_OUT$stage/results.json" "$OUT/rd$stage-results.json"
+        keep=$(cd "$RD_OUT$stage" && ls -d cache/points cache/runs.json cache/work/*.nvc 2>/dev/null)
+        [ -n "$keep" ] && (cd "$RD_OUT$stage" && tar czf "$OUT/rd$stage-cache.tar.gz" $keep)
+    done
+    rmdir "$OUT/rd" 2>/dev/null
     say "collected: $(cd "$OUT" && find . -type f | sort | tr '\n' ' ')"
 }
 
@@ -259,13 +299,31 @@ run() {
         || die "nvcodec does not import from $pkg"
 
     local expect
-    expect=$(expected_sha)
-    say "stage 1: cuda_bench (budget ${bench} s, $(left) s left)"
-    timeout -k 10 $((bench + 30)) $py -m benchmarks.cuda_bench --out "$OUT/cuda_bench.json" --budget "$bench" \
-        --corpus "$corpus" --size "$SIZE" --max-frames "$MAX_FRAMES" --frames-cache "$RD_OUT/cache" \
-        --presets "$presets" --samples "$REPO/samples" --e2e-preset "${NVC_E2E_PRESET:-fast}" \
-        ${expect:+--expect-sha "$expect"} ${NVC_BENCH_ARGS:-}
-    say "stage 1 exit $?; $(left) s left"
+    expect=$(expected_sha native "$SIZE" "$MAX_FRAMES")
+    if [ "$bench" -gt 0 ]; then
+        say "stage 1: cuda_bench (budget ${bench} s, $(left) s left)"
+        timeout -k 10 $((bench + 30)) $py -m benchmarks.cuda_bench --out "$OUT/cuda_bench.json" --budget "$bench" \
+            --corpus "$corpus" --size "$SIZE" --max-frames "$MAX_FRAMES" --frames-cache "$RD_OUT/cache" \
+            --presets "$presets" --samples "$REPO/samples" --e2e-preset "${NVC_E2E_PRESET:-fast}" \
+            ${expect:+--expect-sha "$expect"} ${NVC_BENCH_ARGS:-}
+        say "stage 1 exit $?; $(left) s left"
+    fi
+
+    if [ -n "${NVC_RD_1:-}" ]; then
+        local stage args rc=0 status
+        for stage in 1 2 3; do
+            args=$(printenv "NVC_RD_$stage") || continue
+            [ "$(left)" -gt 60 ] || { say "RD stage $stage skipped: $(left) s left"; continue; }
+            say "RD stage $stage, at most $(($(left) - 25)) s: $args"
+            local stage_out=$RD_OUT$stage
+            eval "timeout -k 10 $(($(left) - 25)) $py -m benchmarks.rd --corpus \"\$corpus\" --anchors none \
+                --out \"\$stage_out\" $args"
+            status=$?
+            [ $status = 0 ] || rc=$status
+            say "RD stage $stage exit $status; $(left) s left"
+        done
+        exit $rc
+    fi
 
     local specs
     specs=$($py -m benchmarks.cuda_bench plan --bench "$OUT/cuda_bench.json" --presets "$presets" \
@@ -291,6 +349,7 @@ case "${1:-}" in
     build-ffmpeg) build_ffmpeg ;;
     package-ffmpeg) mkdir -p "$WHL" && package_ffmpeg "${2:-}" ;;
     prepare) prepare ;;
+    verify) verify_frames "${2:-native}" "${3:-$SIZE}" "${4:-$MAX_FRAMES}" ;;
     run) run ;;
-    *) echo "usage: bash benchmarks/device_run.sh build-ffmpeg|prepare|run (see the header)" >&2; exit 2 ;;
+    *) echo "usage: bash benchmarks/device_run.sh build-ffmpeg|prepare|verify [PROTOCOL SIZE MAX_FRAMES]|run (see the header)" >&2; exit 2 ;;
 esac

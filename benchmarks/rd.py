@@ -42,7 +42,7 @@ HARNESS_VERSION = 1           # bump when a point's meaning changes (invalidates
 PROTOCOLS = {"native": None, "paper": Fraction(2)}   # protocol -> sampling fps (None: native)
 DEFAULT_CRFS = (22, 27, 32, 37, 42)
 DEFAULT_NVCODEC_PRESETS = ("fast", "small", "medium")
-BD_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "nerv")
+BD_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "nerv", "nerv-star")   # nerv-star: NeRV*
 
 
 @dataclass

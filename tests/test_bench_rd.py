@@ -72,7 +72,7 @@ def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
     result = rd.main(argv)
     saved = json.loads((out / "results.json").read_text())
     assert saved["protocol"] == "native"
-    assert set(saved["bd_rate"]) == {"x264-medium", "x264-veryslow", "x265-medium", "nerv"}
+    assert set(saved["bd_rate"]) == {"x264-medium", "x264-veryslow", "x265-medium", "nerv", "nerv-star"}
     assert saved["corpus"]["n_frames"] == 12 and saved["corpus"]["n_videos"] == 2
     codecs = {p["codec"] for p in saved["points"]}
     assert {"x264-medium", "x264-veryslow", "x265-medium"} <= codecs
