@@ -40,7 +40,8 @@
 #   cache/runs.json and the .nvc files the points measured).
 #   Instead of stages 2-3, explicit RD stages: NVC_RD_1 .. NVC_RD_3, each the rest of a
 #   benchmarks.rd command line (--corpus, --anchors none and --out are added), run in that order,
-#   each under `timeout` for what is left (NVC_BENCH_SECONDS=0 skips stage 1), e.g.
+#   each under `timeout` for what is left or NVC_RD_N_SECONDS if less (NVC_BENCH_SECONDS=0 skips
+#   stage 1), e.g.
 #     NVC_RD_1="--protocol native --size 160x128 --max-frames 300 --ms-ssim-stride 10
 #               --nvcodec-presets '' --nerv quick:target_bpp=0.0669:batch_size=8"
 #   Stage N's files: rdN-results.json and rdN-cache.tar.gz (merge them like rd_cache.tar.gz, into
@@ -314,9 +315,10 @@ run() {
         for stage in 1 2 3; do
             args=$(printenv "NVC_RD_$stage") || continue
             [ "$(left)" -gt 60 ] || { say "RD stage $stage skipped: $(left) s left"; continue; }
-            say "RD stage $stage, at most $(($(left) - 25)) s: $args"
-            local stage_out=$RD_OUT$stage
-            eval "timeout -k 10 $(($(left) - 25)) $py -m benchmarks.rd --corpus \"\$corpus\" --anchors none \
+            local cap=$(($(left) - 25)) stage_out=$RD_OUT$stage
+            cap=$(( $(printenv "NVC_RD_${stage}_SECONDS" || echo $cap) < cap ? $(printenv "NVC_RD_${stage}_SECONDS" || echo $cap) : cap ))
+            say "RD stage $stage, at most $cap s: $args"
+            eval "timeout -k 10 $cap $py -m benchmarks.rd --corpus \"\$corpus\" --anchors none \
                 --out \"\$stage_out\" $args"
             status=$?
             [ $status = 0 ] || rc=$status
