@@ -73,37 +73,44 @@ MATCH = "match"   # ladder name: one point per nvcodec point, target_bpp = its m
 
 # NervConfig fields a ladder entry may override: NAME[:KEY=VALUE...]
 OVERRIDES = {"target_bpp": float, "epochs": int, "batch_size": int, "lr": float}
+MODES = ("per-video", "corpus")      # one network per video; one on the concatenation (NeRV*)
 
 
-def parse_entry(spec: str) -> tuple[str, dict]:
-    """'mid' or 'match:epochs=30:batch_size=8' -> (ladder name, NervConfig overrides)."""
+def parse_entry(spec: str) -> tuple[str, dict, tuple[str, ...]]:
+    """'mid' or 'match:epochs=30:batch_size=8:mode=corpus' -> (ladder name, NervConfig overrides,
+    modes). Without ``mode=`` an entry is fitted in both modes."""
     name, *pairs = spec.split(":")
     if name not in LADDER and name != MATCH:
         raise ValueError(f"unknown NeRV ladder name {name!r}; known: {sorted(LADDER) + [MATCH]}")
-    overrides = {}
+    overrides, modes = {}, MODES
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if sep and key == "mode" and value in MODES:
+            modes = (value,)
+            continue
         if not sep or key not in OVERRIDES:
-            raise ValueError(f"NeRV point {spec!r}: expected NAME[:KEY=VALUE...] with KEY in {tuple(OVERRIDES)}")
+            raise ValueError(f"NeRV point {spec!r}: expected NAME[:KEY=VALUE...] with KEY in "
+                             f"{tuple(OVERRIDES)} or mode in {MODES}")
         try:
             overrides[key] = OVERRIDES[key](value)
         except ValueError:
             raise ValueError(f"NeRV point {spec!r}: {key} must be a {OVERRIDES[key].__name__}") from None
-    return name, overrides
+    return name, overrides, modes
 
 
-def ladder(specs, matched_bpps=()) -> list[NervConfig]:
-    """Configs for ladder entries (see :func:`parse_entry`); ``match`` gives one per bpp in
-    ``matched_bpps`` (the nvcodec points), with the 'mid' schedule unless overridden. The coded
-    size lands at or below the target (8-bit weights before entropy coding fill it), so
+def ladder(specs, matched_bpps=()) -> list[tuple[NervConfig, tuple[str, ...]]]:
+    """(config, modes) for ladder entries (see :func:`parse_entry`); ``match`` gives one per bpp
+    in ``matched_bpps`` (the nvcodec points), with the 'mid' schedule unless overridden. The
+    coded size lands at or below the target (8-bit weights before entropy coding fill it), so
     "matched" means "no more bits than"."""
     out = []
     for spec in specs:
-        name, overrides = parse_entry(spec)
+        name, overrides, modes = parse_entry(spec)
         if name == MATCH:
-            out += [replace(LADDER["mid"], **{**overrides, "target_bpp": float(b)}) for b in matched_bpps]
+            out += [(replace(LADDER["mid"], **{**overrides, "target_bpp": float(b)}), modes)
+                    for b in matched_bpps]
         else:
-            out.append(replace(LADDER[name], **overrides))
+            out.append((replace(LADDER[name], **overrides), modes))
     return out
 
 
@@ -284,6 +291,10 @@ def code_video(frames: np.ndarray, cfg: NervConfig, log=None,
     return n_bytes, decoded, arch, encode_s, time.perf_counter() - started
 
 
+def point_label(cfg: NervConfig) -> str:
+    return f"bpp{cfg.target_bpp:g}-e{cfg.epochs}-b{cfg.batch_size}-lr{cfg.lr:g}"
+
+
 def nerv_point(corpus, cfg: NervConfig, mode: str, measure, ms_ssim_stride: int, log=print,
                device: str = "cpu") -> dict:
     """One NeRV rate point over a benchmark corpus (benchmarks.rd.Corpus), fitted on ``device``."""
@@ -306,7 +317,7 @@ def nerv_point(corpus, cfg: NervConfig, mode: str, measure, ms_ssim_stride: int,
     m = measure(corpus, decoded, ms_ssim_stride=ms_ssim_stride)
     from benchmarks.rd import machine_info
 
-    return {"codec": codec_name(mode), "label": f"bpp{cfg.target_bpp:g}-e{cfg.epochs}-b{cfg.batch_size}",
+    return {"codec": codec_name(mode), "label": point_label(cfg),
             "params": {"config": cfg.to_json(), "mode": mode}, "archs": archs,
             "n_params": sum(n_params(Arch(**{**a, "strides": tuple(a["strides"])})) for a in archs),
             "n_bytes": n_bytes, "settings_sei_bytes": 0, "n_frames": corpus.n_frames,

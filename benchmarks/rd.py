@@ -352,8 +352,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
 
         matched = [p["bpp"] for p in points if p["codec"] == "nvcodec"]
         nerv_device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        for cfg in nerv.ladder(args.nerv, matched):
-            for mode in ("per-video", "corpus"):
+        for cfg, modes in nerv.ladder(args.nerv, matched):
+            for mode in modes:
                 params = {"config": cfg.to_json(), "mode": mode}
                 points.append(cached_point(cache_dir, nerv.codec_name(mode), params, corpus, stride,
                                            lambda: nerv.nerv_point(corpus, cfg, mode, measure, stride,
@@ -440,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "nvcodec.encode is not importable")
     p.add_argument("--nerv", type=_csv(str), default=[],
                    help="NeRV points NAME[:KEY=VALUE...]: NAME from benchmarks.nerv.LADDER or 'match' (one "
-                        "point at each nvcodec point's bpp), KEY in target_bpp, epochs, batch_size, lr; "
+                        "point at each nvcodec point's bpp), KEY in target_bpp, epochs, batch_size, lr, or "
+                        "mode=per-video|corpus for one mode only (default both); "
                         "empty: no NeRV points")
     p.add_argument("--ms-ssim-stride", type=int, default=1, help="MS-SSIM on every k-th frame (0: off)")
     p.add_argument("--device", default=None, help="nvcodec/NeRV device (default: cuda when present)")

@@ -46,6 +46,32 @@ def write_csv(path: Path, points: list[dict]) -> None:
     write_atomic(path, buf.getvalue().encode())
 
 
+def bit_budget(points: list[dict]) -> list[str]:
+    """Markdown section: where each nvcodec point's bytes go, and what each part buys.
+
+    'keyframes alone' is the PSNR of the blend of the decoded keyframes without the network
+    (the encoder's floor); the network's gain is the final PSNR over it."""
+    rows = [p for p in points if p["codec"] == "nvcodec" and (p.get("encode_report") or {}).get("bytes_by_part")]
+    if not rows:
+        return []
+    out = ["", "## Where nvcodec's bits go", "",
+           "| point | bpp | keyframes | weights | metadata + container | bits/weight | keyframe PSNR dB | "
+           "keyframes alone dB | final dB | network gain dB |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p in rows:
+        rep, parts = p["encode_report"], p["encode_report"]["bytes_by_part"]
+        total = sum(parts.values())
+        other = parts.get("metadata", 0) + parts.get("container", 0)
+        blend, final = rep.get("blend_psnr"), rep.get("psnr")
+        gain = final - blend if blend is not None and final is not None else None
+        bits_per_weight = 8 * parts["weights"] / rep["n_params"] if rep.get("n_params") else None
+        out.append(f"| {p['label']} | {p['bpp']:.4f} | {100 * parts['keyframes'] / total:.0f} % | "
+                   f"{100 * parts['weights'] / total:.0f} % | {100 * other / total:.1f} % | "
+                   f"{_fmt(bits_per_weight, 2)} | {_fmt(rep.get('keyframe_psnr'), 2)} | {_fmt(blend, 2)} | "
+                   f"{_fmt(final, 2)} | {_fmt(gain, 2)} |")
+    return out
+
+
 def markdown(result: dict) -> str:
     """The human summary: setup, RD table, BD-rates, commands."""
     lines = [f"# RD benchmark: protocol `{result['protocol']}`", "",
@@ -78,6 +104,7 @@ def markdown(result: dict) -> str:
         lines.append(f"- vs {name}: BD-rate {_fmt(bd['bd_rate_percent'], 1) or 'n/a'} %, "
                      f"BD-PSNR {_fmt(bd['bd_psnr_db'], 2) or 'n/a'} dB, PSNR overlap {ivs}"
                      + (f" ({bd['note']})" if bd["note"] else ""))
+    lines += bit_budget(result["points"])
     sei = result.get("settings_sei")
     if sei:
         lines += ["", "## Encoder settings SEI (counted in the rate)", ""]

@@ -66,18 +66,21 @@ def test_tiny_fit_learns_and_the_rate_is_real_coded_bytes():
 
 def test_match_ladder_gives_one_config_per_nvcodec_bpp():
     """'match' turns each nvcodec point's bpp into a target; named entries pass through."""
-    cfgs = nerv.ladder(["match", "quick"], matched_bpps=[0.05, 0.1])
-    assert [c.target_bpp for c in cfgs] == [0.05, 0.1, nerv.LADDER["quick"].target_bpp]
-    assert cfgs[0].epochs == nerv.LADDER["mid"].epochs
+    entries = nerv.ladder(["match", "quick"], matched_bpps=[0.05, 0.1])
+    assert [c.target_bpp for c, _ in entries] == [0.05, 0.1, nerv.LADDER["quick"].target_bpp]
+    assert entries[0][0].epochs == nerv.LADDER["mid"].epochs
+    assert all(modes == ("per-video", "corpus") for _, modes in entries)
 
 
 def test_ladder_entries_take_overrides():
-    """NAME:KEY=VALUE overrides a schedule; 'match' keeps the matched bpp over any target_bpp."""
-    cfgs = nerv.ladder(["match:epochs=30:batch_size=8:target_bpp=9", "quick:lr=0.001"], matched_bpps=[0.05])
-    assert (cfgs[0].target_bpp, cfgs[0].epochs, cfgs[0].batch_size) == (0.05, 30, 8)
-    assert cfgs[0].lr == nerv.LADDER["mid"].lr
-    assert cfgs[1] == dataclasses.replace(nerv.LADDER["quick"], lr=0.001)
-    for bad in ("quick:epochs", "quick:depth=3", "quick:epochs=many", "quick:epochs=0"):
+    """NAME:KEY=VALUE overrides a schedule; 'match' keeps the matched bpp over any target_bpp;
+    mode= picks one of the two modes."""
+    (cfg, modes), (quick, quick_modes) = nerv.ladder(
+        ["match:epochs=30:batch_size=8:target_bpp=9", "quick:lr=0.001:mode=corpus"], matched_bpps=[0.05])
+    assert (cfg.target_bpp, cfg.epochs, cfg.batch_size, cfg.lr) == (0.05, 30, 8, nerv.LADDER["mid"].lr)
+    assert modes == ("per-video", "corpus")
+    assert quick == dataclasses.replace(nerv.LADDER["quick"], lr=0.001) and quick_modes == ("corpus",)
+    for bad in ("quick:epochs", "quick:depth=3", "quick:epochs=many", "quick:epochs=0", "quick:mode=both"):
         with pytest.raises(ValueError):
             nerv.ladder([bad])
 

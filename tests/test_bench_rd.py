@@ -91,6 +91,12 @@ def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
     assert "-tune psnr" in saved["commands"]["x264-medium"]
     for name in ("points.csv", "results.md", "rd.png"):
         assert (out / name).stat().st_size > 0
+    if presets:   # the bit budget names the point, and its shares add up to the file
+        md = (out / "results.md").read_text()
+        assert "## Where nvcodec's bits go" in md
+        row = next(line for line in md.splitlines() if line.startswith("| tiny |"))
+        shares = [float(c.strip().rstrip(" %")) for c in row.split("|")[3:6]]
+        assert sum(shares) == pytest.approx(100, abs=1.5)
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a second run resumes from the cache and gives the same points
     again = rd.main(argv)
@@ -132,3 +138,19 @@ def test_bd_uses_each_curves_pareto_front_and_says_what_it_dropped():
     noisy = bd_compare(*anchor, [0.2, 0.4, 0.5, 0.8], [30.0, 32.0, 31.0, 34.0])
     assert noisy["bd_rate_percent"] == pytest.approx(clean["bd_rate_percent"])
     assert "1 dominated point(s) left out" in noisy["note"] and clean["note"] == ""
+
+
+def test_bit_budget_shares_bits_per_weight_and_network_gain():
+    """The bit budget of a point: each part's share of the file, bits per weight, and the network's
+    gain over the keyframes alone; points of other codecs are not listed."""
+    from benchmarks.report import bit_budget
+
+    point = {"codec": "nvcodec", "label": "p", "bpp": 0.1,
+             "encode_report": {"bytes_by_part": {"keyframes": 600, "weights": 300, "metadata": 60, "container": 40},
+                               "n_params": 1200, "psnr": 28.5, "blend_psnr": 27.0, "keyframe_psnr": 33.0}}
+    lines = bit_budget([point, {"codec": "x264-medium", "label": "crf30", "bpp": 0.1}])
+    rows = [line for line in lines if line.startswith("| p |")]
+    assert len(rows) == 1 and len([line for line in lines if line.startswith("| ")]) == 2   # header + p
+    cells = [c.strip() for c in rows[0].split("|")[1:-1]]
+    assert cells[2:] == ["60 %", "30 %", "10.0 %", "2.00", "33.00", "27.00", "28.50", "1.50"]
+    assert bit_budget([{"codec": "x264-medium", "label": "crf30", "bpp": 0.1}]) == []
