@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from benchmarks.bd import pareto
+
 CSV_FIELDS = ("codec", "label", "bpp", "psnr", "y_psnr", "yuv_psnr", "ms_ssim", "n_bytes",
               "settings_sei_bytes", "n_frames", "n_pixels", "encode_s", "decode_fps")
 
@@ -144,13 +146,16 @@ def write_plot(path: Path, result: dict) -> None:
     by_codec: dict[str, list[dict]] = {}
     for p in result["points"]:
         by_codec.setdefault(p["codec"], []).append(p)
-    for codec, pts in by_codec.items():
-        pts = sorted(pts, key=lambda p: p["bpp"])
+    for k, (codec, pts) in enumerate(by_codec.items()):
+        color = f"C{k}"
         for ax, key in zip(axes, ("psnr", "ms_ssim")):
             ys = [p.get(key) for p in pts]
             if any(y is None for y in ys):
                 continue
-            ax.plot([p["bpp"] for p in pts], ys, marker="o", label=codec)
+            # every point as a marker; the line joins the points no other point beats (BD's curve)
+            ax.plot([p["bpp"] for p in pts], ys, "o", color=color, label=codec)
+            front = pareto([p["bpp"] for p in pts], ys)
+            ax.plot(front[0], front[1], "-", color=color)
     for ax, ylabel in zip(axes, ("RGB PSNR (dB), mean over frames", "MS-SSIM (RGB), mean over frames")):
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel (pooled over the corpus)")
