@@ -48,18 +48,36 @@ def write_csv(path: Path, points: list[dict]) -> None:
     write_atomic(path, buf.getvalue().encode())
 
 
+REFERENCE_ANCHOR = "x264-medium"      # what the bit budget prices each part against
+
+
+def rate_at(points: list[dict], psnr: float) -> float | None:
+    """The bpp a codec's Pareto front needs for ``psnr`` (log-linear between its two
+    neighbours), None outside the front's range."""
+    import numpy as np
+
+    rate, q = pareto([p["bpp"] for p in points], [p["psnr"] for p in points])
+    if len(rate) < 2 or not q[0] <= psnr <= q[-1]:
+        return None
+    return float(np.exp(np.interp(psnr, q, np.log(rate))))
+
+
 def bit_budget(points: list[dict]) -> list[str]:
     """Markdown section: where each nvcodec point's bytes go, and what each part buys.
 
     'keyframes alone' is the PSNR of the blend of the decoded keyframes without the network
-    (the encoder's floor); the network's gain is the final PSNR over it."""
+    (the encoder's floor); the network's gain is the final PSNR over it. Beside them, the
+    rate x264-medium needs for the same two qualities, when it was run: keyframes that cost
+    more than that are a loss before the network starts."""
     rows = [p for p in points if p["codec"] == "nvcodec" and (p.get("encode_report") or {}).get("bytes_by_part")]
     if not rows:
         return []
+    anchor = [p for p in points if p["codec"] == REFERENCE_ANCHOR]
     out = ["", "## Where nvcodec's bits go", "",
            "| point | bpp | keyframes | weights | metadata + container | bits/weight | keyframe PSNR dB | "
-           "keyframes alone dB | final dB | network gain dB |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           f"keyframes alone dB | final dB | network gain dB | keyframes bpp | {REFERENCE_ANCHOR} bpp at "
+           f"keyframes alone | {REFERENCE_ANCHOR} bpp at final |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in rows:
         rep, parts = p["encode_report"], p["encode_report"]["bytes_by_part"]
         total = sum(parts.values())
@@ -67,10 +85,13 @@ def bit_budget(points: list[dict]) -> list[str]:
         blend, final = rep.get("blend_psnr"), rep.get("psnr")
         gain = final - blend if blend is not None and final is not None else None
         bits_per_weight = 8 * parts["weights"] / rep["n_params"] if rep.get("n_params") else None
+        at_blend = rate_at(anchor, blend) if anchor and blend is not None else None
+        at_final = rate_at(anchor, final) if anchor and final is not None else None
         out.append(f"| {p['label']} | {p['bpp']:.4f} | {100 * parts['keyframes'] / total:.0f} % | "
                    f"{100 * parts['weights'] / total:.0f} % | {100 * other / total:.1f} % | "
                    f"{_fmt(bits_per_weight, 2)} | {_fmt(rep.get('keyframe_psnr'), 2)} | {_fmt(blend, 2)} | "
-                   f"{_fmt(final, 2)} | {_fmt(gain, 2)} |")
+                   f"{_fmt(final, 2)} | {_fmt(gain, 2)} | {p['bpp'] * parts['keyframes'] / total:.4f} | "
+                   f"{_fmt(at_blend, 4)} | {_fmt(at_final, 4)} |")
     return out
 
 
