@@ -408,7 +408,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
         "wall_s": time.perf_counter() - started,
     }
     result["runs"] = _append_history(cache_dir, {"date_utc": result["date_utc"], "wall_s": result["wall_s"],
-                                                 "n_points": len(points), "n_computed": n_computed[0]})
+                                                 "n_points": len(points), "n_computed": n_computed[0],
+                                                 "peak_rss_mb": result["peak_rss_mb"]})
     report.write_json(out_dir / "results.json", result)
     report.write_csv(out_dir / "points.csv", points)
     report.write_atomic(out_dir / "results.md", report.markdown(result).encode())

@@ -102,9 +102,12 @@ def markdown(result: dict) -> str:
              f"- corpus: `{result['corpus']['path']}`: {result['corpus']['n_videos']} videos, "
              f"{result['corpus']['n_frames']} frames at {result['corpus']['width']}x{result['corpus']['height']} "
              f"({result['corpus']['description']})",
-             f"- frames hash: `{result['corpus']['frames_sha256'][:16]}`; peak RSS {result['peak_rss_mb']:.0f} MB",
+             f"- frames hash: `{result['corpus']['frames_sha256'][:16]}`; peak RSS of this invocation "
+             f"{result['peak_rss_mb']:.0f} MB (points read from the cache cost none: see each run below)",
              "- wall time per invocation (points computed / total): " + "; ".join(
-                 f"{r['date_utc']}: {r['wall_s']:.0f} s ({r['n_computed']}/{r['n_points']})" for r in result["runs"]),
+                 f"{r['date_utc']}: {r['wall_s']:.0f} s ({r['n_computed']}/{r['n_points']}"
+                 + (f", peak RSS {r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else "") + ")"
+                 for r in result["runs"]),
              f"- metrics: {result['metrics']['summary']}",
              f"- command: `{result['command']}`", "",
              "| codec | point | bpp | RGB PSNR dB | Y-PSNR dB | YUV 6:1:1 dB | MS-SSIM | bytes | settings SEI bytes | encode s | decode fps |",
