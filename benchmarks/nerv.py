@@ -20,9 +20,9 @@ SSIM); Adam with a cosine schedule; the channel width C0 is chosen to hit a
 target bpp. Cost is set by ``epochs``, ``batch_size`` and the target bpp; the fit runs on
 the harness's ``--device`` (CUDA when present), fp32, with every frame held on the device.
 
-Schedules, measured (benchmarks/results/native-160x128, H200): on a GPU a step costs about
-the same at batch 8 as at 2 (~350 steps/s at 160x128), so batch 8 buys 4x the frames per
-second; at equal epochs it loses (one 300-frame clip, 30 epochs, CPU: 25.69 dB at batch 2,
+Schedules, measured (benchmarks/results/native-160x128 and paper-320x256, H200): about 350
+steps/s at batch 8 of 160x128 frames and 300 at batch 2 of 320x256, i.e. bound by kernel
+launches, not by pixels, so a larger batch buys frames per second; at equal epochs it loses (one 300-frame clip, 30 epochs, CPU: 25.69 dB at batch 2,
 24.95 at batch 8 with lr 1e-2, 24.02 with 5e-3). lr 1e-2 at batch 8 diverged for NeRV* on
 the whole corpus (train PSNR stuck at 10.8 dB from the first epochs) but not per video, so
 a ladder entry can name one mode (``mode=``) to keep a good fit without its failed twin.
