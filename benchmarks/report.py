@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.bd import pareto
 
 CSV_FIELDS = ("codec", "label", "bpp", "psnr", "y_psnr", "yuv_psnr", "ms_ssim", "n_bytes",
@@ -54,8 +56,6 @@ REFERENCE_ANCHOR = "x264-medium"      # what the bit budget prices each part aga
 def rate_at(points: list[dict], psnr: float) -> float | None:
     """The bpp a codec's Pareto front needs for ``psnr`` (log-linear between its two
     neighbours), None outside the front's range."""
-    import numpy as np
-
     rate, q = pareto([p["bpp"] for p in points], [p["psnr"] for p in points])
     if len(rate) < 2 or not q[0] <= psnr <= q[-1]:
         return None
