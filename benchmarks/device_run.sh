@@ -315,8 +315,8 @@ run() {
         for stage in 1 2 3; do
             args=$(printenv "NVC_RD_$stage") || continue
             [ "$(left)" -gt 60 ] || { say "RD stage $stage skipped: $(left) s left"; continue; }
-            local cap=$(($(left) - 25)) stage_out=$RD_OUT$stage
-            cap=$(( $(printenv "NVC_RD_${stage}_SECONDS" || echo $cap) < cap ? $(printenv "NVC_RD_${stage}_SECONDS" || echo $cap) : cap ))
+            local cap=$(($(left) - 25)) stage_out=$RD_OUT$stage limit
+            limit=$(printenv "NVC_RD_${stage}_SECONDS") && [ "$limit" -lt "$cap" ] && cap=$limit
             say "RD stage $stage, at most $cap s: $args"
             eval "timeout -k 10 $cap $py -m benchmarks.rd --corpus \"\$corpus\" --anchors none \
                 --out \"\$stage_out\" $args"
