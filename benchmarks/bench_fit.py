@@ -87,7 +87,7 @@ import torch
 from nvcodec import corpus, media
 from nvcodec.fit import fit, total_steps_of
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
-from nvcodec.model import count_parameters
+from nvcodec.config import count_parameters
 from nvcodec.presets import resolve
 
 INTERVAL = 8

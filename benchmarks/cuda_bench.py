@@ -14,9 +14,9 @@ each recording its traceback instead of stopping the run (the JSON is rewritten 
             will look), on the corpus's real clips (raw keyframes: throughput does not depend
             on their content): steady steps/s after a warm-up, pixel-steps/s (clips per step x
             frames per clip x tile pixels per second, as bench_fit.py counts), peak CUDA memory,
-            with the bf16 autocast that nvcodec.fit uses on CUDA, then fp32. fp32 cannot be chosen
+            with the bf16 autocast that nvcodec.runtime gives the fit on CUDA, then fp32. fp32 cannot be chosen
             through nvcodec's API, so for that measurement this script replaces
-            ``nvcodec.fit._autocast`` by a no-op context (fp32 for the fit and its evaluation;
+            ``nvcodec.runtime.autocast`` by a no-op context (fp32 for the fit and its evaluation;
             cuDNN may still use TF32 for convolutions, torch's default).
 ``encode``  ``nvcodec.encode`` of ``--samples`` end to end (``--e2e-preset``, default fast):
             wall time, rate and PSNR from its report.
@@ -156,18 +156,18 @@ def part_env() -> dict:
 
 @contextmanager
 def _precision(name: str):
-    """'as_shipped': nvcodec.fit untouched (bf16 autocast on CUDA); 'fp32': its autocast replaced by a no-op."""
-    import nvcodec.fit as fit_module
+    """'as_shipped': nvcodec.runtime untouched (bf16 autocast on CUDA); 'fp32': its autocast replaced by a no-op."""
+    import nvcodec.runtime as runtime_module
 
     if name == "as_shipped":
         yield
         return
-    saved = fit_module._autocast
-    fit_module._autocast = lambda device: nullcontext()
+    saved = runtime_module.autocast
+    runtime_module.autocast = lambda device: nullcontext()
     try:
         yield
     finally:
-        fit_module._autocast = saved
+        runtime_module.autocast = saved
 
 
 def timed_fit(model_cfg, fit_cfg, clips, device: str, n_steps: int, precision: str) -> dict:
@@ -193,7 +193,7 @@ def timed_fit(model_cfg, fit_cfg, clips, device: str, n_steps: int, precision: s
     steady_s = seconds[-1] - (seconds[skip - 1] if skip else 0.0)
     steps_per_s = steady_steps / steady_s if steady_s > 0 else float("nan")
     pixels_per_step = fit_cfg.batch_size * model_cfg.clip_length * model_cfg.tile_h * model_cfg.tile_w
-    label = {"as_shipped": "bf16 autocast (as shipped)", "fp32": "fp32 (nvcodec.fit._autocast replaced)"}[precision]
+    label = {"as_shipped": "bf16 autocast (as shipped)", "fp32": "fp32 (nvcodec.runtime.autocast replaced)"}[precision]
     out = {"precision": label if device == "cuda" else "fp32 (CPU: nvcodec uses no autocast there)",
            "steps": result.steps, "steady_steps": steady_steps, "steady_s": round(steady_s, 4),
            "steps_per_s": round(steps_per_s, 3),
@@ -223,7 +223,7 @@ def part_fit(run: Run, args) -> dict:
 
     from benchmarks.rd import parse_rate_point
     from nvcodec.corpus import build_clipset, keyframe_positions
-    from nvcodec.model import count_parameters
+    from nvcodec.config import count_parameters
     from nvcodec.presets import resolve
 
     device = _device()

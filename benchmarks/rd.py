@@ -225,7 +225,7 @@ def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, wo
                   ms_ssim_stride: int, device: str | None) -> dict:
     """One nvcodec rate point through the users' path: nvcodec.encode, then nvcodec.open(...).read()."""
     import nvcodec
-    from nvcodec.decoder import resolve_device
+    from nvcodec.runtime import resolve_device
 
     preset, settings = parse_rate_point(spec)
     stem = "nvcodec-" + spec.replace(":", "_").replace("=", "")

@@ -16,6 +16,7 @@ import click
 
 from nvcodec import __version__
 from nvcodec.keyframes import CODECS as KEYFRAME_CODECS
+from nvcodec.presets import PRESETS
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -112,7 +113,7 @@ def main(debug: bool) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--preset", default="fast", show_default=True,
-              type=click.Choice(["tiny", "fast", "small", "medium", "large"]), help="Model size and schedule.")
+              type=click.Choice(list(PRESETS)), help="Model size and schedule.")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
               help="Rate control: choose keyframe quality and network size to land near this bpp.")
 @click.option("--size", type=SizeType(), help="Coding size WxH (default: each video's own size).")

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from nvcodec.bitstream import NvcFormatError, NvcReader
 from nvcodec.corpus import build_clip_range, keyframe_positions, merge_tiles
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes
+from nvcodec.runtime import resolve_device
 
 CLIPS_PER_STEP = 8          # clips decoded together per video (x tiles); bounds memory while streaming
 
@@ -50,13 +51,6 @@ class VideoEntry:
     @property
     def duration_s(self) -> float:
         return self.n_frames * self.fps_den / self.fps_num
-
-
-def resolve_device(device: str | None) -> str:
-    """``device`` as given, else CUDA when present, else CPU."""
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class NvcFile:
@@ -146,7 +140,7 @@ class NvcFile:
 
     def iter_frames(self, video: str | int, frames: slice = slice(None)) -> Iterator[np.ndarray]:
         """Yield the frames of ``video`` selected by ``frames`` ((H, W, 3) uint8), decoding as it goes."""
-        from nvcodec.fit import predict
+        from nvcodec.runtime import predict
 
         v = self.video_index(video)
         entry = self.videos[v]

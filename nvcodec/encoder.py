@@ -27,7 +27,7 @@ from nvcodec.bitstream import KeyframeSegment, write_nvc
 from nvcodec.corpus import SourceVideo, build_clipset, clip_layout, keyframe_positions, scan
 from nvcodec.keyframes import CODECS, KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.media import read_frames
-from nvcodec.model import count_parameters
+from nvcodec.config import count_parameters
 from nvcodec.quant import quantize_state
 from nvcodec.qat import chunk_bytes as _chunk_bytes
 from nvcodec.rate import OVERHEAD_BYTES, plan_rate
@@ -205,7 +205,8 @@ def encode(
     file), or ``None`` on ranks other than 0 under torchrun, where only rank 0 writes.
     """
     from nvcodec import distributed
-    from nvcodec.decoder import measure_file, resolve_device
+    from nvcodec.decoder import measure_file
+    from nvcodec.runtime import resolve_device
     from nvcodec.fit import fit
     from nvcodec.presets import resolve
 

@@ -17,17 +17,15 @@ Checkpoints are our own files in the work folder (``torch.save``, written atomic
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -35,54 +33,15 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 from torch import Tensor
 
-from nvcodec import distributed
+from nvcodec import distributed, runtime
 from nvcodec.clipset import ClipSet
+from nvcodec.config import FitConfig, ModelConfig
 from nvcodec.metrics import psnr_from_mse
-from nvcodec.model import DNeRV, ModelConfig
+from nvcodec.model import DNeRV
+from nvcodec.runtime import Batcher, as_device, lr_factor, predict, to_device, trainable_mask
 
 CHECKPOINT_NAME = "fit_checkpoint.pt"
 CHECKPOINT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """How to fit. ``batch_size`` counts clips per step over all ranks together.
-
-    The fit lasts ``epochs`` passes over the clips, capped at ``max_steps`` steps when that is
-    not 0 (a time bound for large corpora on a CPU); the schedule spans the steps actually run.
-    """
-
-    epochs: int = 100
-    max_steps: int = 0
-    batch_size: int = 4
-    lr: float = 5e-4
-    warmup_frac: float = 0.2
-    warmup_start: float = 0.1
-    l1_weight: float = 0.7
-    mse_weight: float = 0.0
-    ssim_weight: float = 0.3
-    seed: int = 0
-    checkpoint_every: int = 500       # steps; 0: only when interrupted
-    compile: bool = False             # torch.compile the model (worth it on CUDA for long fits)
-
-    def __post_init__(self) -> None:
-        for name, lo, hi in (("epochs", 1, 10**7), ("batch_size", 1, 2**16), ("seed", 0, 2**63 - 1),
-                             ("checkpoint_every", 0, 10**9), ("max_steps", 0, 10**9)):
-            value = getattr(self, name)
-            if type(value) is not int or not lo <= value <= hi:
-                raise ValueError(f"FitConfig.{name}: expected an int in [{lo}, {hi}], got {value!r}")
-        for name, lo, hi in (("lr", 1e-8, 1.0), ("warmup_frac", 0.0, 1.0), ("warmup_start", 0.0, 1.0),
-                             ("l1_weight", 0.0, 100.0), ("mse_weight", 0.0, 100.0), ("ssim_weight", 0.0, 100.0)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ValueError(f"FitConfig.{name}: expected a number in [{lo}, {hi}], got {value!r}")
-        if self.l1_weight + self.mse_weight + self.ssim_weight <= 0:
-            raise ValueError("FitConfig: l1_weight, mse_weight and ssim_weight are all 0: nothing to fit")
-        if not isinstance(self.compile, bool):
-            raise ValueError(f"FitConfig.compile: expected bool, got {self.compile!r}")
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -102,33 +61,12 @@ def total_steps_of(fit_cfg: FitConfig, n_clips: int) -> int:
     return min(steps, fit_cfg.max_steps) if fit_cfg.max_steps else steps
 
 
-def lr_factor(step: int, total_steps: int, warmup_frac: float, warmup_start: float) -> float:
-    """Multiplier of the base learning rate at ``step`` (0-based): linear warm-up, then cosine to 0."""
-    warmup = int(round(warmup_frac * total_steps))
-    if step < warmup:
-        return warmup_start + (1.0 - warmup_start) * step / warmup
-    progress = (step - warmup) / max(total_steps - warmup, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def blend_frames(clips: ClipSet, index: np.ndarray | slice) -> np.ndarray:
     """The floor's prediction: uint8 (n, T, 3, h, w) = round((1-t)*start + t*end)."""
     t = clips.t_local[index][:, :, None, None, None]
     start = clips.keyframes[clips.start_kf[index]][:, None].astype(np.float32)
     end = clips.keyframes[clips.end_kf[index]][:, None].astype(np.float32)
     return np.clip(np.rint((1 - t) * start + t * end), 0, 255).astype(np.uint8)
-
-
-def _trainable_mask(model_cfg: ModelConfig, clips: ClipSet, index: np.ndarray) -> np.ndarray:
-    mask = clips.mask[index].copy()
-    if model_cfg.paste_keyframes:
-        t = clips.t_local[index]
-        mask &= (t != 0) & (t != 1)
-    return mask
 
 
 def _ssim_window(tile_h: int, tile_w: int) -> int:
@@ -146,50 +84,6 @@ def _loss(pred: Tensor, target: Tensor, fit_cfg: FitConfig, win: int) -> tuple[T
     if fit_cfg.ssim_weight:
         loss = loss + fit_cfg.ssim_weight * (1 - ssim(pred, target, data_range=1.0, win_size=win))
     return loss, mse
-
-
-class _Batcher:
-    """Clip indices and device tensors for each step: epoch order from (seed, epoch) alone."""
-
-    def __init__(self, clips: ClipSet, fit_cfg: FitConfig, ctx: distributed.DistContext,
-                 device: torch.device) -> None:
-        self.clips, self.cfg, self.ctx, self.device = clips, fit_cfg, ctx, device
-        self.steps_per_epoch = math.ceil(clips.n_clips / fit_cfg.batch_size)
-        self._epoch, self._order = -1, np.empty(0, np.int64)
-
-    def indices(self, step: int) -> np.ndarray:
-        epoch, i = divmod(step, self.steps_per_epoch)
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
-            self._epoch, self._order = epoch, torch.randperm(self.clips.n_clips, generator=gen).numpy()
-        chunk = self._order[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
-        world = self.ctx.world_size
-        if len(chunk) % world:       # every rank needs a non-empty share: wrap around
-            chunk = np.resize(chunk, math.ceil(len(chunk) / world) * world)
-        return np.sort(chunk[self.ctx.rank::world])
-
-    def tensors(self, index: np.ndarray) -> tuple[Tensor, ...]:
-        c = self.clips
-        arrays = (c.keyframes[c.start_kf[index]], c.keyframes[c.end_kf[index]],
-                  c.t_video[index], c.t_local[index])
-        return tuple(_to_device(a, self.device) for a in arrays)
-
-
-def _to_device(a: np.ndarray, device: torch.device) -> Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    if device.type == "cuda":
-        t = t.pin_memory().to(device, non_blocking=True)
-    if t.dtype == torch.uint8:
-        t = t.float().div_(255.0)
-        if t.ndim == 4 and device.type == "cuda":
-            t = t.contiguous(memory_format=torch.channels_last)
-    return t
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @contextmanager
@@ -257,7 +151,7 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     if clips.tile_size != (model_cfg.tile_h, model_cfg.tile_w) or clips.clip_length != model_cfg.clip_length:
         raise ValueError(f"clips are {clips.clip_length} x {clips.tile_size}, the model expects "
                          f"{model_cfg.clip_length} x {(model_cfg.tile_h, model_cfg.tile_w)}")
-    device = torch.device(device) if device is not None else default_device()
+    device = as_device(device)
     ctx = distributed.setup(device.type)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", ctx.local_rank)
@@ -270,7 +164,7 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
         raw_model = raw_model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(raw_model.parameters(), lr=fit_cfg.lr, weight_decay=0.0,
                                   fused=device.type == "cuda")
-    batcher = _Batcher(clips, fit_cfg, ctx, device)
+    batcher = Batcher(clips, fit_cfg, ctx, device)
     total_steps = total_steps_of(fit_cfg, clips.n_clips)
     fingerprint = _fingerprint(model_cfg, fit_cfg, clips, ctx.world_size)
     ckpt_path = Path(workdir) / CHECKPOINT_NAME if workdir is not None else None
@@ -318,12 +212,12 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
             while step < total_steps:
                 index = batcher.indices(step)
                 kf_start, kf_end, t_video, t_local = batcher.tensors(index)
-                mask = torch.from_numpy(_trainable_mask(model_cfg, clips, index)).to(device)
-                target = _to_device(clips.frames[index], device)           # (b, T, 3, h, w)
+                mask = torch.from_numpy(trainable_mask(model_cfg, clips, index)).to(device)
+                target = to_device(clips.frames[index], device)           # (b, T, 3, h, w)
                 lr = fit_cfg.lr * lr_factor(step, total_steps, fit_cfg.warmup_frac, fit_cfg.warmup_start)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with _autocast(device):
+                with runtime.autocast(device):
                     pred = model(kf_start, kf_end, t_video, t_local)
                 if mask.any():
                     loss, mse = _loss(pred[mask].float(), target[mask], fit_cfg, win)
@@ -416,30 +310,5 @@ def _fit_psnr(model: DNeRV, clips: ClipSet, ctx: distributed.DistContext, device
 def clips_psnr(model: DNeRV, clips: ClipSet, *, device: str | torch.device | None = None) -> float:
     """Mean over real frames of the RGB PSNR of ``model`` on ``clips`` (a frame's tiles pooled),
     in one process: how the encoder scores a candidate network or a set of quantized weights."""
-    device = torch.device(device) if device is not None else default_device()
+    device = as_device(device)
     return _fit_psnr(model, clips, distributed.DistContext(), device)
-
-
-@torch.no_grad()
-def predict(model: DNeRV, clips: ClipSet, *, device: str | torch.device | None = None,
-            batch_size: int = 8) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Decode ``clips`` in batches: yields (clip indices, uint8 (b, T, 3, h, w)).
-
-    The model is used as given (moved to ``device`` and put in eval mode; weights untouched).
-    """
-    if type(batch_size) is not int or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    model = getattr(model, "module", model)
-    device = torch.device(device) if device is not None else default_device()
-    model.to(device).eval()
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    c = clips
-    for first in range(0, c.n_clips, batch_size):
-        index = np.arange(first, min(first + batch_size, c.n_clips))
-        arrays = (c.keyframes[c.start_kf[index]], c.keyframes[c.end_kf[index]], c.t_video[index], c.t_local[index])
-        kf_start, kf_end, t_video, t_local = (_to_device(a, device) for a in arrays)
-        with _autocast(device):
-            out = model(kf_start, kf_end, t_video, t_local)
-        frames = out.float().mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
-        yield index, frames

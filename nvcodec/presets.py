@@ -16,8 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from nvcodec.fit import FitConfig
-from nvcodec.model import ModelConfig, count_parameters
+from nvcodec.config import FitConfig, ModelConfig, count_parameters
 
 
 @dataclass(frozen=True)

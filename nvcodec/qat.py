@@ -48,10 +48,14 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from nvcodec import runtime
 from nvcodec.bitstream import QuantizedTensor, ints_code_length_bits, ints_symbol_costs_bits
 from nvcodec.bitstream.tensors import write_tensor
 from nvcodec.clipset import ClipSet
-from nvcodec.model import DNeRV, ModelConfig
+from nvcodec.config import FitConfig, ModelConfig
+from nvcodec.distributed import DistContext
+from nvcodec.model import DNeRV
+from nvcodec.runtime import Batcher, lr_factor, to_device, trainable_mask
 
 K_TABLE = tuple(range(0, 21))     # step = peak * 2**(-k/2): from ±1 level (k=0) to ±1024 (k=20)
 K_PTQ = 14                        # about 8-bit post-training quantization (peak/127 vs peak/128)
@@ -208,8 +212,6 @@ class _EvalSet:
     """A fixed subset of clips on the device, and the MSE of a set of weights on it (fp32)."""
 
     def __init__(self, model: DNeRV, model_cfg: ModelConfig, clips: ClipSet, device: torch.device) -> None:
-        from nvcodec.fit import _to_device, _trainable_mask
-
         index = np.unique(np.linspace(0, clips.n_clips - 1, min(EVAL_CLIPS, clips.n_clips)).round().astype(np.int64))
         c = clips
         self.model = model
@@ -217,8 +219,8 @@ class _EvalSet:
         for first in range(0, len(index), 8):
             i = index[first:first + 8]
             arrays = (c.keyframes[c.start_kf[i]], c.keyframes[c.end_kf[i]], c.t_video[i], c.t_local[i], c.frames[i])
-            tensors = tuple(_to_device(a, device) for a in arrays)
-            mask = torch.from_numpy(_trainable_mask(model_cfg, clips, i)).to(device)
+            tensors = tuple(to_device(a, device) for a in arrays)
+            mask = torch.from_numpy(trainable_mask(model_cfg, clips, i)).to(device)
             self.batches.append((tensors, mask))
 
     @torch.no_grad()
@@ -400,15 +402,12 @@ def _fine_tune(model: DNeRV, model_cfg: ModelConfig, params: dict[str, Tensor], 
                ks: Mapping[str, int], clips: ClipSet, *, lam: float, n_pixels: int, steps: int, lr: float,
                batch_size: int, seed: int, device: torch.device, say: Callable[[str], None]) -> list[dict]:
     """AdamW on MSE + lam * bpp of the weights, fake-quantized, steps fixed; updates ``params`` in place."""
-    from nvcodec.distributed import DistContext
-    from nvcodec.fit import FitConfig, _autocast, _Batcher, _to_device, _trainable_mask, lr_factor
-
     scales = {name: torch.from_numpy(grids[name].scale(ks[name])).to(device) for name in params}
     terms = {name: RateTerm(scales[name], grids[name].axis) for name in params}
     leaves = {name: torch.nn.Parameter(p) for name, p in params.items()}
     optimizer = torch.optim.AdamW(leaves.values(), lr=lr, weight_decay=0.0)
     fit_cfg = dataclasses.replace(FitConfig(), batch_size=batch_size, seed=seed + 1)
-    batcher = _Batcher(clips, fit_cfg, DistContext(), device)
+    batcher = Batcher(clips, fit_cfg, DistContext(), device)
     history = []
     model.train()
     for step in range(steps):
@@ -417,12 +416,12 @@ def _fine_tune(model: DNeRV, model_cfg: ModelConfig, params: dict[str, Tensor], 
                 term.refresh(leaves[name])
         index = batcher.indices(step)
         kf_start, kf_end, t_video, t_local = batcher.tensors(index)
-        mask = torch.from_numpy(_trainable_mask(model_cfg, clips, index)).to(device)
+        mask = torch.from_numpy(trainable_mask(model_cfg, clips, index)).to(device)
         if not mask.any():
             continue
-        target = _to_device(clips.frames[index], device)
+        target = to_device(clips.frames[index], device)
         quantized = {name: fake_quant(w, scales[name], grids[name].axis) for name, w in leaves.items()}
-        with _autocast(device):
+        with runtime.autocast(device):
             pred = functional_call(model, quantized, (kf_start, kf_end, t_video, t_local))
         mse = torch.mean((pred[mask].float() - target[mask]) ** 2)
         bits = sum(term.bits(leaves[name]) for name, term in terms.items())

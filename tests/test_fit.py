@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from nvcodec.clipset import ClipSet
-from nvcodec.fit import FitConfig, blend_frames, fit, lr_factor, predict
+from nvcodec.config import FitConfig
+from nvcodec.fit import blend_frames, fit
 from nvcodec.metrics import psnr_from_mse
 from nvcodec.model import DNeRV, ModelConfig
+from nvcodec.runtime import lr_factor, predict
 
 
 def synthetic_clips(n_videos: int = 3, n_frames: int = 16, size: tuple[int, int] = (64, 64),
@@ -152,14 +154,15 @@ def test_sigint_checkpoints_then_stops(clips, tmp_path, monkeypatch):
     import signal
 
     from nvcodec import fit as fit_module
-    original = fit_module._Batcher.indices
+    from nvcodec.runtime import Batcher
+    original = Batcher.indices
 
     def indices(self, step):
         if step == 3:
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, step)
 
-    monkeypatch.setattr(fit_module._Batcher, "indices", indices)
+    monkeypatch.setattr(Batcher, "indices", indices)
     with pytest.raises(KeyboardInterrupt):
         fit(TINY_MODEL, TINY_FIT, clips, device="cpu", progress=False, workdir=tmp_path)
     payload = torch.load(tmp_path / fit_module.CHECKPOINT_NAME, weights_only=True)

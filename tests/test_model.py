@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from nvcodec.model import DNeRV, ModelConfig, count_parameters, derive_strides
+from nvcodec.config import ModelConfig, count_parameters, derive_strides
+from nvcodec.model import DNeRV
 
 PAPER = dict(tile_h=256, tile_w=320, strides=(4, 2, 2, 2, 2), enc_width=64, embed_levels=240)
 

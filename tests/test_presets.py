@@ -8,7 +8,7 @@ import time
 import pytest
 
 from nvcodec.fit import fit
-from nvcodec.model import count_parameters
+from nvcodec.config import count_parameters
 from nvcodec.presets import PRESETS, register, resolve
 
 from test_fit import synthetic_clips
