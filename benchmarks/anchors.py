@@ -93,7 +93,7 @@ def code_stream(frames: np.ndarray, anchor: str, crf: int, fps: Fraction, out: P
     n, height, width, _ = frames.shape
     cmd = encode_command(anchor, crf, width, height, fps, out)
     started = time.perf_counter()
-    proc = media._Process(cmd, out, f"{anchor} encode", stdin=True, stdout=False)
+    proc = media.FfmpegProcess(cmd, out, f"{anchor} encode", stdin=True, stdout=False)
     try:
         proc.proc.stdin.write(np.ascontiguousarray(frames).tobytes())
     except BrokenPipeError:
@@ -101,7 +101,7 @@ def code_stream(frames: np.ndarray, anchor: str, crf: int, fps: Fraction, out: P
         raise media.MediaError(out, f"{anchor} encode: ffmpeg stopped reading", proc.stderr()) from None
     text = proc.finish()
     encode_s = time.perf_counter() - started
-    n_coded = media._last_frame_count(text)
+    n_coded = media.last_frame_count(text)
     if n_coded is not None and n_coded != n:
         raise media.MediaError(out, f"{anchor} encode: sent {n} frames, ffmpeg coded {n_coded}", text)
     data = Path(out).read_bytes()

@@ -11,7 +11,7 @@ rate-aware at each of ``--lambdas`` (``nvcodec.qat``: step search plus a fine-tu
 ``qat_fraction`` of the fit's steps, each from the same float weights). Every row's quality
 is the whole corpus decoded with the quantized weights (mean over frames of RGB PSNR, pasted
 keyframes included); its weight bytes are the exact bytes of the TENS chunks as written
-(``nvcodec.qat.chunk_bytes``). Total bpp adds the keyframe bytes (the same for every row);
+(``nvcodec.bitstream.tensor_chunk_n_bytes``). Total bpp adds the keyframe bytes (the same for every row);
 metadata and chunk framing outside the tensors (about 1.5 kB) are left out of every row alike.
 
 Printed and written (OUT/results.json, OUT/results.md): the table; the weight bytes that
@@ -41,7 +41,8 @@ from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.media import read_frames
 from nvcodec.model import DNeRV
 from nvcodec.presets import resolve
-from nvcodec.qat import chunk_bytes, rate_aware_quantize
+from nvcodec.bitstream import tensor_chunk_n_bytes
+from nvcodec.qat import rate_aware_quantize
 from nvcodec.quant import quantize_state
 
 
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
     rows = []
 
     def add(kind: str, setting: str, tensors, seconds: float) -> None:
-        weight_bytes = sum(chunk_bytes(t) for t in tensors)
+        weight_bytes = sum(tensor_chunk_n_bytes(t) for t in tensors)
         row = {"kind": kind, "setting": setting, "weight_bytes": weight_bytes,
                "bits_per_weight": 8 * weight_bytes / n_params, "weight_bpp": 8 * weight_bytes / n_pixels,
                "total_bpp": 8 * (weight_bytes + kf_bytes) / n_pixels, "psnr": _psnr(model_cfg, clips, tensors),

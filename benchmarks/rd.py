@@ -215,7 +215,7 @@ def parse_rate_point(spec: str) -> tuple[str, dict[str, int | float]]:
     return preset, settings
 
 
-# encode() keyword -> type; rate_lambda: rate-aware quantization (issue 7); keyframe_interval: frames per
+# encode() keyword -> type; rate_lambda: rate-aware quantization (nvcodec.qat); keyframe_interval: frames per
 # clip (at 2 fps, the paper protocol, 8 frames are 4 s apart)
 RATE_POINT_SETTINGS = {"keyframe_quality": int, "quant_bits": int, "epochs": int, "rate_lambda": float,
                        "keyframe_interval": int}

@@ -37,6 +37,11 @@ FEND = "FEND"  # section 8: end of file; empty payload, last bytes of the file
 KNOWN_CRITICAL = (META, KIDX, KSEG, TENS, FEND)
 
 
+def chunk_n_bytes(n_payload_bytes: int) -> int:
+    """Bytes a chunk with an ``n_payload_bytes`` payload takes in the file (section 3: head, payload, CRC)."""
+    return CHUNK_OVERHEAD_BYTES + n_payload_bytes
+
+
 def is_critical(chunk_type: str) -> bool:
     """Critical chunks must be understood; ancillary ones (lower-case first letter) may be skipped."""
     return chunk_type[0].isupper()

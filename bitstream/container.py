@@ -48,6 +48,15 @@ def _check_tensors(tensors: Sequence[QuantizedTensor]) -> None:
         raise ValueError(f"tensors hold {n_elements} elements, more than the {MAX_ELEMENTS} a file may hold")
 
 
+def tensor_chunk_n_bytes(t: QuantizedTensor) -> int:
+    """Bytes ``t`` takes in the file: its TENS chunk (section 7 payload, section 3 framing).
+
+    The rate control and the rate-aware quantizer count weights with this, so their
+    budgets are in the bytes the writer will produce.
+    """
+    return chunks.chunk_n_bytes(len(write_tensor(t)))
+
+
 def write_nvc(
     path, metadata: dict, segments: Sequence[KeyframeSegment], tensors: Sequence[QuantizedTensor]
 ) -> int:

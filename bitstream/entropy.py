@@ -341,7 +341,7 @@ def encode_ints_report(values: np.ndarray, n_bits: int) -> dict[str, tuple[int, 
 def ints_code_length_bits(values: np.ndarray, n_bits: int) -> int:
     """Exact size in bits of encode_ints(values, n_bits) (runs the coder; side information included).
 
-    For rate-aware training (issue 7) use it to measure the real rate of a tensor;
+    For rate-aware training (nvcodec.qat) use it to measure the real rate of a tensor;
     ``ints_symbol_costs_bits`` gives the per-symbol costs to build a differentiable proxy.
     """
     return 8 * len(encode_ints(values, n_bits))

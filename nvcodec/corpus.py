@@ -2,7 +2,7 @@
 
 - :func:`scan` turns folders/files into probed :class:`SourceVideo` entries with stable
   names (relative POSIX paths, as stored in metadata["videos"][i]["name"]).
-- :func:`keyframe_positions` is the one home of the keyframe rule (CONTRACTS.md):
+- :func:`keyframe_positions` is the one home of the keyframe rule (FORMAT.md section 5):
   frames 0, K, 2K, ... (< L) plus L-1 when (L-1) % K != 0.
 - :func:`split_tiles` / :func:`merge_tiles` pad a frame to whole tiles (edge padding)
   and back (crop); tile order is row-major over the grid.

@@ -23,20 +23,21 @@ from pathlib import Path
 import numpy as np
 
 from nvcodec import __version__
-from nvcodec.bitstream import KeyframeSegment, write_nvc
+from nvcodec.bitstream import KeyframeSegment, tensor_chunk_n_bytes, write_nvc
+from nvcodec.config import count_parameters
 from nvcodec.corpus import SourceVideo, build_clipset, clip_layout, keyframe_positions, scan
 from nvcodec.keyframes import CODECS, KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.media import read_frames
-from nvcodec.config import count_parameters
 from nvcodec.quant import quantize_state
-from nvcodec.qat import chunk_bytes as _chunk_bytes
 from nvcodec.rate import OVERHEAD_BYTES, plan_rate
 
 WORKDIR_SUFFIX = ".work"
 DEFAULT_KEYFRAME_INTERVAL = 8         # DESIGN.md: every 8th frame plus the last
 DEFAULT_KEYFRAME_CODEC = "av1"        # an inter-coded AV1 track: see benchmarks/bench_keyframes.py
-# --target-bpp (issue 7): keyframe shares of the budget tried, the pilot fit's share of the steps, and
-# the bits per weight rate-aware quantization costs (1.8-2.6 measured, bitstream/FORMAT.md section 13)
+# --target-bpp: keyframe shares of the budget tried, the pilot fit's share of the steps, and the bits
+# per weight rate-aware quantization costs, which sizes the network: benchmarks/results/quant/results.md
+# measured 3.95 / 3.38 / 2.48 bits per weight at lambda 1e-3 / 3e-3 / 1e-2 (fast, one fit); 3.0 lies
+# between the presets' lambda (3e-3) and the coarsest measured.
 KEYFRAME_SHARES = (0.35, 0.5, 0.65)
 PILOT_FRACTION = 0.2
 RATE_AWARE_BITS_PER_WEIGHT = 3.0
@@ -311,7 +312,7 @@ def encode(
 
 def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCodec, chosen, target_bpp: float,
                  n_pixels: int, device: str, workdir: Path, ctx, say: Callable[[str], None]):
-    """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly (issue 7).
+    """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly.
 
     Each share of ``KEYFRAME_SHARES`` gives a keyframe quality (measured bytes) and a
     network sized for what is left; each distinct candidate gets a pilot fit of
@@ -376,7 +377,7 @@ def _plan_target(videos: Sequence[_Video], interval: int, kf_codec: KeyframeCode
                 psnr = clips_psnr(model, clips, device=device)
                 say(f"  candidate: keyframe quality {plan.keyframe_quality} "
                     f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), C0={model_cfg.c0}, pilot of {steps} steps: "
-                    f"{psnr:.2f} dB with {8 * sum(_chunk_bytes(t) for t in q.tensors) / n_pixels:.4f} bpp of weights")
+                    f"{psnr:.2f} dB with {8 * sum(tensor_chunk_n_bytes(t) for t in q.tensors) / n_pixels:.4f} bpp of weights")
             scores.append(psnr)
         best = int(np.argmax(scores)) if main else 0
         if main:

@@ -29,7 +29,7 @@ import ffmpeg
 import numpy as np
 
 from nvcodec import color
-from nvcodec.media import MediaError, _base_args, _last_frame_count, _Process, ffmpeg_codecs, ffmpeg_exe, run
+from nvcodec.media import FfmpegProcess, MediaError, ffmpeg_base_args, ffmpeg_codecs, ffmpeg_exe, last_frame_count, run
 
 # Coded sizes are even and at least this per encoder: SVT-AV1 refuses sizes below 64, x265
 # aborts on inter coding narrower than 64 (ffmpeg 5.1's libx265); libaom and vvenc work from 16.
@@ -215,11 +215,11 @@ def encode_keyframes(frames: np.ndarray, codec: KeyframeCodec) -> list[tuple[int
             for frame in frames:
                 f.write(_to_planes(frame, cw, ch, spec.bit_depth))
         stream = ffmpeg.input(str(src), format="rawvideo", pix_fmt=pix_fmt, s=f"{cw}x{ch}", framerate=_FPS)
-        args = _base_args(exe) + ["-y"] + stream.output(
+        args = ffmpeg_base_args(exe) + ["-y"] + stream.output(
             str(dst), format=spec.muxer, pix_fmt=pix_fmt, an=None, **_encoder_opts(codec, n)).get_args()
         text = run(args, f"<keyframes {w}x{h}>", f"encode keyframes ({codec.encoder})")
-        if _last_frame_count(text) not in (None, n):
-            raise MediaError(f"<keyframes {w}x{h}>", f"encoder wrote {_last_frame_count(text)} of {n} frames", text)
+        if last_frame_count(text) not in (None, n):
+            raise MediaError(f"<keyframes {w}x{h}>", f"encoder wrote {last_frame_count(text)} of {n} frames", text)
         data = dst.read_bytes()
     units, is_rap = _split_units(codec.codec, data)
     if len(units) != n:
@@ -250,10 +250,10 @@ def decode_keyframes(data: bytes, codec: KeyframeCodec, width: int, height: int,
         src = Path(tmp) / f"seg.{spec.demuxer}"
         src.write_bytes(data)
         stream = ffmpeg.input(str(src), format=spec.demuxer, vcodec=decoder)["V:0"]
-        args = _base_args(exe) + stream.output(
+        args = ffmpeg_base_args(exe) + stream.output(
             "pipe:", format="rawvideo", pix_fmt="yuv420p10le" if spec.bit_depth == 10 else "yuv420p",
             fps_mode="passthrough").get_args()
-        proc = _Process(args, label, "decode keyframes")
+        proc = FfmpegProcess(args, label, "decode keyframes")
         try:
             for i in range(n_keyframes + 1):
                 buf = proc.read_exact(frame_bytes)

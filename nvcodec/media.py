@@ -1,7 +1,7 @@
 """Everything ffmpeg: which binary, how it is run, probing, reading and writing video.
 
 Command lines are built with ``ffmpeg-python`` (``.get_args()``) and run by
-:func:`run` / :class:`_Process`, never through a shell: stderr goes to a
+:func:`run` / :class:`FfmpegProcess`, never through a shell: stderr goes to a
 temporary file (so a chatty ffmpeg can never block on a full pipe), frames are
 read from stdout with exact reads (short reads are looped over), and both the
 exit status and the frame count are checked. Every failure is one
@@ -81,7 +81,7 @@ def ffmpeg_codecs(exe: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _base_args(exe: str) -> list[str]:
+def ffmpeg_base_args(exe: str) -> list[str]:
     # -nostdin: never read the terminal; -nostats: only the final "frame=" report
     return [exe, "-nostdin", "-hide_banner", "-nostats"]
 
@@ -105,7 +105,7 @@ def run(args: Sequence[str], path, what: str, *, ok_codes=(0,)) -> str:
     return text
 
 
-def _last_frame_count(stderr: str) -> int | None:
+def last_frame_count(stderr: str) -> int | None:
     """ffmpeg's own count of output frames: the last ``frame=  N`` of its final report."""
     found = re.findall(r"frame=\s*(\d+)", stderr)
     return int(found[-1]) if found else None
@@ -189,7 +189,7 @@ def _probe_header(path, exe: str) -> _Header:
         raise MediaError(path, "no such file")
     if p.stat().st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
-    text = run(_base_args(exe) + ["-i", str(p)], path, "probe", ok_codes=(0, 1))
+    text = run(ffmpeg_base_args(exe) + ["-i", str(p)], path, "probe", ok_codes=(0, 1))
     lines = text.splitlines()
     if not any(line.startswith("Input #0") for line in lines):
         raise MediaError(path, "not a media file ffmpeg can open", text)
@@ -238,8 +238,8 @@ def _decode_count(path, exe: str) -> tuple[int, float | None]:
     """(exact frame count, end time in seconds) of stream #0 of type video, by decoding it
     once to the null muxer and reading ffmpeg's final ``frame=`` / ``time=`` report."""
     args = ffmpeg.input(str(path))["V:0"].output("-", format="null").get_args()
-    text = run(_base_args(exe) + args, path, "decode (frame count)")
-    n = _last_frame_count(text)
+    text = run(ffmpeg_base_args(exe) + args, path, "decode (frame count)")
+    n = last_frame_count(text)
     if not n:
         raise MediaError(path, "no decodable video frames", text)
     times = re.findall(r"time=\s*(\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
@@ -309,7 +309,7 @@ def source_color(color_space: str, color_range: str, pix_fmt: str, height: int) 
 
 # ---------------------------------------------------------------- streaming processes
 
-class _Process:
+class FfmpegProcess:
     """One ffmpeg process: stdout piped to us (exact reads), stdin optionally piped from us,
     stderr to a temporary file so it can never fill a pipe and deadlock."""
 
@@ -411,9 +411,9 @@ def read_frames(path, *, size: tuple[int, int] | None = None, fps: Fraction | No
     out_opts = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
     if max_frames is not None:
         out_opts["frames:v"] = max_frames
-    args = _base_args(exe) + stream.output("pipe:", **out_opts).get_args()
+    args = ffmpeg_base_args(exe) + stream.output("pipe:", **out_opts).get_args()
     frame_bytes = width * height * 3
-    proc = _Process(args, path, "read frames")
+    proc = FfmpegProcess(args, path, "read frames")
     n_read = 0
     try:
         while True:
@@ -428,7 +428,7 @@ def read_frames(path, *, size: tuple[int, int] | None = None, fps: Fraction | No
     text = proc.finish()
     if n_read == 0:
         raise MediaError(path, "no decodable video frames", text)
-    n_ffmpeg = _last_frame_count(text)
+    n_ffmpeg = last_frame_count(text)
     if n_ffmpeg is not None and n_ffmpeg != n_read:
         raise MediaError(path, f"frame count mismatch: ffmpeg reported {n_ffmpeg}, read {n_read}", text)
 
@@ -463,7 +463,7 @@ class VideoWriter:
         self.fps_num, self.fps_den, self.crf = fps_num, fps_den, crf
         self.n_frames = 0
         self._file: BinaryIO | None = None
-        self._proc: _Process | None = None
+        self._proc: FfmpegProcess | None = None
         self._closed = False
         is_path = isinstance(dest, (str, os.PathLike))
         if not is_path and fmt != "y4m":
@@ -502,8 +502,8 @@ class VideoWriter:
                 str(self._tmp), format="mp4", vcodec="libx264", crf=self.crf, preset="medium",
                 pix_fmt="yuv420p", colorspace="bt709", color_primaries="bt709", color_trc="bt709",
                 color_range="tv")
-        args = _base_args(exe) + ["-y"] + out.get_args()
-        self._proc = _Process(args, self.dest, f"write {self.fmt}", stdin=True, stdout=False)
+        args = ffmpeg_base_args(exe) + ["-y"] + out.get_args()
+        self._proc = FfmpegProcess(args, self.dest, f"write {self.fmt}", stdin=True, stdout=False)
 
     def write(self, frame: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 RGB frame."""
@@ -539,7 +539,7 @@ class VideoWriter:
                 self._file.flush()
         else:
             text = self._proc.finish()
-            n_ffmpeg = _last_frame_count(text)
+            n_ffmpeg = last_frame_count(text)
             if n_ffmpeg is not None and n_ffmpeg != self.n_frames:
                 raise MediaError(self.dest, f"write {self.fmt}: wrote {self.n_frames} frames, "
                                             f"ffmpeg encoded {n_ffmpeg}", text)

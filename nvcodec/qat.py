@@ -1,4 +1,4 @@
-"""Rate-aware quantization of the fitted network (issue 7; DESIGN.md, "Weights").
+"""Rate-aware quantization of the fitted network (DESIGN.md, "Weights"; bitstream/FORMAT.md section 7).
 
 Post-training 8-bit quantization (``nvcodec.quant``) leaves weights that the
 container's coder can hardly compress (about 7.9 bits per weight measured). Here
@@ -49,8 +49,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from nvcodec import runtime
-from nvcodec.bitstream import QuantizedTensor, ints_code_length_bits, ints_symbol_costs_bits
-from nvcodec.bitstream.tensors import write_tensor
+from nvcodec.bitstream import QuantizedTensor, ints_code_length_bits, ints_symbol_costs_bits, tensor_chunk_n_bytes
 from nvcodec.clipset import ClipSet
 from nvcodec.config import FitConfig, ModelConfig
 from nvcodec.distributed import DistContext
@@ -64,7 +63,6 @@ EVAL_CLIPS = 16                   # clips of the fixed evaluation subset behind 
 NEGLIGIBLE = 0.002                # a D_g(k) below this share of the float MSE (0.01 dB): finer k measured no more
 REFRESH_EVERY = 20                # fine-tune steps between refreshes of the coder's cost tables
 MAX_Q = (1 << 15) - 1             # integers stay within 16 bits, the container's limit
-CHUNK_FRAMING_BYTES = 12          # length + type + CRC around each TENS payload (FORMAT.md section 3)
 REST = "(small tensors)"
 
 
@@ -125,11 +123,6 @@ def fewest_bits(q: np.ndarray) -> int:
 
 def quantized_tensor(name: str, q: np.ndarray, scale: np.ndarray, axis: int | None) -> QuantizedTensor:
     return QuantizedTensor(name=name, q=q.astype(np.int32), scale=scale, axis=axis, n_bits=fewest_bits(q))
-
-
-def chunk_bytes(t: QuantizedTensor) -> int:
-    """Bytes the tensor takes in the file: its TENS payload (coded integers, steps, manifest) and framing."""
-    return len(write_tensor(t)) + CHUNK_FRAMING_BYTES
 
 
 def quantize_weights(float_state: Mapping[str, np.ndarray], grids: Mapping[str, Grid],
@@ -202,7 +195,7 @@ class RateChoice:
     float_state: dict[str, np.ndarray]  # the fine-tuned float weights that ``tensors`` quantize
     ks: dict[str, int]                 # exponent per tensor
     lam: float                         # lambda used for the allocation and fine-tune
-    weight_bytes: int                  # sum of chunk_bytes over tensors
+    weight_bytes: int                  # sum of tensor_chunk_n_bytes over tensors
     eval_psnr: float                   # PSNR of the eval subset's MSE with the written weights
     float_eval_psnr: float             # same, float weights before the fine-tune
     history: list[dict]
@@ -267,7 +260,7 @@ def _tables(eval_set: _EvalSet, float_params: dict[str, Tensor], grids: Mapping[
                 scale = torch.from_numpy(grids[name].scale(k)).to(w.device)
                 q = integers(w, scale, grids[name].axis)
                 params[name] = q * _broadcast(scale, grids[name].axis, w.ndim)
-                rate[g][j] += chunk_bytes(quantized_tensor(name, q.to(torch.int32).cpu().numpy(),
+                rate[g][j] += tensor_chunk_n_bytes(quantized_tensor(name, q.to(torch.int32).cpu().numpy(),
                                                            grids[name].scale(k), grids[name].axis))
             quantized[j] = params
         done = False
@@ -388,7 +381,7 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
 
     final_np = {name: t.detach().cpu().numpy() for name, t in params.items()}
     tensors = quantize_weights(final_np, grids, ks)
-    weight_bytes = sum(chunk_bytes(t) for t in tensors)
+    weight_bytes = sum(tensor_chunk_n_bytes(t) for t in tensors)
     written = {t.name: torch.from_numpy(t.dequantize()).to(device) for t in tensors}
     choice = RateChoice(tensors=tensors, float_state=final_np, ks=ks, lam=float(lam), weight_bytes=weight_bytes,
                         eval_psnr=_psnr(eval_set.mse(written)), float_eval_psnr=_psnr(base_mse), history=history)

@@ -20,8 +20,10 @@ from nvcodec.bitstream import (
     QuantizedTensor,
     check_video_name,
     keyframe_count,
+    tensor_chunk_n_bytes,
     write_nvc,
 )
+from nvcodec.bitstream.chunks import HEADER_N_BYTES, chunk_n_bytes
 from nvcodec.bitstream.metadata import MetadataError
 
 
@@ -143,6 +145,19 @@ def test_chunks_and_byte_breakdown_account_for_every_byte(sample):
         parts = r.byte_breakdown()
         assert set(parts) == {"keyframes", "weights", "metadata", "container"} and sum(parts.values()) == len(data)
         assert parts["keyframes"] == sum(len(s.data) for s in make_segments())
+
+
+def test_predicted_chunk_sizes_add_up_to_the_written_file(tmp_path):
+    """Header + chunk_n_bytes of every payload = the file size; tensor_chunk_n_bytes = each TENS chunk."""
+    tensors = make_tensors()
+    path = tmp_path / "p.nvc"
+    data = write_sample(path, tensors=tensors)
+    _, parsed = parse_chunks(data)
+    assert HEADER_N_BYTES + sum(chunk_n_bytes(len(p)) for _, p in parsed) == len(data)
+    with NvcReader(path) as r:
+        tens = [n for ctype, _, n in r.chunks() if ctype == "TENS"]
+    assert tens == [tensor_chunk_n_bytes(t) for t in tensors]
+    assert tensor_chunk_n_bytes(tensors[1]) == 16 + len([p for t, p in parsed if t == b"TENS"][1])
 
 
 def test_read_segment_reads_only_that_chunk(sample):

@@ -27,7 +27,7 @@ def make_video(path: Path, n_frames: int, width: int = 32, height: int = 24) -> 
 
 @given(st.integers(1, 100), st.integers(1, 16))
 def test_keyframe_positions_follow_the_contract(n_frames, interval):
-    """0, K, 2K, ... (< L) plus L-1 when (L-1) % K != 0; count as in CONTRACTS.md."""
+    """0, K, 2K, ... (< L) plus L-1 when (L-1) % K != 0; count as in FORMAT.md section 5."""
     pos = corpus.keyframe_positions(n_frames, interval)
     n_kf = len(range(0, n_frames, interval)) + (1 if (n_frames - 1) % interval else 0)
     assert pos.dtype == np.int64 and len(pos) == n_kf

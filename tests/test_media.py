@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import threading
 import tracemalloc
@@ -195,12 +196,33 @@ def test_streaming_read_of_a_large_file_stays_under_a_memory_bound(tmp_path):
     assert peak < 8 * 2 ** 20, f"peak traced memory {peak / 2 ** 20:.1f} MiB"
 
 
+def _ffmpeg_children() -> list[int]:
+    """Pids of this process's children named ffmpeg*, zombies included (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if int(rest[1]) == os.getpid() and comm.startswith("ffmpeg"):
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc to list child processes")
 def test_stopping_a_read_early_leaves_no_ffmpeg_running(tmp_path):
-    """Closing the generator kills ffmpeg (no orphan process, no hang)."""
+    """Closing the generator kills and reaps ffmpeg (no orphan or zombie process, no hang)."""
     path = make_video(tmp_path / "v.mp4", 100, 64, 48)
     gen = read_frames(path)
     next(gen)
+    running = _ffmpeg_children()
+    assert len(running) == 1, f"expected the one ffmpeg reading {path.name}, found {running}"
     gen.close()
+    assert _ffmpeg_children() == []
 
 
 def test_runner_drains_a_very_chatty_stderr():
@@ -210,7 +232,7 @@ def test_runner_drains_a_very_chatty_stderr():
     result = {}
 
     def work():
-        proc = media._Process(args, "<lavfi>", "chatty")
+        proc = media.FfmpegProcess(args, "<lavfi>", "chatty")
         n = 0
         while proc.read_exact(64 * 48 * 3) is not None:
             n += 1

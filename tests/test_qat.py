@@ -1,4 +1,4 @@
-"""Rate-aware quantization (issue 7): one rounding for training and writing, a rate term that is
+"""Rate-aware quantization: one rounding for training and writing, a rate term that is
 the coder's size, an allocation that trades as lambda says, and files that shrink as lambda grows."""
 
 from __future__ import annotations
