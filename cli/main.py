@@ -1,9 +1,11 @@
 """The ``nvcodec`` command: encode, decode, info.
 
 Thin by design: each command parses (validation lives in click types), calls
-one public function, and prints. Domain errors become one line
-``nvcodec: error: ...`` and exit status 1 (usage errors exit 2, as click does);
-``--debug`` shows the traceback instead.
+one public function, and prints. Errors the user caused (``nvcodec.errors.NvcError``:
+a bad file, video, option) become one line ``nvcodec: error: ...`` and exit status 1
+(usage errors exit 2, as click does). Any other exception is a bug in nvcodec: it is
+said so, with a hint how to report it, and exit status 70 (BSD's EX_SOFTWARE).
+``--debug`` shows the traceback instead, for both.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from nvcodec.keyframes import CODECS as KEYFRAME_CODECS
 from nvcodec.presets import PRESETS
 
 EXIT_ERROR = 1
+EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
 
 
@@ -76,14 +79,10 @@ class FrameRangeType(click.ParamType):
         return slice(start, stop)
 
 
-def _domain_errors() -> tuple[type[BaseException], ...]:
-    from nvcodec.bitstream import NvcFormatError
-
-    return (NvcFormatError, ValueError, OSError)
-
-
 def _run(ctx: click.Context, fn, *args, on_interrupt: str = "", **kwargs):
     """Call the API; map its errors to one line and an exit status (traceback with --debug)."""
+    from nvcodec.errors import NvcError
+
     debug = ctx.find_root().params.get("debug", False)
     try:
         return fn(*args, **kwargs)
@@ -92,7 +91,7 @@ def _run(ctx: click.Context, fn, *args, on_interrupt: str = "", **kwargs):
             raise
         click.echo(f"nvcodec: interrupted{on_interrupt}", err=True)
         ctx.exit(EXIT_INTERRUPTED)
-    except _domain_errors() as exc:
+    except NvcError as exc:
         if debug:
             raise
         message = str(exc).strip().splitlines()
@@ -100,6 +99,15 @@ def _run(ctx: click.Context, fn, *args, on_interrupt: str = "", **kwargs):
         for line in message[1:]:
             click.echo(f"  {line}", err=True)
         ctx.exit(EXIT_ERROR)
+    except Exception as exc:
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        click.echo(f"nvcodec: internal error (a bug in nvcodec {__version__}, not in your input): "
+                   f"{type(exc).__name__}: {first}", err=True)
+        click.echo("  run the same command with --debug for the traceback, and report it with the "
+                   "command line and that traceback", err=True)
+        ctx.exit(EXIT_BUG)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

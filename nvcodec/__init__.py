@@ -21,6 +21,8 @@ _LAZY = {
     "NvcFile": ("nvcodec.decoder", "NvcFile"),
     "ClipDataset": ("nvcodec.decoder", "ClipDataset"),
     "NvcFormatError": ("nvcodec.bitstream", "NvcFormatError"),
+    "NvcError": ("nvcodec.errors", "NvcError"),
+    "NvcInputError": ("nvcodec.errors", "NvcInputError"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -15,6 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from nvcodec.errors import NvcInputError
 HEADS = ("residual", "paper")
 MAX_PARAMETERS = 400_000_000     # 1.6 GB of float32: far above any paper size (61 M)
 MAX_TILE = 4096                  # container limit on tile width/height
@@ -33,7 +34,7 @@ def derive_strides(tile_h: int, tile_w: int) -> tuple[int, ...]:
     while total >= 4 and (tile_h % total or tile_w % total or min(tile_h, tile_w) // total < 4):
         total //= 2
     if total < 4:
-        raise ValueError(f"tile {tile_h}x{tile_w}: both sides must be multiples of 4 and at least 16")
+        raise NvcInputError(f"tile {tile_h}x{tile_w}: both sides must be multiples of 4 and at least 16")
     strides = [4]
     while math.prod(strides) < total:
         strides.append(2)
@@ -81,9 +82,9 @@ class ModelConfig:
         def check_int(name: str, lo: int, hi: int) -> None:
             value = getattr(self, name)
             if type(value) is not int:          # bool is an int subclass: refuse it too
-                raise ValueError(f"ModelConfig.{name}: expected int, got {type(value).__name__}")
+                raise NvcInputError(f"ModelConfig.{name}: expected int, got {type(value).__name__}")
             if not lo <= value <= hi:
-                raise ValueError(f"ModelConfig.{name}: {value} outside [{lo}, {hi}]")
+                raise NvcInputError(f"ModelConfig.{name}: {value} outside [{lo}, {hi}]")
 
         check_int("tile_h", 16, MAX_TILE)
         check_int("tile_w", 16, MAX_TILE)
@@ -95,35 +96,35 @@ class ModelConfig:
         check_int("clip_length", 1, MAX_CLIP_LENGTH)
         if not isinstance(self.embed_base, (int, float)) or isinstance(self.embed_base, bool) \
                 or not 1.0 < float(self.embed_base) <= 4.0:
-            raise ValueError(f"ModelConfig.embed_base: expected a number in (1, 4], got {self.embed_base!r}")
+            raise NvcInputError(f"ModelConfig.embed_base: expected a number in (1, 4], got {self.embed_base!r}")
         object.__setattr__(self, "embed_base", float(self.embed_base))
         if self.head not in HEADS:
-            raise ValueError(f"ModelConfig.head: expected one of {HEADS}, got {self.head!r}")
+            raise NvcInputError(f"ModelConfig.head: expected one of {HEADS}, got {self.head!r}")
         if not isinstance(self.paste_keyframes, bool):
-            raise ValueError(f"ModelConfig.paste_keyframes: expected bool, got {self.paste_keyframes!r}")
+            raise NvcInputError(f"ModelConfig.paste_keyframes: expected bool, got {self.paste_keyframes!r}")
         for name, lo in (("mean", -10.0), ("std", 1e-3)):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                     and lo <= v <= 10.0 for v in value):
-                raise ValueError(f"ModelConfig.{name}: expected 3 finite numbers in [{lo}, 10], got {value!r}")
+                raise NvcInputError(f"ModelConfig.{name}: expected 3 finite numbers in [{lo}, 10], got {value!r}")
             object.__setattr__(self, name, tuple(float(v) for v in value))
 
         strides = self.strides
         if not isinstance(strides, (tuple, list)):
-            raise ValueError(f"ModelConfig.strides: expected a list of ints, got {strides!r}")
+            raise NvcInputError(f"ModelConfig.strides: expected a list of ints, got {strides!r}")
         if len(strides) == 0:
             strides = derive_strides(self.tile_h, self.tile_w)
         if len(strides) > 12 or not all(type(s) is int and 1 <= s <= MAX_STRIDE for s in strides):
-            raise ValueError(f"ModelConfig.strides: expected 1..12 ints in [1, {MAX_STRIDE}], got {strides!r}")
+            raise NvcInputError(f"ModelConfig.strides: expected 1..12 ints in [1, {MAX_STRIDE}], got {strides!r}")
         total = math.prod(strides)
         if self.tile_h % total or self.tile_w % total:
-            raise ValueError(f"ModelConfig.strides: product {total} must divide the tile "
+            raise NvcInputError(f"ModelConfig.strides: product {total} must divide the tile "
                              f"{self.tile_h}x{self.tile_w}")
         object.__setattr__(self, "strides", tuple(strides))
         n_params = count_parameters(self)
         if n_params > MAX_PARAMETERS:
-            raise ValueError(f"ModelConfig: {n_params} parameters exceed the limit {MAX_PARAMETERS}")
+            raise NvcInputError(f"ModelConfig: {n_params} parameters exceed the limit {MAX_PARAMETERS}")
 
     @classmethod
     def paper(cls, c0: int, clip_length: int = 8) -> "ModelConfig":
@@ -152,19 +153,19 @@ class ModelConfig:
     def from_json(cls, d: dict) -> "ModelConfig":
         """Rebuild from the "model" metadata object; ValueError naming the field on anything bad."""
         if not isinstance(d, dict):
-            raise ValueError(f"ModelConfig: expected a JSON object, got {type(d).__name__}")
+            raise NvcInputError(f"ModelConfig: expected a JSON object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"ModelConfig.{unknown[0]}: unknown field")
+            raise NvcInputError(f"ModelConfig.{unknown[0]}: unknown field")
         for required in ("tile_h", "tile_w", "c0"):
             if required not in d:
-                raise ValueError(f"ModelConfig.{required}: missing")
+                raise NvcInputError(f"ModelConfig.{required}: missing")
         kwargs = dict(d)
         for name in ("strides", "mean", "std"):
             if name in kwargs:
                 if not isinstance(kwargs[name], list):
-                    raise ValueError(f"ModelConfig.{name}: expected a list, got {kwargs[name]!r}")
+                    raise NvcInputError(f"ModelConfig.{name}: expected a list, got {kwargs[name]!r}")
                 kwargs[name] = tuple(kwargs[name])
         return cls(**kwargs)
 
@@ -218,16 +219,16 @@ class FitConfig:
                              ("checkpoint_every", 0, 10**9), ("max_steps", 0, 10**9)):
             value = getattr(self, name)
             if type(value) is not int or not lo <= value <= hi:
-                raise ValueError(f"FitConfig.{name}: expected an int in [{lo}, {hi}], got {value!r}")
+                raise NvcInputError(f"FitConfig.{name}: expected an int in [{lo}, {hi}], got {value!r}")
         for name, lo, hi in (("lr", 1e-8, 1.0), ("warmup_frac", 0.0, 1.0), ("warmup_start", 0.0, 1.0),
                              ("l1_weight", 0.0, 100.0), ("mse_weight", 0.0, 100.0), ("ssim_weight", 0.0, 100.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ValueError(f"FitConfig.{name}: expected a number in [{lo}, {hi}], got {value!r}")
+                raise NvcInputError(f"FitConfig.{name}: expected a number in [{lo}, {hi}], got {value!r}")
         if self.l1_weight + self.mse_weight + self.ssim_weight <= 0:
-            raise ValueError("FitConfig: l1_weight, mse_weight and ssim_weight are all 0: nothing to fit")
+            raise NvcInputError("FitConfig: l1_weight, mse_weight and ssim_weight are all 0: nothing to fit")
         if not isinstance(self.compile, bool):
-            raise ValueError(f"FitConfig.compile: expected bool, got {self.compile!r}")
+            raise NvcInputError(f"FitConfig.compile: expected bool, got {self.compile!r}")
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from nvcodec.clipset import ClipSet
+from nvcodec.errors import NvcInputError
 from nvcodec.media import MediaError, VideoInfo, probe
 
 # Extensions treated as video: other files are skipped with a warning. Files with these
@@ -50,7 +51,7 @@ def _candidates(inputs: Sequence[str | Path]) -> list[tuple[str, Path]]:
         elif root.is_file():
             out.append((root.name, root))
         else:
-            raise ValueError(f"input {str(root)!r}: no such file or folder")
+            raise NvcInputError(f"input {str(root)!r}: no such file or folder")
     return out
 
 
@@ -81,11 +82,11 @@ def scan(inputs: Sequence[str | Path], *, skip_broken: bool = False, warn=print)
                 continue
             raise
         if name in names:
-            raise ValueError(f"two inputs give the video name {name!r}: {names[name]} and {path}")
+            raise NvcInputError(f"two inputs give the video name {name!r}: {names[name]} and {path}")
         names[name] = path
         videos.append(SourceVideo(name, path, info))
     if not videos:
-        raise ValueError(f"no decodable video in {[str(p) for p in inputs]}")
+        raise NvcInputError(f"no decodable video in {[str(p) for p in inputs]}")
     return videos
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from nvcodec.bitstream import NvcFormatError, NvcReader
 from nvcodec.corpus import build_clip_range, keyframe_positions, merge_tiles
+from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes
 from nvcodec.runtime import resolve_device
 
@@ -104,12 +105,12 @@ class NvcFile:
         if isinstance(video, (int, np.integer)) and not isinstance(video, bool):
             if 0 <= video < len(self.videos):
                 return int(video)
-            raise ValueError(f"video index {video} out of range: the file holds {len(self.videos)} video(s)")
+            raise NvcInputError(f"video index {video} out of range: the file holds {len(self.videos)} video(s)")
         for i, entry in enumerate(self.videos):
             if entry.name == video:
                 return i
         names = ", ".join(repr(v.name) for v in self.videos[:10])
-        raise ValueError(f"no video named {video!r} in {self.path}; it holds {names}"
+        raise NvcInputError(f"no video named {video!r} in {self.path}; it holds {names}"
                          + (" ..." if len(self.videos) > 10 else ""))
 
     # -- the network -------------------------------------------------------
@@ -146,7 +147,7 @@ class NvcFile:
         entry = self.videos[v]
         start, stop, step = frames.indices(entry.n_frames)
         if step != 1:
-            raise ValueError(f"frames: only contiguous ranges are supported, got step {step}")
+            raise NvcInputError(f"frames: only contiguous ranges are supported, got step {step}")
         if start >= stop:
             return
         k = self.interval
@@ -296,7 +297,7 @@ def decode(
     from nvcodec.media import VideoWriter
 
     if fmt not in OUTPUT_SUFFIX:
-        raise ValueError(f"format must be one of {sorted(OUTPUT_SUFFIX)}, got {fmt!r}")
+        raise NvcInputError(f"format must be one of {sorted(OUTPUT_SUFFIX)}, got {fmt!r}")
     started = time.monotonic()
     n_frames = 0
     outputs: list[str] = []
@@ -304,7 +305,7 @@ def decode(
         selected = [nvc.videos[nvc.video_index(v)] for v in videos] if videos else list(nvc.videos)
         if str(outdir) == "-":
             if len(selected) != 1 or fmt != "y4m":
-                raise ValueError("decoding to '-' (stdout) writes one video as y4m: choose it with --video")
+                raise NvcInputError("decoding to '-' (stdout) writes one video as y4m: choose it with --video")
             entry = selected[0]
             with VideoWriter(stdout or sys.stdout.buffer, "y4m", entry.width, entry.height, entry.fps_num, entry.fps_den) as writer:
                 for frame in nvc.iter_frames(entry.name, frames):

@@ -26,6 +26,7 @@ from nvcodec import __version__
 from nvcodec.bitstream import KeyframeSegment, tensor_chunk_n_bytes, write_nvc
 from nvcodec.config import count_parameters
 from nvcodec.corpus import SourceVideo, build_clipset, clip_layout, keyframe_positions, scan
+from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import CODECS, KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.media import read_frames
 from nvcodec.quant import quantize_state
@@ -85,7 +86,7 @@ def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, log) -> 
     for source in sources:
         frames = list(read_frames(source.path, size=size, fps=fps, max_frames=max_frames))
         if not frames:
-            raise ValueError(f"{source.name}: no frames left to code (after --fps/--max-frames)")
+            raise NvcInputError(f"{source.name}: no frames left to code (after --fps/--max-frames)")
         frames = np.stack(frames)
         fps_num, fps_den = _coded_fps(source, fps)
         log(f"  {source.name}: {source.info.width}x{source.info.height} -> "
@@ -107,10 +108,10 @@ def _prepare_workdir(workdir: Path, digest: str, resume: bool) -> None:
     stamp = workdir / "encode.json"
     if workdir.exists() and any(workdir.iterdir()):
         if not resume:
-            raise ValueError(f"work folder {workdir} is not empty: pass --resume to continue "
+            raise NvcInputError(f"work folder {workdir} is not empty: pass --resume to continue "
                              f"that encode, or remove the folder")
         if not stamp.exists() or json.loads(stamp.read_text()).get("digest") != digest:
-            raise ValueError(f"work folder {workdir} holds a different encode "
+            raise NvcInputError(f"work folder {workdir} holds a different encode "
                              f"(other inputs or settings); cannot resume it")
     workdir.mkdir(parents=True, exist_ok=True)
     tmp = stamp.with_suffix(".tmp")
@@ -220,20 +221,20 @@ def encode(
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if output.exists() and not force:
-        raise ValueError(f"{output} exists; pass --force to overwrite it")
+        raise NvcInputError(f"{output} exists; pass --force to overwrite it")
     if output.is_dir():
-        raise ValueError(f"{output} is a folder; give a file name such as out.nvc")
+        raise NvcInputError(f"{output} is a folder; give a file name such as out.nvc")
     if not output.parent.is_dir():      # checked now, not after minutes of fitting
-        raise ValueError(f"the folder of {output} does not exist")
+        raise NvcInputError(f"the folder of {output} does not exist")
     if fps is not None:
         fps = Fraction(fps)
         if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
+            raise NvcInputError(f"fps must be positive, got {fps}")
 
     if target_bpp is not None and keyframe_quality is not None:
-        raise ValueError("give either --target-bpp or --keyframe-quality: the rate control chooses the quality")
+        raise NvcInputError("give either --target-bpp or --keyframe-quality: the rate control chooses the quality")
     if sum(x is not None for x in (target_bpp, rate_lambda, quant_bits)) > 1:
-        raise ValueError("give at most one of --target-bpp, --lambda and --quant-bits: each sets how the weights "
+        raise NvcInputError("give at most one of --target-bpp, --lambda and --quant-bits: each sets how the weights "
                          "are quantized")
     overrides = {"seed": seed}
     if epochs is not None:

@@ -29,6 +29,7 @@ import ffmpeg
 import numpy as np
 
 from nvcodec import color
+from nvcodec.errors import NvcInputError
 from nvcodec.media import FfmpegProcess, MediaError, ffmpeg_base_args, ffmpeg_codecs, ffmpeg_exe, last_frame_count, run
 
 # Coded sizes are even and at least this per encoder: SVT-AV1 refuses sizes below 64, x265
@@ -89,17 +90,17 @@ class KeyframeCodec:
     def __post_init__(self) -> None:
         spec = CODECS.get(self.codec)
         if spec is None:
-            raise ValueError(f"keyframe codec: unknown codec {self.codec!r} (known: {sorted(CODECS)})")
+            raise NvcInputError(f"keyframe codec: unknown codec {self.codec!r} (known: {sorted(CODECS)})")
         if self.mode not in MODES:
-            raise ValueError(f"keyframe codec: mode must be one of {MODES}, got {self.mode!r}")
+            raise NvcInputError(f"keyframe codec: mode must be one of {MODES}, got {self.mode!r}")
         if self.codec == "vvc" and self.mode == "inter":
-            raise ValueError("keyframe codec vvc: only mode='intra' is supported (vvenc's random-access "
+            raise NvcInputError("keyframe codec vvc: only mode='intra' is supported (vvenc's random-access "
                              "GOPs put leading pictures across segment boundaries)")
         encoder = self.encoder or DEFAULT_ENCODER[self.codec, self.mode]
         if encoder not in spec.encoders:
-            raise ValueError(f"keyframe codec {self.codec}: encoder must be one of {spec.encoders}, got {encoder!r}")
+            raise NvcInputError(f"keyframe codec {self.codec}: encoder must be one of {spec.encoders}, got {encoder!r}")
         if encoder == "libsvtav1" and self.mode == "intra":
-            raise ValueError("keyframe codec av1: libsvtav1 codes intra-only frames, not key frames, so "
+            raise NvcInputError("keyframe codec av1: libsvtav1 codes intra-only frames, not key frames, so "
                              "mode='intra' needs encoder='libaom-av1'")
         defaults = {"encoder": encoder, "quality": spec.default_quality, "speed": DEFAULT_SPEED[encoder],
                     "segment_length": 1 if self.mode == "intra" else DEFAULT_SEGMENT_LENGTH}
@@ -110,7 +111,7 @@ class KeyframeCodec:
                              ("segment_length", 1, 1 if self.mode == "intra" else 1024)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ValueError(f"keyframe codec {self.codec} {self.mode}: {name} must be an int in "
+                raise NvcInputError(f"keyframe codec {self.codec} {self.mode}: {name} must be an int in "
                                  f"{lo}..{hi}, got {value!r}")
 
     @property
@@ -127,11 +128,11 @@ class KeyframeCodec:
     @classmethod
     def from_json(cls, d: dict) -> "KeyframeCodec":
         if not isinstance(d, dict) or set(d) != {"codec", "mode", "params"} or not isinstance(d["params"], dict):
-            raise ValueError(f"keyframe_codec: expected keys codec, mode, params; got {d!r}")
+            raise NvcInputError(f"keyframe_codec: expected keys codec, mode, params; got {d!r}")
         known = {f.name for f in fields(cls)} - {"codec", "mode"}
         unknown = set(d["params"]) - known
         if unknown:
-            raise ValueError(f"keyframe_codec: unknown params {sorted(unknown)}")
+            raise NvcInputError(f"keyframe_codec: unknown params {sorted(unknown)}")
         return cls(codec=d["codec"], mode=d["mode"], **d["params"])
 
 
@@ -169,7 +170,7 @@ def _encoder_opts(codec: KeyframeCodec, n: int) -> dict:
             opts.update({"g": seg, "keyint_min": seg})
     elif codec.encoder == "libsvtav1":
         if codec.quality < codec.min_quality:     # refused when coding only: such files exist and decode
-            raise ValueError(f"keyframe codec av1 (libsvtav1): quality must be {codec.min_quality}..63, got "
+            raise NvcInputError(f"keyframe codec av1 (libsvtav1): quality must be {codec.min_quality}..63, got "
                              f"{codec.quality} (ffmpeg's wrapper codes crf 0 like its default)")
         params = "lp=1:scd=0" + (":keyint=1" if intra else f":keyint={seg}")
         opts = {"c:v": "libsvtav1", "crf": codec.quality, "preset": codec.speed, "svtav1-params": params}

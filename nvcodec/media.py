@@ -31,12 +31,13 @@ import ffmpeg
 import numpy as np
 
 from nvcodec import color
+from nvcodec.errors import NvcError
 
 STDERR_TAIL_CHARS = 1500        # how much of ffmpeg's stderr a MediaError quotes
 NOMINAL_FPS = Fraction(25)      # what ffmpeg assumes for streams without timing (raw .264)
 
 
-class MediaError(ValueError):
+class MediaError(NvcError, ValueError):
     """A video could not be probed, read or written. The message names the file,
     what failed, and ends with the tail of ffmpeg's stderr when there is one."""
 

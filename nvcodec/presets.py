@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from nvcodec.config import FitConfig, ModelConfig, count_parameters
+from nvcodec.errors import NvcInputError
 
 
 @dataclass(frozen=True)
@@ -40,18 +41,18 @@ class Preset:
 
     def __post_init__(self) -> None:
         if not 1 <= self.c0_min <= self.c0_max:
-            raise ValueError(f"preset {self.name}: c0 range [{self.c0_min}, {self.c0_max}] is empty")
+            raise NvcInputError(f"preset {self.name}: c0 range [{self.c0_min}, {self.c0_max}] is empty")
         if not 0 < self.weight_bpp <= 64:
-            raise ValueError(f"preset {self.name}: weight_bpp {self.weight_bpp} outside (0, 64]")
+            raise NvcInputError(f"preset {self.name}: weight_bpp {self.weight_bpp} outside (0, 64]")
         if not 2 <= self.quant_bits <= 16:
-            raise ValueError(f"preset {self.name}: quant_bits {self.quant_bits} outside [2, 16]")
+            raise NvcInputError(f"preset {self.name}: quant_bits {self.quant_bits} outside [2, 16]")
         if not 0 <= self.keyframe_quality <= 63:
-            raise ValueError(f"preset {self.name}: keyframe_quality {self.keyframe_quality} outside [0, 63]")
+            raise NvcInputError(f"preset {self.name}: keyframe_quality {self.keyframe_quality} outside [0, 63]")
         if self.rate_lambda is not None and not (isinstance(self.rate_lambda, (int, float))
                                                  and 0 <= self.rate_lambda < math.inf):
-            raise ValueError(f"preset {self.name}: rate_lambda {self.rate_lambda!r} is not a number >= 0")
+            raise NvcInputError(f"preset {self.name}: rate_lambda {self.rate_lambda!r} is not a number >= 0")
         if not 0 <= self.qat_fraction <= 1:
-            raise ValueError(f"preset {self.name}: qat_fraction {self.qat_fraction} outside [0, 1]")
+            raise NvcInputError(f"preset {self.name}: qat_fraction {self.qat_fraction} outside [0, 1]")
         self._config(self.c0_min, 8)      # the fixed parts must make a valid network
 
     def _config(self, c0: int, clip_length: int) -> ModelConfig:
@@ -63,7 +64,7 @@ class Preset:
         """The network for a corpus of ``corpus_pixels`` (sum over videos of frames x width x height
         as coded): the largest C0 in [c0_min, c0_max] within the weight budget (c0_min if none is)."""
         if corpus_pixels < 0:
-            raise ValueError(f"corpus_pixels must be >= 0, got {corpus_pixels}")
+            raise NvcInputError(f"corpus_pixels must be >= 0, got {corpus_pixels}")
         budget = self.weight_bpp * corpus_pixels / self.quant_bits
         lo, hi = self.c0_min, self.c0_max
         while lo < hi:                                   # parameter count grows with C0
@@ -80,7 +81,7 @@ PRESETS: dict[str, Preset] = {}
 
 def register(preset: Preset) -> Preset:
     if preset.name in PRESETS:
-        raise ValueError(f"preset {preset.name!r} is already registered")
+        raise NvcInputError(f"preset {preset.name!r} is already registered")
     PRESETS[preset.name] = preset
     return preset
 
@@ -93,20 +94,20 @@ def resolve(name: str, /, **overrides) -> Preset:
     """``PRESETS[name]`` with overrides of Preset fields, FitConfig fields (``epochs``, ``lr``, ...)
     or ``c0`` (pins c0_min = c0_max; must lie in the preset's range). ValueError on anything else."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+        raise NvcInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     preset = PRESETS[name]
     fit_kw = {k: v for k, v in overrides.items() if k in _FIT_FIELDS}
     preset_kw = {k: v for k, v in overrides.items() if k in _PRESET_FIELDS}
     unknown = sorted(set(overrides) - set(fit_kw) - set(preset_kw) - {"c0"})
     if unknown:
-        raise ValueError(f"preset {name!r}: unknown override(s) {unknown}; known: c0, "
+        raise NvcInputError(f"preset {name!r}: unknown override(s) {unknown}; known: c0, "
                          f"{', '.join(sorted(_PRESET_FIELDS | _FIT_FIELDS))}")
     if "c0" in overrides:
         c0 = overrides["c0"]
         if "c0_min" in preset_kw or "c0_max" in preset_kw:
-            raise ValueError(f"preset {name!r}: give either c0 or c0_min/c0_max, not both")
+            raise NvcInputError(f"preset {name!r}: give either c0 or c0_min/c0_max, not both")
         if type(c0) is not int or not preset.c0_min <= c0 <= preset.c0_max:
-            raise ValueError(f"preset {name!r} sizes C0 within [{preset.c0_min}, {preset.c0_max}]; "
+            raise NvcInputError(f"preset {name!r} sizes C0 within [{preset.c0_min}, {preset.c0_max}]; "
                              f"c0={c0!r} contradicts it (choose another preset, or override c0_min/c0_max)")
         preset_kw["c0_min"] = preset_kw["c0_max"] = c0
     if fit_kw:
