@@ -12,7 +12,9 @@ Rate: pooled bpp = 8 · Σ bytes / Σ (frames × width × height) over the corpu
 (anchors: the sum of the per-video raw elementary streams, settings SEI included;
 nvcodec: the size of the .nvc file). Quality: :mod:`nvcodec.metrics`, mean over
 all frames of the corpus. Finished points are cached under ``OUT/cache`` keyed by
-codec + parameters + the frames' SHA-256, so an interrupted run resumes.
+codec + parameters + the frames' SHA-256 + the code revision (a hash of the source
+that computes the point: ``code_revision``), so an interrupted run resumes and a
+point made by older code is never reused.
 """
 
 from __future__ import annotations
@@ -141,8 +143,33 @@ def measure(corpus: Corpus, decoded: dict[str, np.ndarray], *, ms_ssim_stride: i
     return out
 
 
+def code_revision(codec: str) -> str:
+    """SHA-256 (first 16 hex digits) of the Python source behind ``codec``'s points.
+
+    nvcodec points depend on the whole package (``nvcodec``, its ``bitstream`` and this
+    harness); anchor points on the anchors, the media and metrics code and this harness.
+    A content hash rather than a commit id, so uncommitted edits count too.
+    """
+    import nvcodec
+    import nvcodec.bitstream
+
+    here = Path(__file__).parent
+    if codec == "nvcodec":
+        roots = [Path(nvcodec.__file__).parent, Path(nvcodec.bitstream.__file__).parent]
+        files = sorted({f for root in roots for f in root.rglob("*.py")})
+    else:
+        package = Path(nvcodec.__file__).parent
+        files = [package / "media.py", package / "metrics.py", package / "color.py"]
+    files += [here / "rd.py", here / "anchors.py", here / "nerv.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def _key(codec: str, params: dict, corpus: Corpus, ms_ssim_stride: int) -> str:
-    blob = json.dumps([HARNESS_VERSION, codec, params, corpus.sha256, ms_ssim_stride], sort_keys=True)
+    blob = json.dumps([HARNESS_VERSION, codec, params, corpus.sha256, ms_ssim_stride, code_revision(codec)],
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

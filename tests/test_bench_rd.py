@@ -163,3 +163,14 @@ def test_bit_budget_shares_bits_per_weight_and_network_gain():
                                      if line.startswith("| p |")).split("|")[1:-1]]
     assert cells[11] == ""
     assert bit_budget([{"codec": "x264-medium", "label": "crf30", "bpp": 0.1}]) == []
+
+
+def test_cache_key_follows_the_code_revision(monkeypatch):
+    """A point cached by other code is not reused: the key changes with the source hash."""
+    corpus = type("C", (), {"sha256": "f" * 64})()
+    revision = rd.code_revision("nvcodec")
+    assert len(revision) == 16 and revision == rd.code_revision("nvcodec")
+    assert rd.code_revision("x264-medium") != revision
+    before = rd._key("nvcodec", {"preset": "fast"}, corpus, 10)
+    monkeypatch.setattr(rd, "code_revision", lambda codec: "0" * 16)
+    assert rd._key("nvcodec", {"preset": "fast"}, corpus, 10) != before
