@@ -3,7 +3,7 @@ from .chunks import FORMAT_MAJOR, FORMAT_MINOR
 from .container import NvcReader, tensor_chunk_n_bytes, write_nvc
 from .entropy import decode_ints, encode_ints, ints_code_length_bits, ints_symbol_costs_bits
 from .errors import NvcFormatError
-from .metadata import check_video_name, keyframe_count
+from .metadata import VideoRecord, check_video_name, keyframe_count
 from .segments import KeyframeSegment
 from .tensors import QuantizedTensor
 
@@ -13,6 +13,7 @@ __all__ = [
     "NvcFormatError",
     "QuantizedTensor",
     "KeyframeSegment",
+    "VideoRecord",
     "write_nvc",
     "tensor_chunk_n_bytes",
     "NvcReader",

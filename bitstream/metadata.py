@@ -2,7 +2,9 @@
 
 ``validate_metadata`` is shared by the writer (a bad dict is a ValueError) and the
 reader (bad bytes become an NvcFormatError naming the chunk), so both sides apply
-exactly the same rules.
+exactly the same rules. ``VideoRecord`` is the one description of a video entry
+(metadata "videos"[i]): the encoder writes it with ``to_json``, and the reader's
+check, the decoder and ``info`` read it with ``from_json``.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import json
 import math
 import re
 import unicodedata
+from dataclasses import dataclass, fields
+from fractions import Fraction
 
 import zstandard
 
@@ -120,6 +124,59 @@ def _check_json_value(v: object, path: str, depth: int = 0) -> None:
         raise MetadataError(f"{path}: {type(v).__name__} is not a JSON type (convert it, e.g. with float() or list())")
 
 
+MAX_CODED_SIDE = 16384  # width/height of a video as coded
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of an .nvc file (FORMAT.md section 5, "videos"): its name, its size as coded
+    (= as decoded) and as given, its frame rate as a rational and its frame count.
+
+    The field order is the JSON key order the writer produces.
+    """
+
+    name: str                 # relative POSIX path, checked by check_video_name
+    source_width: int         # size of the original input
+    source_height: int
+    width: int                # coded size = decoded size
+    height: int
+    fps_num: int
+    fps_den: int
+    n_frames: int
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.fps_num, self.fps_den)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames * self.fps_den / self.fps_num
+
+    @property
+    def n_pixels(self) -> int:
+        """frames x width x height as coded: this video's share of the bpp denominator."""
+        return self.n_frames * self.width * self.height
+
+    def to_json(self) -> dict:
+        """The metadata object; raises MetadataError if a field breaks the schema."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        VideoRecord.from_json(d)
+        return d
+
+    @classmethod
+    def from_json(cls, v: object, path: str = "video") -> "VideoRecord":
+        """Check one "videos" entry (MetadataError naming ``path`` and the field) and build the record."""
+        if not isinstance(v, dict):
+            raise MetadataError(f"{path}: must be an object, got {type(v).__name__}")
+        if "name" not in v:
+            raise MetadataError(f"{path}: missing key 'name'")
+        name = check_video_name(v["name"], f"{path}.name")
+        sizes = {key: _int(v, key, path, 1, MAX_INT) for key in ("source_width", "source_height", "fps_num", "fps_den",
+                                                                 "n_frames")}
+        sizes.update({key: _int(v, key, path, 1, MAX_CODED_SIDE) for key in ("width", "height")})
+        return cls(name=name, **sizes)
+
+
 def validate_metadata(md: object) -> None:
     """Check a metadata dict against the FORMAT.md section 5 schema; raise MetadataError."""
     if not isinstance(md, dict):
@@ -132,18 +189,10 @@ def validate_metadata(md: object) -> None:
     names = set()
     for i, v in enumerate(videos):
         path = f"metadata.videos[{i}]"
-        if not isinstance(v, dict):
-            raise MetadataError(f"{path}: must be an object, got {type(v).__name__}")
-        if "name" not in v:
-            raise MetadataError(f"{path}: missing key 'name'")
-        name = check_video_name(v["name"], f"{path}.name")
+        name = VideoRecord.from_json(v, path).name
         if name in names:
             raise MetadataError(f"{path}.name: {name!r} is used by an earlier video")
         names.add(name)
-        for key in ("source_width", "source_height", "fps_num", "fps_den", "n_frames"):
-            _int(v, key, path, 1, MAX_INT)
-        for key in ("width", "height"):
-            _int(v, key, path, 1, 16384)
     _int(md, "keyframe_interval", "metadata", 1, 1024)
     tile = _obj(md, "tile", "metadata")
     for key in ("width", "height"):

@@ -16,42 +16,19 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nvcodec.bitstream import NvcFormatError, NvcReader
+from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord
 from nvcodec.corpus import build_clip_range, keyframe_positions, merge_tiles
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes
 from nvcodec.runtime import resolve_device
 
 CLIPS_PER_STEP = 8          # clips decoded together per video (x tiles); bounds memory while streaming
-
-
-@dataclass(frozen=True)
-class VideoEntry:
-    """One video of an .nvc file, as the decoder will output it."""
-
-    name: str
-    width: int                # coded size = decoded size
-    height: int
-    source_width: int         # size of the original input
-    source_height: int
-    fps_num: int
-    fps_den: int
-    n_frames: int
-
-    @property
-    def fps(self) -> Fraction:
-        return Fraction(self.fps_num, self.fps_den)
-
-    @property
-    def duration_s(self) -> float:
-        return self.n_frames * self.fps_den / self.fps_num
 
 
 class NvcFile:
@@ -67,12 +44,7 @@ class NvcFile:
         try:
             md = self._reader.metadata
             self.metadata = md
-            self.videos = [
-                VideoEntry(name=v["name"], width=v["width"], height=v["height"],
-                           source_width=v["source_width"], source_height=v["source_height"],
-                           fps_num=v["fps_num"], fps_den=v["fps_den"], n_frames=v["n_frames"])
-                for v in md["videos"]
-            ]
+            self.videos = [VideoRecord.from_json(v) for v in md["videos"]]
             self.interval = md["keyframe_interval"]
             try:
                 self._kf_codec = KeyframeCodec.from_json(md["keyframe_codec"])

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nvcodec import __version__
-from nvcodec.bitstream import KeyframeSegment, tensor_chunk_n_bytes, write_nvc
+from nvcodec.bitstream import KeyframeSegment, VideoRecord, tensor_chunk_n_bytes, write_nvc
 from nvcodec.config import count_parameters
 from nvcodec.corpus import SourceVideo, build_clipset, clip_layout, keyframe_positions, scan
 from nvcodec.errors import NvcInputError
@@ -69,10 +69,18 @@ class EncodeReport:
 
 @dataclass(frozen=True)
 class _Video:
+    """A source video read for coding: its frames as coded, and the record the file will hold."""
+
     source: SourceVideo
     frames: np.ndarray            # (L, H, W, 3) uint8, as coded
     fps_num: int
     fps_den: int
+
+    def record(self) -> VideoRecord:
+        n_frames, height, width = (int(n) for n in self.frames.shape[:3])
+        return VideoRecord(name=self.source.name, source_width=self.source.info.width,
+                           source_height=self.source.info.height, width=width, height=height,
+                           fps_num=self.fps_num, fps_den=self.fps_den, n_frames=n_frames)
 
 
 def _coded_fps(source: SourceVideo, fps: Fraction | None) -> tuple[int, int]:
@@ -156,15 +164,7 @@ def _metadata(videos: Sequence[_Video], interval: int, codec: KeyframeCodec, mod
               tile_hw: tuple[int, int], fit_info: dict) -> dict:
     return {
         "encoder": f"nvcodec {__version__}",
-        "videos": [
-            {
-                "name": v.source.name,
-                "source_width": v.source.info.width, "source_height": v.source.info.height,
-                "width": int(v.frames.shape[2]), "height": int(v.frames.shape[1]),
-                "fps_num": v.fps_num, "fps_den": v.fps_den, "n_frames": int(v.frames.shape[0]),
-            }
-            for v in videos
-        ],
+        "videos": [v.record().to_json() for v in videos],
         "keyframe_interval": interval,
         "tile": {"height": tile_hw[0], "width": tile_hw[1]},
         "keyframe_codec": codec.to_json(),

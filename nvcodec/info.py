@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nvcodec.bitstream import NvcReader
+from nvcodec.bitstream import NvcReader, VideoRecord
 
 
 def describe(path: str | os.PathLike) -> dict:
@@ -16,16 +16,17 @@ def describe(path: str | os.PathLike) -> dict:
     with NvcReader(Path(path)) as reader:
         reader.verify()
         md = reader.metadata
-        n_pixels = sum(v["n_frames"] * v["width"] * v["height"] for v in md["videos"])
+        records = [VideoRecord.from_json(v) for v in md["videos"]]
+        n_pixels = sum(v.n_pixels for v in records)
         videos = []
-        for i, v in enumerate(md["videos"]):
+        for i, v in enumerate(records):
             videos.append({
-                "name": v["name"],
-                "width": v["width"], "height": v["height"],
-                "source_width": v["source_width"], "source_height": v["source_height"],
-                "fps": f"{v['fps_num']}/{v['fps_den']}",
-                "n_frames": v["n_frames"],
-                "duration_s": round(v["n_frames"] * v["fps_den"] / v["fps_num"], 3),
+                "name": v.name,
+                "width": v.width, "height": v.height,
+                "source_width": v.source_width, "source_height": v.source_height,
+                "fps": f"{v.fps_num}/{v.fps_den}",
+                "n_frames": v.n_frames,
+                "duration_s": round(v.duration_s, 3),
                 "n_keyframe_segments": len(reader.segments(i)),
             })
         return {

@@ -6,6 +6,8 @@ import json
 import os
 import struct
 import zlib
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -645,3 +647,20 @@ def test_reader_closes_file_when_open_fails(tmp_path):
     with pytest.raises(NvcFormatError):
         NvcReader(path)
     os.remove(path)  # would fail on Windows if the handle leaked; on POSIX at least exercises the path
+
+
+def test_video_record_round_trips_and_drives_the_schema():
+    """VideoRecord.to_json / from_json are inverse; the writer's schema check is the record's own."""
+    from nvcodec.bitstream import VideoRecord
+
+    md = make_metadata()
+    records = [VideoRecord.from_json(v, f"metadata.videos[{i}]") for i, v in enumerate(md["videos"])]
+    assert [r.to_json() for r in records] == md["videos"]
+    assert list(records[0].to_json()) == list(md["videos"][0])          # the key order the writer uses
+    assert records[0].fps == Fraction(30000, 1001) and records[0].n_pixels == 10 * 32 * 24
+    with pytest.raises(MetadataError, match=r"^video\.height: 0 is outside 1\.\.16384$"):
+        VideoRecord("a.mp4", 64, 48, 32, 0, 25, 1, 10).to_json()
+    bad = make_metadata()
+    bad["videos"][1]["fps_den"] = "1"
+    with pytest.raises(ValueError, match=r"metadata\.videos\[1\]\.fps_den: must be an integer, got str"):
+        write_nvc(Path("unused.nvc"), bad, make_segments(), [])
