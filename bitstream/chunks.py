@@ -34,7 +34,12 @@ KIDX = "KIDX"  # section 6: keyframe segment index; exactly once, right after ME
 KSEG = "KSEG"  # section 6: one keyframe segment's bytes; as many as KIDX lists, in its order
 TENS = "TENS"  # section 7: one quantized, entropy-coded tensor; zero or more, after the KSEGs
 FEND = "FEND"  # section 8: end of file; empty payload, last bytes of the file
-KNOWN_CRITICAL = (META, KIDX, KSEG, TENS, FEND)
+# FORMAT.md section 4's table: the critical chunks in file order, and how many of each a file holds
+# ("one"; "index": exactly as many as KIDX lists; "any": zero or more). The writer writes in this
+# order and the reader checks against it, so the two cannot drift.
+ONE, AS_INDEXED, ANY = "one", "index", "any"
+CHUNK_ORDER: tuple[tuple[str, str], ...] = ((META, ONE), (KIDX, ONE), (KSEG, AS_INDEXED), (TENS, ANY), (FEND, ONE))
+KNOWN_CRITICAL = tuple(ctype for ctype, _ in CHUNK_ORDER)
 
 
 def chunk_n_bytes(n_payload_bytes: int) -> int:

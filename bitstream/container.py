@@ -73,20 +73,17 @@ def write_nvc(
     ordered = _ordered_segments(metadata, segments)
     tensors = list(tensors)
     _check_tensors(tensors)
-    meta_payload = write_meta(metadata)
+    payloads = {META: [write_meta(metadata)], KIDX: [write_index(ordered)], KSEG: [s.data for s in ordered],
+                TENS: [write_tensor(t) for t in tensors], FEND: [b""]}
 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             n_bytes = chunks.write_header(f)
-            n_bytes += chunks.write_chunk(f, META, meta_payload)
-            n_bytes += chunks.write_chunk(f, KIDX, write_index(ordered))
-            for s in ordered:
-                n_bytes += chunks.write_chunk(f, KSEG, s.data)
-            for t in tensors:
-                n_bytes += chunks.write_chunk(f, TENS, write_tensor(t))
-            n_bytes += chunks.write_chunk(f, FEND, b"")
+            for ctype, _ in chunks.CHUNK_ORDER:
+                for payload in payloads[ctype]:
+                    n_bytes += chunks.write_chunk(f, ctype, payload)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -194,24 +191,27 @@ class NvcReader:
             self._by_video[e["video"]].append(i)
 
     def _check_order(self, ctype: str, offset: int, seen: dict, index: list) -> None:
-        """Critical chunk order: META, KIDX, KSEG x n (n from KIDX), TENS x m, FEND."""
-        n_segments_seen = len(self._segment_chunks)
-        if ctype == META:
-            expected_ok = not seen
-        elif ctype == KIDX:
-            expected_ok = META in seen
-        elif ctype == KSEG:
-            expected_ok = KIDX in seen and n_segments_seen < len(index)
-        else:  # TENS, FEND
-            expected_ok = KIDX in seen and n_segments_seen == len(index)
-        if expected_ok:
+        """Critical chunk order, from chunks.CHUNK_ORDER: every earlier type complete (one seen;
+        KSEG: as many as the index lists), this type not yet full, no later type seen."""
+        n_segments = len(self._segment_chunks)
+
+        def complete(t: str, count: str) -> bool:
+            return {chunks.ONE: t in seen, chunks.AS_INDEXED: n_segments == len(index), chunks.ANY: True}[count]
+
+        rank = chunks.KNOWN_CRITICAL.index(ctype)
+        earlier, count = chunks.CHUNK_ORDER[:rank], chunks.CHUNK_ORDER[rank][1]
+        full = count == chunks.AS_INDEXED and n_segments >= len(index)     # ONE: duplicates are caught before
+        later_seen = any(t in seen for t in chunks.KNOWN_CRITICAL[rank + 1:])
+        if all(complete(t, c) for t, c in earlier) and not full and not later_seen:
             return
-        if META not in seen:
-            want = f"{META!r} first"
-        elif KIDX not in seen:
-            want = f"{KIDX!r} after {META!r}"
-        elif n_segments_seen < len(index):
-            want = f"{KSEG!r} #{n_segments_seen} of the {len(index)} the index lists"
+        first_open = next((i for i, (t, c) in enumerate(chunks.CHUNK_ORDER) if not complete(t, c)), None)
+        open_type = chunks.CHUNK_ORDER[first_open][0] if first_open is not None else None
+        if first_open == 0:
+            want = f"{open_type!r} first"
+        elif open_type == KSEG:
+            want = f"{KSEG!r} #{n_segments} of the {len(index)} the index lists"
+        elif open_type is not None and open_type != FEND:
+            want = f"{open_type!r} after {chunks.KNOWN_CRITICAL[first_open - 1]!r}"
         else:
             want = f"{TENS!r} or {FEND!r} ({KSEG!r} chunks beyond the index's {len(index)})"
         raise at_chunk(ctype, offset, f"chunk out of order: expected {want}")

@@ -134,3 +134,15 @@ def test_import_does_not_load_torch():
     code = "import sys, nvcodec.bitstream; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'nvcodec')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "torch" not in out.replace("nvcodec", ""), out
+
+
+def test_chunk_order_table_is_format_md_table():
+    """chunks.CHUNK_ORDER (which drives writer and reader) lists FORMAT.md's critical chunk table, in its order."""
+    from nvcodec.bitstream import chunks
+
+    text = FORMAT_MD.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([A-Z]{4})` \| \d+ \| ([^|]+) \|", text, re.M)
+    assert [t for t, _ in rows] == list(chunks.KNOWN_CRITICAL)
+    spelled = {chunks.ONE: "exactly 1", chunks.AS_INDEXED: "as many as `KIDX` lists", chunks.ANY: "0 .."}
+    for (ctype, count), (_, doc) in zip(chunks.CHUNK_ORDER, rows):
+        assert doc.strip().startswith(spelled[count]), (ctype, doc)
