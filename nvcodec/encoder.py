@@ -291,7 +291,8 @@ def encode(
         choice = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels,
                                      lam=None if budget_bytes is not None else chosen.rate_lambda,
                                      budget_bytes=budget_bytes, qat_steps=qat_steps, lr=0.1 * fit_cfg.lr,
-                                     batch_size=fit_cfg.batch_size, seed=seed, device=device, log=say)
+                                     batch_size=fit_cfg.batch_size, seed=seed, device=device, log=say,
+                                     progress=not quiet)
         tensors = choice.tensors
         fit_info.update(quantization="rate-aware", rate_lambda=float(f"{choice.lam:.6g}"), qat_steps=qat_steps)
     metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)

@@ -200,10 +200,7 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
             "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
             "rng": torch.get_rng_state(), "history": history, "seconds": seconds})
 
-    from tqdm.auto import tqdm
-    show_bar = progress and ctx.is_main and sys.stderr.isatty()
-    bar = tqdm(total=total_steps, initial=step, disable=not show_bar, unit="step", dynamic_ncols=True,
-               file=sys.stderr, desc="fit")
+    bar = runtime.progress_bar(total_steps, "fit", enabled=progress and ctx.is_main, initial=step)
     win = _ssim_window(model_cfg.tile_h, model_cfg.tile_w)
     t0 = time.perf_counter()
     model.train()

@@ -239,7 +239,8 @@ def _groups(float_state: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
 
 
 def _tables(eval_set: _EvalSet, float_params: dict[str, Tensor], grids: Mapping[str, Grid],
-            groups: Mapping[str, list[str]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+            groups: Mapping[str, list[str]], *,
+            progress: bool = False) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
     """R_g(k) in bytes and D_g(k) in MSE rise, per group, over K_TABLE; and the float MSE.
 
     R is exact at every k (the coder is run: milliseconds). D costs a pass over the
@@ -249,6 +250,7 @@ def _tables(eval_set: _EvalSet, float_params: dict[str, Tensor], grids: Mapping[
     """
     base = eval_set.mse(float_params)
     rate, dist = {}, {}
+    bar = runtime.progress_bar(len(groups), "rate-distortion tables", enabled=progress, unit="group")
     for g, names in groups.items():
         rate[g] = np.zeros(len(K_TABLE))
         dist[g] = np.full(len(K_TABLE), np.nan)
@@ -273,6 +275,8 @@ def _tables(eval_set: _EvalSet, float_params: dict[str, Tensor], grids: Mapping[
         for j in range(1, len(K_TABLE), 2):
             right = dist[g][j + 1] if j + 1 < len(K_TABLE) else dist[g][j - 1]
             dist[g][j] = math.sqrt(dist[g][j - 1] * right)
+        bar.update(1)
+    bar.close()
     return rate, dist, base
 
 
@@ -345,11 +349,12 @@ def _psnr(mse: float) -> float:
 def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor], clips: ClipSet, *,
                         n_pixels: int, lam: float | None = None, budget_bytes: float | None = None,
                         qat_steps: int = 0, lr: float = 1e-4, batch_size: int = 8, seed: int = 0,
-                        device: str | torch.device = "cpu",
-                        log: Callable[[str], None] | None = None) -> RateChoice:
+                        device: str | torch.device = "cpu", log: Callable[[str], None] | None = None,
+                        progress: bool = False) -> RateChoice:
     """Choose steps for ``float_state`` (lambda, or the lambda that fits ``budget_bytes`` of weight
     chunks), fine-tune ``qat_steps`` steps with fake quantization and the rate term, and return
     the tensors to write. ``n_pixels``: the corpus's pixels (frames x width x height), the unit of R.
+    ``progress``: bars for the tables and the fine-tune on a terminal (each also logs one line).
     """
     if (lam is None) == (budget_bytes is None):
         raise ValueError("give exactly one of lam and budget_bytes")
@@ -364,7 +369,7 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
     groups = _groups(float_np)
     eval_set = _EvalSet(model, model_cfg, clips, device)
 
-    rate, dist, base_mse = _tables(eval_set, params, grids, groups)
+    rate, dist, base_mse = _tables(eval_set, params, grids, groups, progress=progress)
     if budget_bytes is not None:
         group_ks, lam = allocate_budget(rate, dist, budget_bytes, n_pixels)
     else:
@@ -377,7 +382,8 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
     history: list[dict] = []
     if qat_steps > 0:
         history = _fine_tune(model, model_cfg, params, grids, ks, clips, lam=lam, n_pixels=n_pixels,
-                             steps=qat_steps, lr=lr, batch_size=batch_size, seed=seed, device=device, say=say)
+                             steps=qat_steps, lr=lr, batch_size=batch_size, seed=seed, device=device, say=say,
+                             progress=progress)
 
     final_np = {name: t.detach().cpu().numpy() for name, t in params.items()}
     tensors = quantize_weights(final_np, grids, ks)
@@ -393,7 +399,8 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
 
 def _fine_tune(model: DNeRV, model_cfg: ModelConfig, params: dict[str, Tensor], grids: Mapping[str, Grid],
                ks: Mapping[str, int], clips: ClipSet, *, lam: float, n_pixels: int, steps: int, lr: float,
-               batch_size: int, seed: int, device: torch.device, say: Callable[[str], None]) -> list[dict]:
+               batch_size: int, seed: int, device: torch.device, say: Callable[[str], None],
+               progress: bool = False) -> list[dict]:
     """AdamW on MSE + lam * bpp of the weights, fake-quantized, steps fixed; updates ``params`` in place."""
     scales = {name: torch.from_numpy(grids[name].scale(ks[name])).to(device) for name in params}
     terms = {name: RateTerm(scales[name], grids[name].axis) for name in params}
@@ -402,8 +409,10 @@ def _fine_tune(model: DNeRV, model_cfg: ModelConfig, params: dict[str, Tensor], 
     fit_cfg = dataclasses.replace(FitConfig(), batch_size=batch_size, seed=seed + 1)
     batcher = Batcher(clips, fit_cfg, DistContext(), device)
     history = []
+    bar = runtime.progress_bar(steps, "fine-tune", enabled=progress)
     model.train()
     for step in range(steps):
+        bar.update(1)
         if step % REFRESH_EVERY == 0:
             for name, term in terms.items():
                 term.refresh(leaves[name])
@@ -426,6 +435,7 @@ def _fine_tune(model: DNeRV, model_cfg: ModelConfig, params: dict[str, Tensor], 
         optimizer.step()
         if step % REFRESH_EVERY == 0 or step == steps - 1:
             history.append({"step": step + 1, "mse": float(mse.detach()), "weight_bits": float(bits.detach())})
+    bar.close()
     model.eval()
     for name, leaf in leaves.items():
         params[name] = leaf.detach()

@@ -4,7 +4,8 @@ One home for what every stage that runs the network needs: the device choice
 (CUDA when present, overridable), the autocast context (bf16 on CUDA, none on CPU;
 DESIGN.md, "Where the GPU and the cluster come in"), moving numpy batches to the
 device, the epoch-ordered batches of clips, the mask of frames that count in a loss,
-the learning-rate schedule and ``predict``, which decodes clips in batches.
+the learning-rate schedule, ``predict``, which decodes clips in batches, and the
+progress bar every long stage shows on a terminal.
 
 Device and precision are chosen here, at the edge, and passed down; the model
 constructor takes no device.
@@ -13,6 +14,7 @@ constructor takes no device.
 from __future__ import annotations
 
 import math
+import sys
 from contextlib import nullcontext
 from typing import Iterator
 
@@ -58,6 +60,15 @@ def to_device(a: np.ndarray, device: torch.device) -> Tensor:
         if t.ndim == 4 and device.type == "cuda":
             t = t.contiguous(memory_format=torch.channels_last)
     return t
+
+
+def progress_bar(total: int, desc: str, *, enabled: bool = True, initial: int = 0, unit: str = "step"):
+    """A tqdm bar with rate and ETA on stderr when ``enabled`` and stderr is a terminal; otherwise a
+    disabled bar (updates cost nothing), and the stage says what it did in one log line when done."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not (enabled and sys.stderr.isatty()), unit=unit,
+                dynamic_ncols=True, file=sys.stderr, desc=desc)
 
 
 def lr_factor(step: int, total_steps: int, warmup_frac: float, warmup_start: float) -> float:
