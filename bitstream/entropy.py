@@ -377,9 +377,10 @@ def decode_ints(data: bytes, n: int, n_bits: int) -> np.ndarray:
     Structural damage is refused (FORMAT.md section 9): bad parameters, too few words
     for n, a histogram the symbols break, words other than those the encoder writes for
     the decoded symbols (checked by re-encoding). That re-encoding check does not make
-    the words self-checking: a corrupted word is often the exact encoding of *other*
-    values (under the uniform model, about a fifth of single-word flips decode silently),
-    so integrity is the enclosing chunk's CRC, never this function.
+    the words self-checking: a corrupted word can be the exact encoding of *other*
+    values (a 40-value array under the uniform model over 0..4: 40 of 300 single-bit
+    flips decoded silently to other values, tests/test_decode_limits.py), so integrity
+    is the enclosing chunk's CRC, never this function.
     The constant model returns a read-only broadcast array (no memory of n's size).
     """
     _check_n_bits(n_bits)

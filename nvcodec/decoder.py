@@ -176,8 +176,10 @@ class NvcFile:
                     if k >= first:
                         yield frame
             except MediaError as exc:
-                raise NvcFormatError(f"video {entry.name!r}, keyframe segment {i} (keyframes {seg_first}.."
-                                     f"{seg_first + seg_n - 1}): {exc.what}") from None
+                error = NvcFormatError(f"video {entry.name!r}, keyframe segment {i} (keyframes {seg_first}.."
+                                       f"{seg_first + seg_n - 1}): {exc.what}")
+                error.stderr_tail = exc.stderr_tail          # for nvcodec --debug
+                raise error from None
             finally:
                 frames.close()
 
@@ -422,22 +424,29 @@ def _colliding(rels: Sequence[str]) -> set[int]:
 def output_paths(names: Sequence[str], outdir: Path, fmt: str) -> dict[str, Path]:
     """Where each video goes under ``outdir`` (FORMAT.md section 13, "Output names").
 
-    Each video gets its name with the last extension replaced by the format's (a/b.mp4 ->
-    a/b.y4m). Outputs that would collide (equal under ``output_key``, or a file where another
-    needs a folder) keep their extension (a.mp4.y4m, a.mkv.y4m); any still colliding are tagged
-    with the video's index in ``names`` (a.mp4~0.y4m). Names were validated by the container;
+    Each video's output takes the first of three forms: its name with the last extension
+    replaced by the format's (a/b.y4m), its name plus the format's extension (a/b.mp4.y4m), that
+    with the video's index in ``names`` (a/b.mp4~3.y4m). Two outputs collide when equal under
+    ``output_key`` or when one would be a folder of the other; while any collide, the colliding
+    outputs in the lowest form present move up one form. Names were validated by the container;
     the check that the result stays inside ``outdir`` is a second line of defence.
     """
     suffix = OUTPUT_SUFFIX[fmt]
-    rels = [str(PurePosixPath(n).with_suffix("")) + suffix if PurePosixPath(n).suffix else n + suffix
-            for n in names]
-    for form in (lambda i: names[i] + suffix, lambda i: f"{names[i]}~{i}{suffix}"):
-        for i in _colliding(rels):
-            rels[i] = form(i)
-    if _colliding(rels):
-        clash = sorted(_colliding(rels))
-        raise NvcFormatError(f"video names {names[clash[0]]!r} and {names[clash[1]]!r} cannot be given "
-                             f"distinct output paths")
+    forms = (lambda i: str(PurePosixPath(names[i]).with_suffix("")) + suffix,    # a/b.y4m
+             lambda i: names[i] + suffix,                                         # a/b.mp4.y4m
+             lambda i: f"{names[i]}~{i}{suffix}")                                 # a/b.mp4~3.y4m
+    level = [0] * len(names)
+    rels = [forms[0](i) for i in range(len(names))]
+    while clash := _colliding(rels):
+        lowest = min(level[i] for i in clash)
+        if lowest == len(forms) - 1:
+            first, second = sorted(clash)[:2]
+            raise NvcFormatError(f"video names {names[first]!r} and {names[second]!r} cannot be given "
+                                 f"distinct output paths")
+        for i in clash:
+            if level[i] == lowest:
+                level[i] += 1
+                rels[i] = forms[level[i]](i)
     root = outdir.resolve()
     paths = {}
     for name, rel in zip(names, rels):
