@@ -16,7 +16,8 @@ from .chunks import FEND, KIDX, KSEG, META, TENS, PayloadReader
 from .errors import NvcFormatError, at_chunk
 from .metadata import MetadataError, keyframe_counts, meta_error, read_meta, validate_metadata, write_meta
 from .segments import KeyframeSegment, check_coverage, read_index, write_index
-from .tensors import MAX_ELEMENTS, QuantizedTensor, read_tensor, write_tensor
+from .tensors import (MAX_ELEMENTS, QuantizedTensor, TensorHeader, decode_tensor, read_tensor_header,
+                      write_tensor)
 
 MAX_TENSORS = 1 << 16
 
@@ -230,21 +231,34 @@ class NvcReader:
         ctype, offset, n_payload = self._chunks[self._segment_chunks[ids[index]]]
         return chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
 
+    def tensor_headers(self) -> list[TensorHeader]:
+        """Every tensor's manifest entry (name, shape, n_bits, axis, scales) in write order, CRC-checked
+        and validated but not decoded: a decoder compares it with its network before allocating."""
+        return [h for h, _ in self._tensor_payloads()]
+
+    def iter_tensors(self):
+        """Yield the tensors one at a time, in write order, bit-exact (constant-coded ones as broadcasts)."""
+        for header, r in self._tensor_payloads():
+            yield decode_tensor(header, r)
+
     def read_tensors(self) -> list[QuantizedTensor]:
         """All tensors in write order, bit-exact."""
-        tensors = []
+        return list(self.iter_tensors())
+
+    def _tensor_payloads(self):
+        """(header, payload reader) per TENS chunk; names unique, element total within MAX_ELEMENTS."""
         names: dict[str, int] = {}
         elements_left = MAX_ELEMENTS
         for i in self._tensor_chunks:
             ctype, offset, n_payload = self._chunks[i]
             payload = chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
-            t = read_tensor(PayloadReader(payload, ctype, offset), elements_left)
-            if t.name in names:
-                raise at_chunk(ctype, offset, f"tensor name {t.name!r} repeats the tensor at byte {names[t.name]}")
-            names[t.name] = offset
-            elements_left -= t.q.size
-            tensors.append(t)
-        return tensors
+            r = PayloadReader(payload, ctype, offset)
+            header = read_tensor_header(r, elements_left)
+            if header.name in names:
+                raise at_chunk(ctype, offset, f"tensor name {header.name!r} repeats the tensor at byte {names[header.name]}")
+            names[header.name] = offset
+            elements_left -= header.n_elements
+            yield header, r
 
     def chunks(self) -> list[tuple[str, int, int]]:
         """(type, offset_bytes, n_bytes including header and CRC) of every chunk, in file order."""
@@ -265,7 +279,8 @@ class NvcReader:
         """Read and check everything: every chunk's CRC (ancillary too), every segment, every tensor."""
         for ctype, offset, n_payload in self._chunks:
             chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
-        self.read_tensors()
+        for _ in self.iter_tensors():      # one tensor in memory at a time
+            pass
 
     def _video(self, video: int) -> list[int]:
         if type(video) is not int or not 0 <= video < len(self._by_video):

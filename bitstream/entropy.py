@@ -374,8 +374,14 @@ def ints_symbol_costs_bits(values: np.ndarray, n_bits: int) -> np.ndarray:
 def decode_ints(data: bytes, n: int, n_bits: int) -> np.ndarray:
     """Inverse of encode_ints: int32 array of length n; NvcFormatError on bad bytes.
 
-    The words must be exactly what the encoder writes for the decoded symbols
-    (checked by re-encoding), so corrupt words cannot silently decode to other values.
+    Structural damage is refused (FORMAT.md section 9): bad parameters, too few words
+    for n, a histogram the symbols break, words other than those the encoder writes for
+    the decoded symbols (checked by re-encoding). That re-encoding check does not make
+    the words self-checking: a corrupted word can be the exact encoding of *other*
+    values (a 40-value array under the uniform model over 0..4: 40 of 300 single-bit
+    flips decoded silently to other values, tests/test_decode_limits.py), so integrity
+    is the enclosing chunk's CRC, never this function.
+    The constant model returns a read-only broadcast array (no memory of n's size).
     """
     _check_n_bits(n_bits)
     if not isinstance(n, (int, np.integer)) or n < 0:
@@ -391,7 +397,7 @@ def decode_ints(data: bytes, n: int, n_bits: int) -> np.ndarray:
             raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: {words.size} unexpected words for {n} symbols")
         if model_id != MODEL_CONSTANT and n == 0:
             raise NvcFormatError(f"{MODEL_NAMES[model_id]} model used for an empty array")
-        return np.full(n, params["value"], dtype=np.int32)
+        return np.broadcast_to(np.int32(params["value"]), (int(n),))
     min_bits = _min_word_bits(model_id, params, n, n_bits)
     if 32 * words.size < min_bits:
         raise NvcFormatError(
@@ -405,7 +411,8 @@ def decode_ints(data: bytes, n: int, n_bits: int) -> np.ndarray:
         if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
             raise
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: range decoder failed ({e})") from None
-    values = (symbols.astype(np.int64) + offset).astype(np.int32)
+    values = symbols.astype(np.int32, copy=False)     # symbols and values both fit int32: no wider temporary
+    values += np.int32(offset)
     if model_id in (MODEL_UNIFORM, MODEL_CATEGORICAL) and (values.min() < params["lo"] or values.max() > params["hi"]):
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: decoded a symbol outside {params['lo']}..{params['hi']}")
     if model_id == MODEL_CATEGORICAL and not np.array_equal(

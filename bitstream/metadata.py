@@ -24,6 +24,9 @@ ZSTD_LEVEL = 19  # writer's choice; any valid zstd frame with a content size is 
 MAX_VIDEOS = 1 << 16
 MAX_INT = (1 << 31) - 1  # bound for "int >= 1" fields (counts, sizes, rates)
 MAX_NAME_N_BYTES = 1024
+# One path component of a video name: 200 bytes of UTF-8 leaves room, under the 255-byte NAME_MAX of
+# common file systems, for an output suffix and a collision tag (FORMAT.md section 5, "Video names").
+MAX_COMPONENT_N_BYTES = 200
 MAX_JSON_DEPTH = 32
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -57,6 +60,10 @@ def check_video_name(name: object, path: str = "name") -> str:
     for part in name.split("/"):
         if part in ("", ".", ".."):
             raise MetadataError(f"{path}: {name!r} has an empty, '.' or '..' path component")
+        n_part = len(part.encode("utf-8"))
+        if n_part > MAX_COMPONENT_N_BYTES:
+            raise MetadataError(f"{path}: path component {part[:40]!r}... is {n_part} bytes of UTF-8, "
+                                f"more than {MAX_COMPONENT_N_BYTES}")
     return name
 
 

@@ -17,6 +17,7 @@ from .errors import NvcFormatError
 MAX_NAME_N_BYTES = 256
 MAX_NDIM = 8
 MAX_ELEMENTS = 1 << 27  # per file: 134 M parameters (0.5 GiB as int32); a reader refuses more
+MAX_SCALE = 2.0**16  # |scale| bound: q * scale stays below 2^31, far from float32 overflow (FORMAT.md 7)
 AXIS_NONE = 0xFF  # axis byte for a per-tensor scale
 
 _HEAD = Record(("n_name_bytes", "H"))
@@ -69,21 +70,30 @@ class QuantizedTensor:
         n_scales = 1 if self.axis is None else q.shape[self.axis]
         if scale.shape != (n_scales,):
             raise ValueError(f"tensor {self.name!r}: scale must have shape ({n_scales},), got {scale.shape}")
-        if not np.all(np.isfinite(scale)):
-            raise ValueError(f"tensor {self.name!r}: scale has a non-finite value")
-        q = np.array(q, dtype=np.int32)
+        if not np.all(np.isfinite(scale)) or np.any(np.abs(scale) > MAX_SCALE):
+            raise ValueError(f"tensor {self.name!r}: scales must be finite with magnitude <= {MAX_SCALE:g}")
+        if not (q.dtype == np.int32 and not q.flags.writeable):
+            q = np.array(q, dtype=np.int32)      # our own read-only copy (a reader's arrays already are)
+            q.flags.writeable = False
         scale = np.array(scale, dtype=np.float32)
-        q.flags.writeable = False
         scale.flags.writeable = False
         object.__setattr__(self, "q", q)
         object.__setattr__(self, "scale", scale)
 
-    def dequantize(self) -> np.ndarray:
-        """float32 q * scale, the scale broadcast along axis (one float32 rounding per element)."""
+    def dequantize(self, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 q * scale, the scale broadcast along axis (one float32 rounding per element).
+
+        ``out`` (float32, q's shape) receives the result without a temporary of q's size, so a
+        decoder can dequantize straight into a network's parameter memory.
+        """
         shape = [1] * self.q.ndim
         if self.axis is not None:
             shape[self.axis] = self.q.shape[self.axis]
-        return self.q.astype(np.float32) * self.scale.reshape(shape)
+        if out is None:
+            out = np.empty(self.q.shape, np.float32)
+        elif out.shape != self.q.shape or out.dtype != np.float32:
+            raise ValueError(f"tensor {self.name!r}: out must be float32 {self.q.shape}, got {out.dtype} {out.shape}")
+        return np.multiply(self.q, self.scale.reshape(shape), out=out, dtype=np.float32)
 
     def __eq__(self, other):
         if not isinstance(other, QuantizedTensor):
@@ -115,8 +125,29 @@ def write_tensor(t: QuantizedTensor) -> bytes:
     )
 
 
+@dataclass(frozen=True)
+class TensorHeader:
+    """A 'TENS' payload's manifest entry, parsed and checked but not decoded."""
+
+    name: str
+    shape: tuple[int, ...]
+    n_bits: int
+    axis: int | None
+    scale: np.ndarray
+    coded: bytes
+
+    @property
+    def n_elements(self) -> int:
+        return math.prod(self.shape)
+
+
 def read_tensor(r: PayloadReader, elements_left: int) -> QuantizedTensor:
     """'TENS' payload -> QuantizedTensor; every field checked before use (NvcFormatError)."""
+    return decode_tensor(read_tensor_header(r, elements_left), r)
+
+
+def read_tensor_header(r: PayloadReader, elements_left: int) -> TensorHeader:
+    """The manifest fields of a 'TENS' payload, each checked before use; nothing of the tensor's size is allocated."""
     n_name = r.record(_HEAD, "the name length")["n_name_bytes"]
     raw_name = r.take(n_name, "the tensor name")
     try:
@@ -139,13 +170,19 @@ def read_tensor(r: PayloadReader, elements_left: int) -> QuantizedTensor:
     if n_scales != expected:
         raise r.error(f"tensor {name!r}: {n_scales} scales, expected {expected} for shape {shape}, axis {axis}")
     scale = np.frombuffer(r.take(4 * n_scales, "the scales"), dtype="<f4").astype(np.float32)
-    if not np.all(np.isfinite(scale)):
-        raise r.error(f"tensor {name!r}: a scale is not finite")
+    if not np.all(np.isfinite(scale)) or np.any(np.abs(scale) > MAX_SCALE):
+        raise r.error(f"tensor {name!r}: a scale is not finite or exceeds {MAX_SCALE:g} in magnitude")
     n_coded = r.record(_N_CODED, "the coded length")["n_coded_bytes"]
     coded = r.take(n_coded, "the coded integers")
     r.expect_end()
+    return TensorHeader(name, shape, n_bits, None if axis == AXIS_NONE else axis, scale, coded)
+
+
+def decode_tensor(h: TensorHeader, r: PayloadReader) -> QuantizedTensor:
+    """Decode a checked header's integers (NvcFormatError naming the tensor, via ``r``'s chunk)."""
     try:
-        q = decode_ints(coded, math.prod(shape), n_bits).reshape(shape)
+        q = decode_ints(h.coded, h.n_elements, h.n_bits).reshape(h.shape)
     except NvcFormatError as e:
-        raise r.error(f"tensor {name!r}: {e}") from None
-    return QuantizedTensor(name, q, scale, None if axis == AXIS_NONE else axis, n_bits)
+        raise r.error(f"tensor {h.name!r}: {e}") from None
+    q.flags.writeable = False
+    return QuantizedTensor(h.name, q, h.scale, h.axis, h.n_bits)

@@ -11,7 +11,9 @@ said so, with a hint how to report it, and exit status 70 (BSD's EX_SOFTWARE).
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from fractions import Fraction
 
 import click
@@ -79,11 +81,22 @@ class FrameRangeType(click.ParamType):
         return slice(start, stop)
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def _run(ctx: click.Context, fn, *args, on_interrupt: str = "", **kwargs):
-    """Call the API; map its errors to one line and an exit status (traceback with --debug)."""
+    """Call the API; map its errors to one line and an exit status (traceback with --debug).
+
+    User errors (``NvcError``) are one line; anything else is a bug and says so. SIGTERM
+    becomes SystemExit(143) (the fitter checkpoints on it first) and is reported in one
+    ``nvcodec:`` line like Ctrl-C; ffmpeg's stderr tail is shown only with --debug.
+    """
     from nvcodec.errors import NvcError
 
     debug = ctx.find_root().params.get("debug", False)
+    in_main = threading.current_thread() is threading.main_thread()     # signals are main-thread only
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         return fn(*args, **kwargs)
     except KeyboardInterrupt:
@@ -91,8 +104,15 @@ def _run(ctx: click.Context, fn, *args, on_interrupt: str = "", **kwargs):
             raise
         click.echo(f"nvcodec: interrupted{on_interrupt}", err=True)
         ctx.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            click.echo(f"nvcodec: terminated (SIGTERM){on_interrupt}", err=True)
+        raise
     except NvcError as exc:
         if debug:
+            tail = getattr(exc, "stderr_tail", "")
+            if tail:
+                click.echo("--- ffmpeg stderr (tail) ---\n" + tail, err=True)
             raise
         message = str(exc).strip().splitlines()
         click.echo(f"nvcodec: error: {message[0] if message else type(exc).__name__}", err=True)
@@ -108,9 +128,26 @@ def _run(ctx: click.Context, fn, *args, on_interrupt: str = "", **kwargs):
         click.echo("  run the same command with --debug for the traceback, and report it with the "
                    "command line and that traceback", err=True)
         ctx.exit(EXIT_BUG)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Ctrl-C outside ``_run`` (while a command imports torch, say) exits 130 with our one line,
+    not click's ``Aborted!`` and status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if ctx.params.get("debug", False):
+                raise
+            click.echo("nvcodec: interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nvcodec")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 def main(debug: bool) -> None:

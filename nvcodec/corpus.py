@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nvcodec.bitstream import check_video_name, keyframe_count
 from nvcodec.clipset import ClipSet
 from nvcodec.errors import NvcInputError
 from nvcodec.media import MediaError, VideoInfo, probe
@@ -39,14 +41,31 @@ class SourceVideo:
     info: VideoInfo
 
 
-def _candidates(inputs: Sequence[str | Path]) -> list[tuple[str, Path]]:
-    """(name, path) of every file under the inputs, each folder walked in sorted order."""
+def _unreadable_link(path: Path) -> str | None:
+    """Why a symbolic link cannot be followed ('symbolic link loop', 'broken symbolic link'), else None."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as e:
+        return "symbolic link loop" if e.errno == errno.ELOOP else "broken symbolic link"
+    return None
+
+
+def _candidates(inputs: Sequence[str | Path], warn) -> list[tuple[str, Path]]:
+    """(name, path) of every file under the inputs, each folder walked in sorted order.
+    Links that lead nowhere (loops, dangling) are skipped with a ``warn`` line."""
     out = []
     for item in inputs:
         root = Path(item)
         if root.is_dir():
-            files = sorted((p for p in root.rglob("*") if p.is_file()),
-                           key=lambda p: p.relative_to(root).as_posix())
+            files = []
+            for p in root.rglob("*"):
+                if p.is_file():
+                    files.append(p)
+                elif (why := _unreadable_link(p)) is not None:
+                    warn(f"skipping {p}: {why}")
+            files.sort(key=lambda p: p.relative_to(root).as_posix())
             out.extend((p.relative_to(root).as_posix(), p) for p in files)
         elif root.is_file():
             out.append((root.name, root))
@@ -58,7 +77,9 @@ def _candidates(inputs: Sequence[str | Path]) -> list[tuple[str, Path]]:
 def scan(inputs: Sequence[str | Path], *, skip_broken: bool = False, warn=print) -> list[SourceVideo]:
     """Probe every video under ``inputs`` (folders recursively, or files), in stable order.
 
-    Names are POSIX paths relative to the given folder (a file given directly: its basename).
+    Names are POSIX paths relative to the given folder (a file given directly: its basename);
+    a name the format refuses (FORMAT.md section 5, e.g. a component over 200 bytes) is a ValueError
+    before anything is probed further. Symbolic links that lead nowhere are skipped with a warning.
     Files without a video extension (VIDEO_EXTENSIONS) are skipped with a ``warn`` line, and
     so are media files without a video stream (audio only). A video ffmpeg cannot decode
     raises MediaError naming it, or with ``skip_broken`` is skipped with a warning.
@@ -67,10 +88,14 @@ def scan(inputs: Sequence[str | Path], *, skip_broken: bool = False, warn=print)
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     videos, names = [], {}
-    for name, path in _candidates(inputs):
+    for name, path in _candidates(inputs, warn):
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
             warn(f"skipping {path}: not a video file (extension {path.suffix or 'none'!r})")
             continue
+        try:
+            check_video_name(name)
+        except ValueError as e:
+            raise ValueError(f"input {str(path)!r} cannot be stored under its name: {e}") from None
         try:
             info = probe(path)
         except MediaError as e:
@@ -130,20 +155,28 @@ def merge_tiles(tiles: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(t.reshape(n, rows * th, cols * tw, 3)[:, :height, :width])
 
 
-def clip_layout(n_frames: int, interval: int) -> tuple[np.ndarray, ...]:
-    """Clips of one video: (first_frame, start_kf, end_kf) int64 (n_clips,), then per clip slot
-    frame index int64, mask bool, t_video float32, t_local float32, each (n_clips, K).
+def clip_layout(n_frames: int, interval: int, first_clip: int = 0,
+                stop_clip: int | None = None) -> tuple[np.ndarray, ...]:
+    """Clips ``first_clip .. stop_clip-1`` (default: all) of one video: (first_frame, start_kf, end_kf)
+    int64 (n_clips,), then per clip slot frame index int64, mask bool, t_video float32, t_local
+    float32, each (n_clips, K). Work and memory follow the clips asked for, not n_frames.
 
     Clip c covers frames cK .. min(cK+K, L)-1; its start keyframe is frame cK (keyframe index c),
-    its end keyframe frame min((c+1)K, L-1). Padding slots of a short last clip repeat the last
-    frame (mask False, times of that frame). t_video = i/(L-1) (0 when L=1);
-    t_local = (i-s)/(e-s) (0 when e == s)."""
-    positions = keyframe_positions(n_frames, interval)
-    n_clips = math.ceil(n_frames / interval)
-    first = np.arange(n_clips, dtype=np.int64) * interval
+    its end keyframe frame min((c+1)K, L-1) (keyframe index min(c+1, n_kf-1)). Padding slots of a
+    short last clip repeat the last frame (mask False, times of that frame). t_video = i/(L-1)
+    (0 when L=1); t_local = (i-s)/(e-s) (0 when e == s)."""
+    if n_frames < 1 or interval < 1:
+        raise ValueError(f"clip_layout: need n_frames >= 1 and interval >= 1, got {n_frames}, {interval}")
+    n_clips_total = -(-n_frames // interval)
+    stop_clip = n_clips_total if stop_clip is None else stop_clip
+    if not 0 <= first_clip <= stop_clip <= n_clips_total:
+        raise ValueError(f"clip_layout: clips {first_clip}..{stop_clip} outside 0..{n_clips_total}")
+    n_kf = keyframe_count(n_frames, interval)
+    clip = np.arange(first_clip, stop_clip, dtype=np.int64)
+    first = clip * interval
     end_frame = np.minimum(first + interval, n_frames - 1)
-    start_kf = np.arange(n_clips, dtype=np.int64)
-    end_kf = np.searchsorted(positions, end_frame).astype(np.int64)
+    start_kf = clip
+    end_kf = np.minimum(clip + 1, n_kf - 1)
     slot = first[:, None] + np.arange(interval, dtype=np.int64)[None, :]                # (n_clips, K)
     mask = slot < n_frames
     frame = np.minimum(slot, n_frames - 1)
@@ -153,20 +186,20 @@ def clip_layout(n_frames: int, interval: int) -> tuple[np.ndarray, ...]:
     return first, start_kf, end_kf, frame, mask, t_video, t_local
 
 
-def _tile_clips(n_frames: int, interval: int, n_tiles: int, clips: slice,
+def _tile_clips(n_frames: int, interval: int, n_tiles: int, first_clip: int, stop_clip: int | None,
                 kf_offset: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The ClipSet arrays of one video's ``clips`` for every tile (clip-major, tile-minor), and
-    the clips' frame indices (n, K). Keyframe tile indices are ``kf_offset + k * n_tiles + j``
-    for keyframe k of the video, tile j."""
-    first, start_kf, end_kf, frame_idx, mask, t_video, t_local = clip_layout(n_frames, interval)
-    n_clips = len(first[clips])
+    """The ClipSet arrays of one video's clips ``first_clip .. stop_clip-1`` for every tile
+    (clip-major, tile-minor), and the clips' frame indices (n, K). Keyframe tile indices are
+    ``kf_offset + k * n_tiles + j`` for keyframe k of the video, tile j."""
+    first, start_kf, end_kf, frame_idx, mask, t_video, t_local = clip_layout(n_frames, interval, first_clip, stop_clip)
+    n_clips = len(first)
     tile = np.tile(np.arange(n_tiles, dtype=np.int64), n_clips)
-    rep = lambda a: np.repeat(a[clips], n_tiles, axis=0)                  # noqa: E731
+    rep = lambda a: np.repeat(a, n_tiles, axis=0)                         # noqa: E731
     arrays = {"mask": rep(mask), "t_video": rep(t_video), "t_local": rep(t_local),
               "start_kf": kf_offset + rep(start_kf) * n_tiles + tile,
               "end_kf": kf_offset + rep(end_kf) * n_tiles + tile,
               "tile": tile, "first_frame": rep(first)}
-    return arrays, frame_idx[clips]
+    return arrays, frame_idx
 
 
 def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, interval: int,
@@ -178,8 +211,7 @@ def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, 
     """
     kt = split_tiles(keyframes, tile_h, tile_w)                           # (n, n_tiles, 3, th, tw)
     n_tiles = kt.shape[1]
-    arrays, _ = _tile_clips(n_frames, interval, n_tiles, slice(first_clip, stop_clip),
-                            -first_keyframe * n_tiles)
+    arrays, _ = _tile_clips(n_frames, interval, n_tiles, first_clip, stop_clip, -first_keyframe * n_tiles)
     return ClipSet(keyframes=kt.reshape(-1, 3, tile_h, tile_w),
                    video=np.zeros(len(arrays["tile"]), np.int64), **arrays)
 
@@ -203,7 +235,7 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
         "mask", "t_video", "t_local", "start_kf", "end_kf", "video", "tile", "first_frame", "frames")}
     kf_tiles, kf_base = [], 0
     for v, (frames, keyframes, n_frames) in enumerate(videos):
-        n_kf = len(keyframe_positions(n_frames, interval))
+        n_kf = keyframe_count(n_frames, interval)
         if keyframes.ndim != 4 or keyframes.shape[0] != n_kf or keyframes.shape[3] != 3:
             raise ValueError(f"video {v}: expected {n_kf} keyframes (n_kf, H, W, 3) for L={n_frames}, "
                              f"K={interval}; got {keyframes.shape}")
@@ -214,7 +246,7 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
         kt = split_tiles(keyframes, tile_h, tile_w)                       # (n_kf, n_tiles, 3, th, tw)
         n_tiles = kt.shape[1]
         kf_tiles.append(kt.reshape(-1, 3, tile_h, tile_w))
-        arrays, frame_idx = _tile_clips(n_frames, interval, n_tiles, slice(None), kf_base)
+        arrays, frame_idx = _tile_clips(n_frames, interval, n_tiles, 0, None, kf_base)
         for key, arr in arrays.items():
             parts[key].append(arr)
         parts["video"].append(np.full(len(arrays["tile"]), v, np.int64))

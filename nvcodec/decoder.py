@@ -12,8 +12,10 @@ need only the keyframe segments that hold their start and end keyframes;
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -22,20 +24,31 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord
-from nvcodec.corpus import build_clip_range, keyframe_positions, merge_tiles
+from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord, keyframe_count
+from nvcodec.bitstream.tensors import MAX_ELEMENTS
+from nvcodec.corpus import build_clip_range, merge_tiles
 from nvcodec.errors import NvcInputError
-from nvcodec.keyframes import KeyframeCodec, decode_keyframes
+from nvcodec.keyframes import KeyframeCodec, iter_keyframes
+from nvcodec.media import MediaError
 from nvcodec.runtime import resolve_device
 
-CLIPS_PER_STEP = 8          # clips decoded together per video (x tiles); bounds memory while streaming
+# Decode memory (FORMAT.md section 13, "Decoder memory"). Every buffer is bounded by these and by
+# the file, never by a count the file declares: frames are produced clip by clip, keyframes one
+# segment at a time as ffmpeg delivers them.
+STEP_PIXELS = 1 << 24         # frame pixels held per decoding step (a step is at least one clip)
+BATCH_BYTES = 1 << 27         # estimated network activations per forward pass (at least one tile-clip)
+BASE_MEMORY_BYTES = 1 << 29   # memory a file may make the decoder use, plus MEMORY_PER_FILE_BYTE per byte
+MEMORY_PER_FILE_BYTE = 256
 
 
 class NvcFile:
     """An open .nvc file: ``videos``, ``read(video, frames=slice)``, ``iter_frames(...)``.
 
-    A context manager; the network is built and its weights decoded on the
-    first read, once.
+    A context manager. Opening cross-checks what the container cannot: the network config
+    against the tile, the clip length and the file's element limit, the keyframe segments
+    against the codec's segment length, and the memory a decode would need against what a
+    file of this size may ask for (FORMAT.md section 13). The network is built and its
+    weights decoded on the first read, once.
     """
 
     def __init__(self, path: str | os.PathLike, *, device: str | None = None) -> None:
@@ -50,11 +63,31 @@ class NvcFile:
                 self._kf_codec = KeyframeCodec.from_json(md["keyframe_codec"])
             except ValueError as exc:
                 raise NvcFormatError(f"metadata: keyframe_codec: {exc}") from None
+            self.model_config = _model_config(md)
+            self._check_segments()
+            self.batch_size = predict_batch_size(self.model_config)
+            need = decode_memory_bytes(self.model_config, self.videos, self.batch_size)
+            allowed = memory_allowance_bytes(self._reader.n_bytes)
+            if need > allowed:
+                raise NvcFormatError(
+                    f"decoding needs about {need >> 20} MiB (network {count_network_parameters(self.model_config)} "
+                    f"parameters, {self.model_config.tile_w}x{self.model_config.tile_h} tiles, clips of "
+                    f"{self.interval} frames), more than the {allowed >> 20} MiB a {self._reader.n_bytes}-byte "
+                    f"file may ask for")
         except BaseException:
             self._reader.close()
             raise
         self._device = device
         self._model = None
+
+    def _check_segments(self) -> None:
+        """A segment holds at most the codec's segment_length keyframes (1 in intra mode)."""
+        limit = self._kf_codec.segment_length
+        for v, entry in enumerate(self.videos):
+            for i, (first, n) in enumerate(self._reader.segments(v)):
+                if n > limit:
+                    raise NvcFormatError(f"KIDX: segment {i} of video {entry.name!r} declares {n} keyframes, "
+                                         f"more than the keyframe codec's segment_length {limit}")
 
     def __enter__(self) -> "NvcFile":
         return self
@@ -90,29 +123,47 @@ class NvcFile:
     def network(self):
         """The DNeRV network with the file's dequantized weights, on the decode device (built once)."""
         if self._model is None:
-            self._model = _build_network(self._reader, self.metadata, resolve_device(self._device))
+            self._model = _build_network(self._reader, self.model_config, resolve_device(self._device))
         return self._model
 
     # -- frames -------------------------------------------------------------
 
-    def _keyframes(self, video: int, first: int, last: int) -> np.ndarray:
-        """Decoded keyframes ``first..last`` (inclusive) of a video, reading only the segments that hold them."""
+    def iter_keyframes(self, video: int, first: int) -> Iterator[np.ndarray]:
+        """A video's decoded keyframes ``first``, ``first + 1``, ... to its last, decoded one segment at
+        a time as ffmpeg delivers them (only the segments from the one holding ``first`` are read).
+        A segment holding other than its declared count is an NvcFormatError when reached."""
         entry = self.videos[video]
-        needed = [(i, seg_first, seg_n) for i, (seg_first, seg_n) in enumerate(self._reader.segments(video))
-                  if seg_first <= last and seg_first + seg_n > first]
-        # Segments concatenate into one valid stream: one ffmpeg process for the range.
-        data = b"".join(self._reader.read_segment(video, i) for i, _, _ in needed)
-        n_keyframes = sum(n for _, _, n in needed)
+        for i, (seg_first, seg_n) in enumerate(self._reader.segments(video)):
+            if seg_first + seg_n <= first:
+                continue
+            frames = iter_keyframes(self._reader.read_segment(video, i), self._kf_codec,
+                                    entry.width, entry.height, seg_n)
+            try:
+                for k, frame in enumerate(frames, seg_first):
+                    if k >= first:
+                        yield frame
+            except MediaError as exc:
+                error = NvcFormatError(f"video {entry.name!r}, keyframe segment {i} (keyframes {seg_first}.."
+                                       f"{seg_first + seg_n - 1}): {exc.what}")
+                error.stderr_tail = exc.stderr_tail          # for nvcodec --debug
+                raise error from None
+            finally:
+                frames.close()
+
+    def _keyframes(self, video: int, first: int, last: int) -> np.ndarray:
+        """Decoded keyframes ``first..last`` (inclusive) of a video as one array."""
+        stream = self.iter_keyframes(video, first)
         try:
-            frames = decode_keyframes(data, self._kf_codec, entry.width, entry.height, n_keyframes)
-        except ValueError as exc:
-            raise NvcFormatError(f"keyframe segments {needed[0][0]}..{needed[-1][0]} of video "
-                                 f"{entry.name!r}: {exc}") from None
-        offset = needed[0][1]
-        return frames[first - offset: last - offset + 1]
+            return np.stack([_next_keyframe(stream, self.videos[video], k) for k in range(first, last + 1)])
+        finally:
+            stream.close()
 
     def iter_frames(self, video: str | int, frames: slice = slice(None)) -> Iterator[np.ndarray]:
-        """Yield the frames of ``video`` selected by ``frames`` ((H, W, 3) uint8), decoding as it goes."""
+        """Yield the frames of ``video`` selected by ``frames`` ((H, W, 3) uint8), decoding as it goes.
+
+        Clip by clip: a step holds at most STEP_PIXELS frame pixels (at least one clip), its
+        keyframes and one forward batch; nothing grows with the video's declared length.
+        """
         from nvcodec.runtime import predict
 
         v = self.video_index(video)
@@ -123,61 +174,155 @@ class NvcFile:
         if start >= stop:
             return
         k = self.interval
-        tile_h, tile_w = self.metadata["tile"]["height"], self.metadata["tile"]["width"]
-        n_kf = len(keyframe_positions(entry.n_frames, k))
+        tile_h, tile_w = self.model_config.tile_h, self.model_config.tile_w
+        n_kf = keyframe_count(entry.n_frames, k)
+        clips_per_step = max(1, STEP_PIXELS // (k * entry.width * entry.height))
         model = self.network()
         device = resolve_device(self._device)
-        for c_lo in range(start // k, (stop - 1) // k + 1, CLIPS_PER_STEP):
-            c_hi = min(c_lo + CLIPS_PER_STEP, (stop - 1) // k + 1)         # clips c_lo .. c_hi-1
-            kf_first, kf_last = c_lo, min(c_hi, n_kf - 1)
-            keyframes = self._keyframes(v, kf_first, kf_last)
-            clips = build_clip_range(keyframes, kf_first, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi)
-            n_tiles = int(clips.tile.max()) + 1
-            out = np.empty((c_hi - c_lo, n_tiles, k, 3, tile_h, tile_w), np.uint8)
-            for index, pred in predict(model, clips, device=device):
-                out[clips.first_frame[index] // k - c_lo, clips.tile[index]] = pred
-            for c in range(c_lo, c_hi):
-                tiles = out[c - c_lo].transpose(1, 0, 2, 3, 4)                # (T, n_tiles, 3, th, tw)
-                decoded = merge_tiles(tiles, entry.height, entry.width)    # (T, H, W, 3)
-                for t in range(k):
-                    i = c * k + t
-                    if start <= i < stop:
-                        yield decoded[t]
+        first_clip, stop_clip = start // k, (stop - 1) // k + 1
+        keyframes = self.iter_keyframes(v, first_clip)
+        window: list[np.ndarray] = []                 # decoded keyframes first_kf .. first_kf + len - 1
+        first_kf = first_clip
+        try:
+            for c_lo in range(first_clip, stop_clip, clips_per_step):
+                c_hi = min(c_lo + clips_per_step, stop_clip)                   # clips c_lo .. c_hi-1
+                kf_last = min(c_hi, n_kf - 1)
+                del window[:c_lo - first_kf]
+                first_kf = c_lo
+                while first_kf + len(window) <= kf_last:
+                    window.append(_next_keyframe(keyframes, entry, first_kf + len(window)))
+                clips = build_clip_range(np.stack(window[:kf_last - first_kf + 1]), first_kf, entry.n_frames,
+                                         k, tile_h, tile_w, c_lo, c_hi)
+                n_tiles = int(clips.tile.max()) + 1
+                out = np.empty((c_hi - c_lo, n_tiles, k, 3, tile_h, tile_w), np.uint8)
+                for index, pred in predict(model, clips, device=device, batch_size=self.batch_size):
+                    out[clips.first_frame[index] // k - c_lo, clips.tile[index]] = pred
+                for c in range(c_lo, c_hi):
+                    tiles = out[c - c_lo].transpose(1, 0, 2, 3, 4)                # (T, n_tiles, 3, th, tw)
+                    decoded = merge_tiles(tiles, entry.height, entry.width)    # (T, H, W, 3)
+                    for t in range(k):
+                        i = c * k + t
+                        if start <= i < stop:
+                            yield decoded[t]
+        finally:
+            keyframes.close()
 
     def read(self, video: str | int, frames: slice = slice(None)) -> np.ndarray:
-        """The selected frames of ``video`` as one (n, H, W, 3) uint8 array."""
+        """The selected frames of ``video`` as one (n, H, W, 3) uint8 array.
+
+        Memory follows the frames actually decoded (collected, then joined), not the count the
+        file declares: a video that claims more frames than its keyframes hold fails first.
+        """
         entry = self.videos[self.video_index(video)]
-        start, stop, _ = frames.indices(entry.n_frames)
-        out = np.empty((max(stop - start, 0), entry.height, entry.width, 3), np.uint8)
-        for i, frame in enumerate(self.iter_frames(video, frames)):
-            out[i] = frame
-        return out
+        got = list(self.iter_frames(video, frames))
+        if not got:
+            return np.empty((0, entry.height, entry.width, 3), np.uint8)
+        return np.stack(got)
 
 
-def _build_network(reader: NvcReader, metadata: dict, device: str):
-    from nvcodec.model import DNeRV, ModelConfig
-    from nvcodec.quant import dequantize_state
+def _next_keyframe(stream: Iterator[np.ndarray], entry: VideoRecord, index: int) -> np.ndarray:
+    frame = next(stream, None)
+    if frame is None:        # segments check their own counts, so only a reader bug gets here
+        raise NvcFormatError(f"video {entry.name!r}: no keyframe {index} in its segments")
+    return frame
+
+
+def _model_config(md: dict):
+    """The network config of a file, cross-checked against the tile, the clip length and the element limit."""
+    from nvcodec.model import ModelConfig
 
     try:
-        cfg = ModelConfig.from_json(metadata["model"])
+        cfg = ModelConfig.from_json(md["model"])
     except (ValueError, TypeError) as exc:
         raise NvcFormatError(f"metadata: model: {exc}") from None
-    if cfg.clip_length != metadata["keyframe_interval"]:
+    if cfg.clip_length != md["keyframe_interval"]:
         raise NvcFormatError(f"metadata: model clip_length {cfg.clip_length} differs from "
-                             f"keyframe_interval {metadata['keyframe_interval']}")
-    model = DNeRV(cfg)
-    expected = {name: tuple(p.shape) for name, p in model.named_parameters()}
-    weights = dequantize_state(reader.read_tensors())
-    for name, w in weights.items():
-        if name not in expected:
-            raise NvcFormatError(f"weights: tensor {name!r} is not a parameter of the network")
-        if tuple(w.shape) != expected[name]:
-            raise NvcFormatError(f"weights: tensor {name!r} has shape {tuple(w.shape)}, "
-                                 f"the network expects {expected[name]}")
-    missing = sorted(set(expected) - set(weights))
+                             f"keyframe_interval {md['keyframe_interval']}")
+    tile = md["tile"]
+    if (cfg.tile_w, cfg.tile_h) != (tile["width"], tile["height"]):
+        raise NvcFormatError(f"metadata: tile {tile['width']}x{tile['height']} differs from the model's tile "
+                             f"{cfg.tile_w}x{cfg.tile_h}")
+    n_params = count_network_parameters(cfg)
+    if n_params > MAX_ELEMENTS:
+        raise NvcFormatError(f"metadata: model has {n_params} parameters, more than the {MAX_ELEMENTS} "
+                             f"elements a file may hold")
+    return cfg
+
+
+def count_network_parameters(cfg) -> int:
+    from nvcodec.model import count_parameters
+
+    return count_parameters(cfg)
+
+
+def clip_activation_bytes(cfg) -> int:
+    """An upper estimate of the float32 activations live at once while the network predicts one
+    tile-clip (T frames of one tile): the worst decoder stage, plus the keyframe pyramid."""
+    t, pixels = cfg.clip_length, cfg.tile_h * cfg.tile_w
+    total_stride = math.prod(cfg.strides)
+    res = pixels // (total_stride * total_stride)                 # coarse grid pixels
+    pyramid = 2 * (3 + cfg.enc_width) * pixels                    # both keyframes: raw + stem output
+    worst = t * res * (cfg.mlp_width + 3 * (cfg.c0 + cfg.enc_width))
+    c_in = cfg.c0 + cfg.enc_width
+    for c_out, stride in zip(cfg.widths, cfg.strides):
+        pyramid += 2 * cfg.enc_width * res
+        stage = t * res * (3 * c_in + 3 * cfg.enc_width + 8) + t * res * stride * stride * 3 * c_out
+        worst = max(worst, stage)
+        res, c_in = res * stride * stride, c_out
+    worst = max(worst, t * pixels * (3 * c_in + 30))             # the head at full tile resolution
+    return 4 * (worst + pyramid)
+
+
+def predict_batch_size(cfg) -> int:
+    """Tile-clips per forward pass: as many as fit BATCH_BYTES of activations, at least one."""
+    return max(1, BATCH_BYTES // clip_activation_bytes(cfg))
+
+
+def decode_memory_bytes(cfg, videos: Sequence[VideoRecord], batch_size: int) -> int:
+    """What decoding the file needs beyond the interpreter: the weights (float32, decoded in place),
+    one forward batch, and the largest video's decoding step (its frames, tiles and keyframes)."""
+    weights = 4 * count_network_parameters(cfg)
+    batch = batch_size * clip_activation_bytes(cfg)
+    step = 0
+    for v in videos:
+        rows, cols = -(-v.height // cfg.tile_h), -(-v.width // cfg.tile_w)
+        padded = rows * cfg.tile_h * cols * cfg.tile_w * 3
+        clips = max(1, STEP_PIXELS // (cfg.clip_length * v.width * v.height))
+        n_frames = clips * cfg.clip_length
+        # predicted tiles + stitched frames of the step, its keyframes split into tiles (twice)
+        step = max(step, padded * n_frames + v.width * v.height * 3 * n_frames + 3 * padded * (clips + 1))
+    return weights + batch + step
+
+
+def memory_allowance_bytes(n_bytes_file: int) -> int:
+    """The most a file may make the decoder use: BASE_MEMORY_BYTES + MEMORY_PER_FILE_BYTE per byte."""
+    return BASE_MEMORY_BYTES + MEMORY_PER_FILE_BYTE * n_bytes_file
+
+
+def _build_network(reader: NvcReader, cfg, device: str):
+    """The network with the file's weights. The manifest is checked against the network's parameters
+    (names and shapes, on torch's meta device: nothing allocated) before anything is built or
+    decoded; then each tensor is decoded and dequantized straight into its parameter."""
+    from nvcodec.model import DNeRV
+
+    with torch.device("meta"):
+        expected = {name: tuple(p.shape) for name, p in DNeRV(cfg).named_parameters()}
+    seen = set()
+    for h in reader.tensor_headers():
+        if h.name not in expected:
+            raise NvcFormatError(f"weights: tensor {h.name!r} is not a parameter of the network")
+        if h.shape != expected[h.name]:
+            raise NvcFormatError(f"weights: tensor {h.name!r} has shape {h.shape}, "
+                                 f"the network expects {expected[h.name]}")
+        seen.add(h.name)
+    missing = sorted(set(expected) - seen)
     if missing:
         raise NvcFormatError(f"weights: {len(missing)} parameter(s) missing, e.g. {missing[0]!r}")
-    model.load_state_dict({k: torch.from_numpy(w) for k, w in weights.items()}, strict=False)
+    model = DNeRV(cfg)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for t in reader.iter_tensors():
+            t.dequantize(out=params[t.name].data.numpy())
     return model.to(device).eval()
 
 
@@ -197,13 +342,19 @@ class Measurement:
 
 
 def measure_file(path: str | os.PathLike, reference: dict[str, np.ndarray], *, device: str | None = None) -> Measurement:
-    """Decode ``path`` and compare with the frames that were encoded (name -> (L, H, W, 3) uint8)."""
+    """Decode ``path`` and compare with the frames that were encoded (name -> (L, H, W, 3) uint8).
+
+    Frames are compared as they are decoded: nothing but the reference is held whole."""
     from nvcodec.metrics import psnr_per_frame
 
     scores, per_video = [], []
     with open_nvc(path, device=device) as nvc:
         for entry in nvc.videos:
-            psnr = psnr_per_frame(reference[entry.name], nvc.read(entry.name))
+            ref = reference[entry.name]
+            if len(ref) != entry.n_frames:
+                raise ValueError(f"reference for {entry.name!r} has {len(ref)} frames, the file {entry.n_frames}")
+            psnr = np.array([psnr_per_frame(ref[i:i + 1], frame[None])[0]
+                             for i, frame in enumerate(nvc.iter_frames(entry.name))])
             scores.append(psnr)
             per_video.append({"name": entry.name, "width": entry.width, "height": entry.height,
                               "n_frames": entry.n_frames, "psnr": float(np.mean(psnr))})
@@ -216,20 +367,56 @@ def measure_file(path: str | os.PathLike, reference: dict[str, np.ndarray], *, d
 OUTPUT_SUFFIX = {"y4m": ".y4m", "mp4": ".mp4", "png": ""}
 
 
-def output_paths(names: Sequence[str], outdir: Path, fmt: str) -> dict[str, Path]:
-    """Where each video goes under ``outdir``: its stored name with the format's extension.
+def output_key(rel_path: str) -> str:
+    """What two output paths are compared by: NFKC, case-folded, NFKC again. Paths equal under this
+    key may name one file on a case-insensitive or normalising file system (macOS, Windows)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", rel_path).casefold())
 
-    Two videos whose names differ only in extension (a.mp4, a.mkv) keep the
-    original extension too (a.mp4.y4m, a.mkv.y4m). Names were validated by the
-    container; the check here that the result stays inside ``outdir`` is a second
-    line of defence, not the first.
+
+def _colliding(rels: Sequence[str]) -> set[int]:
+    """Indices of paths that equal another under output_key, or are a folder of another (a/ vs a/b)."""
+    keys = [output_key(r) for r in rels]
+    by_key: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        by_key.setdefault(k, []).append(i)
+    bad = {i for same in by_key.values() if len(same) > 1 for i in same}
+    for i, k in enumerate(keys):
+        parts = k.split("/")
+        for depth in range(1, len(parts)):
+            for j in by_key.get("/".join(parts[:depth]), ()):
+                bad.update((i, j))
+    return bad
+
+
+def output_paths(names: Sequence[str], outdir: Path, fmt: str) -> dict[str, Path]:
+    """Where each video goes under ``outdir`` (FORMAT.md section 13, "Output names").
+
+    Each video's output takes the first of three forms: its name with the last extension
+    replaced by the format's (a/b.y4m), its name plus the format's extension (a/b.mp4.y4m), that
+    with the video's index in ``names`` (a/b.mp4~3.y4m). Two outputs collide when equal under
+    ``output_key`` or when one would be a folder of the other; while any collide, the colliding
+    outputs in the lowest form present move up one form. Names were validated by the container;
+    the check that the result stays inside ``outdir`` is a second line of defence.
     """
     suffix = OUTPUT_SUFFIX[fmt]
-    stems = [str(PurePosixPath(n).with_suffix("")) for n in names]
+    forms = (lambda i: str(PurePosixPath(names[i]).with_suffix("")) + suffix,    # a/b.y4m
+             lambda i: names[i] + suffix,                                         # a/b.mp4.y4m
+             lambda i: f"{names[i]}~{i}{suffix}")                                 # a/b.mp4~3.y4m
+    level = [0] * len(names)
+    rels = [forms[0](i) for i in range(len(names))]
+    while clash := _colliding(rels):
+        lowest = min(level[i] for i in clash)
+        if lowest == len(forms) - 1:
+            first, second = sorted(clash)[:2]
+            raise NvcFormatError(f"video names {names[first]!r} and {names[second]!r} cannot be given "
+                                 f"distinct output paths")
+        for i in clash:
+            if level[i] == lowest:
+                level[i] += 1
+                rels[i] = forms[level[i]](i)
     root = outdir.resolve()
     paths = {}
-    for name, stem in zip(names, stems):
-        rel = (stem if stems.count(stem) == 1 else name) + suffix
+    for name, rel in zip(names, rels):
         dest = (root / rel).resolve()
         if root != dest and root not in dest.parents:
             raise NvcFormatError(f"video name {name!r} would write outside the output folder")
@@ -262,17 +449,20 @@ def decode(
 ) -> DecodeReport:
     """Decode ``path`` into ``outdir`` (or, with ``outdir == "-"``, one video as y4m to ``stdout``).
 
-    ``progress(video_name, n_frames_so_far)`` is called after every frame written to a file.
+    All or nothing: every output is written into a temporary folder inside ``outdir`` and moved
+    into place only when every selected video has decoded, so a decode that fails midway leaves
+    no partial set behind. ``progress(video_name, n_frames_so_far)`` is called after every frame.
     """
+    import shutil
+    import tempfile
     import time
 
-    from nvcodec.media import VideoWriter
+    from nvcodec.media import TEMP_PREFIX, VideoWriter
 
     if fmt not in OUTPUT_SUFFIX:
         raise NvcInputError(f"format must be one of {sorted(OUTPUT_SUFFIX)}, got {fmt!r}")
     started = time.monotonic()
     n_frames = 0
-    outputs: list[str] = []
     with open_nvc(path, device=device) as nvc:
         selected = [nvc.videos[nvc.video_index(v)] for v in videos] if videos else list(nvc.videos)
         if str(outdir) == "-":
@@ -286,17 +476,29 @@ def decode(
             return DecodeReport(outputs=["-"], n_frames=n_frames, seconds=time.monotonic() - started)
         root = Path(outdir)
         dests = output_paths([e.name for e in selected], root, fmt)
-        for entry in selected:
-            dest = dests[entry.name]
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with VideoWriter(dest, fmt, entry.width, entry.height, entry.fps_num, entry.fps_den, crf=crf) as writer:
-                for frame in nvc.iter_frames(entry.name, frames):
-                    writer.write(frame)
-                    n_frames += 1
-                    if progress is not None:
-                        progress(entry.name, n_frames)
-            outputs.append(str(dest))
-    return DecodeReport(outputs=outputs, n_frames=n_frames, seconds=time.monotonic() - started)
+        for dest in dests.values():
+            if fmt == "png" and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+                raise ValueError(f"png: {dest} exists and is not an empty folder")
+        root.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root.resolve()))
+        try:
+            staged = []
+            for entry in selected:
+                dest = stage / dests[entry.name].relative_to(root.resolve())
+                with VideoWriter(dest, fmt, entry.width, entry.height, entry.fps_num, entry.fps_den, crf=crf) as writer:
+                    for frame in nvc.iter_frames(entry.name, frames):
+                        writer.write(frame)
+                        n_frames += 1
+                        if progress is not None:
+                            progress(entry.name, n_frames)
+                staged.append((dest, dests[entry.name]))
+            for tmp, dest in staged:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dest)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return DecodeReport(outputs=[str(dests[e.name]) for e in selected], n_frames=n_frames,
+                        seconds=time.monotonic() - started)
 
 
 class ClipDataset(Dataset):

@@ -24,13 +24,15 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Iterator
 
 import ffmpeg
 import numpy as np
 
 from nvcodec import color
 from nvcodec.errors import NvcInputError
-from nvcodec.media import FfmpegProcess, MediaError, ffmpeg_base_args, ffmpeg_codecs, ffmpeg_exe, last_frame_count, run
+from nvcodec.media import (FfmpegProcess, MediaError, ffmpeg_base_args, ffmpeg_codecs, ffmpeg_exe, ffmpeg_path,
+                           last_frame_count, run)
 
 # Coded sizes are even and at least this per encoder: SVT-AV1 refuses sizes below 64, x265
 # aborts on inter coding narrower than 64 (ffmpeg 5.1's libx265); libaom and vvenc work from 16.
@@ -215,9 +217,9 @@ def encode_keyframes(frames: np.ndarray, codec: KeyframeCodec) -> list[tuple[int
         with open(src, "wb") as f:
             for frame in frames:
                 f.write(_to_planes(frame, cw, ch, spec.bit_depth))
-        stream = ffmpeg.input(str(src), format="rawvideo", pix_fmt=pix_fmt, s=f"{cw}x{ch}", framerate=_FPS)
+        stream = ffmpeg.input(ffmpeg_path(src), format="rawvideo", pix_fmt=pix_fmt, s=f"{cw}x{ch}", framerate=_FPS)
         args = ffmpeg_base_args(exe) + ["-y"] + stream.output(
-            str(dst), format=spec.muxer, pix_fmt=pix_fmt, an=None, **_encoder_opts(codec, n)).get_args()
+            ffmpeg_path(dst), format=spec.muxer, pix_fmt=pix_fmt, an=None, **_encoder_opts(codec, n)).get_args()
         text = run(args, f"<keyframes {w}x{h}>", f"encode keyframes ({codec.encoder})")
         if last_frame_count(text) not in (None, n):
             raise MediaError(f"<keyframes {w}x{h}>", f"encoder wrote {last_frame_count(text)} of {n} frames", text)
@@ -236,7 +238,21 @@ def encode_keyframes(frames: np.ndarray, codec: KeyframeCodec) -> list[tuple[int
 
 
 def decode_keyframes(data: bytes, codec: KeyframeCodec, width: int, height: int, n_keyframes: int) -> np.ndarray:
-    """Decode one segment to (n_keyframes, height, width, 3) uint8 RGB, the same on every machine."""
+    """Decode one segment to (n_keyframes, height, width, 3) uint8 RGB, the same on every machine.
+
+    Memory follows the frames the stream really holds, never the count it is said to hold."""
+    return np.stack(list(iter_keyframes(data, codec, width, height, n_keyframes)))
+
+
+def iter_keyframes(data: bytes, codec: KeyframeCodec, width: int, height: int,
+                   n_keyframes: int) -> Iterator[np.ndarray]:
+    """Yield a segment's keyframes, (height, width, 3) uint8 RGB, one at a time as ffmpeg delivers them.
+
+    The stream must hold exactly ``n_keyframes`` pictures: MediaError as soon as it holds more, or
+    when it ends with fewer (after the ones it did hold). Nothing is allocated from ``n_keyframes``,
+    so a declared count can lie by any amount at the cost of one frame. A consumer that stops early
+    (closes the generator) ends the ffmpeg process; the remaining count is then not checked.
+    """
     if width < 1 or height < 1 or n_keyframes < 1:
         raise ValueError(f"bad keyframe geometry {width}x{height} x {n_keyframes}")
     exe = ffmpeg_exe()
@@ -246,35 +262,34 @@ def decode_keyframes(data: bytes, codec: KeyframeCodec, width: int, height: int,
     bytes_per_sample = 2 if spec.bit_depth == 10 else 1
     frame_bytes = (cw * ch + 2 * (cw // 2) * (ch // 2)) * bytes_per_sample
     label = f"<keyframe segment {codec.codec} {width}x{height}>"
-    out = np.empty((n_keyframes, height, width, 3), np.uint8)
     with tempfile.TemporaryDirectory(prefix="nvcodec-kf-") as tmp:
         src = Path(tmp) / f"seg.{spec.demuxer}"
         src.write_bytes(data)
-        stream = ffmpeg.input(str(src), format=spec.demuxer, vcodec=decoder)["V:0"]
+        stream = ffmpeg.input(ffmpeg_path(src), format=spec.demuxer, vcodec=decoder)["V:0"]
         args = ffmpeg_base_args(exe) + stream.output(
             "pipe:", format="rawvideo", pix_fmt="yuv420p10le" if spec.bit_depth == 10 else "yuv420p",
             fps_mode="passthrough").get_args()
         proc = FfmpegProcess(args, label, "decode keyframes")
+        n_decoded = 0
         try:
-            for i in range(n_keyframes + 1):
+            while True:
                 buf = proc.read_exact(frame_bytes)
                 if buf is None:
                     break
-                if i == n_keyframes:
-                    raise MediaError(label, f"more than {n_keyframes} frames in segment")
+                if n_decoded == n_keyframes:
+                    raise MediaError(label, f"the segment holds more than the {n_keyframes} keyframe(s) declared")
                 if spec.bit_depth == 10:
                     buf = ((np.frombuffer(buf, "<u2") + 2) >> 2).clip(0, 255).astype(np.uint8).tobytes()
                 y, cb, cr = color.yuv420_from_bytes(buf, cw, ch)
-                out[i] = color.yuv420_to_rgb(y, cb, cr)[:height, :width]
-            else:
-                i = n_keyframes + 1
+                n_decoded += 1
+                yield color.yuv420_to_rgb(y, cb, cr)[:height, :width]
         except BaseException:
-            proc.kill()
+            proc.kill()          # an error, or the consumer stopped early (GeneratorExit)
             raise
         text = proc.finish()
-    if i != n_keyframes:
-        raise MediaError(label, f"decoded {i} of {n_keyframes} frames", text)
-    return out
+    if n_decoded != n_keyframes:
+        raise MediaError(label, f"the segment holds {n_decoded} keyframe(s), {n_keyframes} declared",
+                         text)
 
 
 # ---------------------------------------------------------------- elementary-stream splitting

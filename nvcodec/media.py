@@ -5,7 +5,11 @@ Command lines are built with ``ffmpeg-python`` (``.get_args()``) and run by
 temporary file (so a chatty ffmpeg can never block on a full pipe), frames are
 read from stdout with exact reads (short reads are looped over), and both the
 exit status and the frame count are checked. Every failure is one
-:class:`MediaError` naming the file and carrying the tail of ffmpeg's stderr.
+:class:`MediaError`: a one-line message naming the file, with the tail of ffmpeg's
+stderr kept aside (``.stderr_tail``) for ``nvcodec --debug``.
+
+Every path handed to ffmpeg goes through :func:`ffmpeg_path` (``file:`` + the absolute
+path), so no file name is read as a protocol (``concat:a.mp4``) or an option.
 
 Only stream #0 *of type video* is used (``-map 0:V:0``: the first video stream
 that is not an attached picture); audio, subtitles and further video streams
@@ -35,21 +39,29 @@ from nvcodec.errors import NvcError
 
 STDERR_TAIL_CHARS = 1500        # how much of ffmpeg's stderr a MediaError quotes
 NOMINAL_FPS = Fraction(25)      # what ffmpeg assumes for streams without timing (raw .264)
+TEMP_PREFIX = ".nvc-"           # temporary outputs: ".nvc-XXXXXXXX.y4m", renamed into place when complete
 
 
 class MediaError(NvcError, ValueError):
-    """A video could not be probed, read or written. The message names the file,
-    what failed, and ends with the tail of ffmpeg's stderr when there is one."""
+    """A video could not be probed, read or written. The message is one line naming the
+    file and what failed; ``stderr`` holds ffmpeg's whole stderr, ``stderr_tail`` its end."""
 
     def __init__(self, path, what: str, stderr: str = ""):
         self.path = str(path)
         self.what = what
         self.stderr = stderr
-        msg = f"{self.path}: {what}"
-        tail = stderr.strip()[-STDERR_TAIL_CHARS:]
-        if tail:
-            msg += "\n--- ffmpeg stderr (tail) ---\n" + tail
-        super().__init__(msg)
+        super().__init__(f"{self.path}: {what}")
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last STDERR_TAIL_CHARS characters of ffmpeg's stderr ('' when there was none)."""
+        return self.stderr.strip()[-STDERR_TAIL_CHARS:]
+
+
+def ffmpeg_path(path) -> str:
+    """How a local path is given to ffmpeg: ``file:`` + the absolute path, so that a name such as
+    ``concat:a.mp4``, ``http:x`` or ``-y.mp4`` is always a plain file."""
+    return "file:" + os.path.abspath(os.fspath(path))
 
 
 def ffmpeg_exe() -> str:
@@ -190,7 +202,7 @@ def _probe_header(path, exe: str) -> _Header:
         raise MediaError(path, "no such file")
     if p.stat().st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
-    text = run(ffmpeg_base_args(exe) + ["-i", str(p)], path, "probe", ok_codes=(0, 1))
+    text = run(ffmpeg_base_args(exe) + ["-i", ffmpeg_path(p)], path, "probe", ok_codes=(0, 1))
     lines = text.splitlines()
     if not any(line.startswith("Input #0") for line in lines):
         raise MediaError(path, "not a media file ffmpeg can open", text)
@@ -238,7 +250,7 @@ def _probe_header(path, exe: str) -> _Header:
 def _decode_count(path, exe: str) -> tuple[int, float | None]:
     """(exact frame count, end time in seconds) of stream #0 of type video, by decoding it
     once to the null muxer and reading ffmpeg's final ``frame=`` / ``time=`` report."""
-    args = ffmpeg.input(str(path))["V:0"].output("-", format="null").get_args()
+    args = ffmpeg.input(ffmpeg_path(path))["V:0"].output("-", format="null").get_args()
     text = run(ffmpeg_base_args(exe) + args, path, "decode (frame count)")
     n = last_frame_count(text)
     if not n:
@@ -403,7 +415,7 @@ def read_frames(path, *, size: tuple[int, int] | None = None, fps: Fraction | No
     head = _probe_header(path, exe)
     matrix, rng = source_color(head.color_space, head.color_range, head.pix_fmt, head.height)
     width, height = size if size is not None else (head.width, head.height)
-    stream = ffmpeg.input(str(path))["V:0"]
+    stream = ffmpeg.input(ffmpeg_path(path))["V:0"]
     if fps is not None:
         fps = Fraction(fps)
         stream = stream.filter("fps", fps=f"{fps.numerator}/{fps.denominator}")
@@ -474,11 +486,12 @@ class VideoWriter:
             if fmt == "png" and self.dest.exists() and (not self.dest.is_dir() or any(self.dest.iterdir())):
                 raise ValueError(f"png: {self.dest} exists and is not an empty folder")
             self.dest.parent.mkdir(parents=True, exist_ok=True)
+            # Short temporary names (not dest's name plus a tag): a destination whose own name is
+            # near the file system's 255-byte limit must still be writable.
             if fmt == "png":
-                self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
+                self._tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dest.parent))
             else:
-                fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=f".tmp.{fmt}",
-                                            dir=self.dest.parent)
+                fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=f".{fmt}", dir=self.dest.parent)
                 os.close(fd)
                 self._tmp = Path(name)
         if fmt == "y4m":
@@ -493,14 +506,14 @@ class VideoWriter:
         stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
                               s=f"{self.width}x{self.height}", framerate=f"{self.fps_num}/{self.fps_den}")
         if self.fmt == "png":
-            out = stream.output(str(self._tmp / "frame_%06d.png"), vcodec="png", pix_fmt="rgb24")
+            out = stream.output(ffmpeg_path(self._tmp / "frame_%06d.png"), vcodec="png", pix_fmt="rgb24")
         elif self.crf is None:
-            out = stream.output(str(self._tmp), format="mp4", vcodec="libx264rgb", qp=0,
+            out = stream.output(ffmpeg_path(self._tmp), format="mp4", vcodec="libx264rgb", qp=0,
                                 preset="medium", pix_fmt="rgb24")
         else:
             out = stream.filter("scale", out_color_matrix="bt709", out_range="tv",
                                 flags="bicubic+accurate_rnd+full_chroma_int").output(
-                str(self._tmp), format="mp4", vcodec="libx264", crf=self.crf, preset="medium",
+                ffmpeg_path(self._tmp), format="mp4", vcodec="libx264", crf=self.crf, preset="medium",
                 pix_fmt="yuv420p", colorspace="bt709", color_primaries="bt709", color_trc="bt709",
                 color_range="tv")
         args = ffmpeg_base_args(exe) + ["-y"] + out.get_args()
@@ -576,4 +589,4 @@ class VideoWriter:
 
 
 __all__ = ["MediaError", "VideoInfo", "VideoWriter", "count_frames", "ffmpeg_codecs", "ffmpeg_exe",
-           "probe", "read_frames", "run", "source_color"]
+           "ffmpeg_path", "probe", "read_frames", "run", "source_color"]
