@@ -87,6 +87,42 @@ def floor_point(corpus: rd.Corpus, dec_kf: dict, interval: int, config: MotionCo
     return out
 
 
+def report(result: dict) -> str:
+    """results.md: the floor table, x264-medium on the same frames, BD-rate, bytes per prediction mode."""
+    lines = [f"# The motion floor vs the blend floor and x264-medium", "",
+             f"{result['n_videos']} videos of `{result['corpus']}`, {result['n_frames']} frames "
+             f"(first {result['max_frames']} per video) at {result['size'][0]}x{result['size'][1]}, native frame "
+             f"rate, keyframes every {result['interval']}th frame + the last (SVT-AV1 inter track, "
+             f"nvcodec.keyframes defaults but the quality). PSNR per frame on 8-bit RGB, mean over all frames; "
+             f"bpp = 8 x (keyframe + motion bytes) / all pixels; motion bytes are the real `MOTN` payloads + "
+             f"16 bytes of chunk framing per video, decoded back before the floor is built.", "",
+             f"    {result['command']}", "",
+             f"Machine: {result['machine']} (2 shared cores); {result['seconds']:.0f} s in all.", "",
+             "| keyframe crf | kf PSNR | floor | grid x step (1/4 px) : interp | PSNR dB | vs blend | motion bytes "
+             "| motion bpp | total bpp | estimation s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    blend = {p["keyframe_quality"]: p["psnr"] for p in result["points"] if p["kind"] == "blend"}
+    for p in result["points"]:
+        cfg = "-" if p["kind"] == "blend" else f"{p['grid']} x {p['step_qpel']} : {p['interp']}"
+        delta = "" if p["kind"] == "blend" else f"{p['psnr'] - blend[p['keyframe_quality']]:+.2f}"
+        lines.append(f"| {p['keyframe_quality']} | {p['keyframe_psnr']:.2f} | {p['kind']} | {cfg} | {p['psnr']:.2f} "
+                     f"| {delta} | {p['motion_bytes']} | {p['motion_bpp']:.4f} | {p['bpp']:.4f} | {p['seconds']:.0f} |")
+    lines += ["", "x264-medium (tune psnr, yuv420p, one stream per video) on the same frames:", "",
+              "| crf | PSNR dB | bpp |", "|---|---|---|"]
+    lines += [f"| {a['crf']} | {a['psnr']:.2f} | {a['bpp']:.4f} |" for a in result["x264_medium"]]
+    lines += ["", "BD-rate against x264-medium (negative: fewer bits at equal PSNR), over the overlapping range:", ""]
+    for name, bd in result["bd_rate_vs_x264_medium"].items():
+        rate = "n/a" if bd["bd_rate_percent"] is None else f"{bd['bd_rate_percent']:+.1f} %"
+        lines.append(f"- {name} floor: BD-rate {rate} ({bd['note'] or 'ok'})")
+    lines += ["", "Motion bytes per prediction mode (every clip coded each way; the coder keeps the smallest):", "",
+              "| keyframe crf | grid x step : interp | " + " | ".join(PRED_NAMES.values()) + " |",
+              "|---|---|" + "---|" * len(PRED_NAMES)]
+    for p in result["points"]:
+        if p["kind"] == "motion":
+            lines.append(f"| {p['keyframe_quality']} | {p['grid']} x {p['step_qpel']} : {p['interp']} | "
+                         + " | ".join(str(p["bytes_by_prediction"][n]) for n in PRED_NAMES.values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=CORPUS)
@@ -101,7 +137,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--main-config", type=parse_config, default=parse_config("32x4"))
     ap.add_argument("--crfs", type=lambda s: [int(v) for v in s.split(",")], default=[30, 33, 36, 39, 42, 45])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--report-only", action="store_true", help="rewrite OUT/results.md from OUT/results.json")
     args = ap.parse_args(argv)
+    if args.report_only:
+        result = json.loads((args.out / "results.json").read_text())
+        result.setdefault("max_frames", args.max_frames)
+        (args.out / "results.md").write_text(report(result))
+        return result
     sweep_q = args.sweep_quality if args.sweep_quality is not None else args.qualities[0]
     t_start = time.perf_counter()
     corpus = rd.read_corpus(args.corpus, "native", args.size, args.max_frames, Path("/tmp/nvcodec-bench-motion-cache"))
@@ -136,11 +178,12 @@ def main(argv: list[str] | None = None) -> dict:
     bd = {name: bd_compare(*zip(*x264), *zip(*curve)) for name, curve in curves.items() if len(curve) >= 2}
     result = {"command": "python -m benchmarks.bench_motion " + " ".join(argv or __import__("sys").argv[1:]),
               "corpus": str(args.corpus), "n_videos": len(corpus.names), "n_frames": corpus.n_frames,
-              "size": list(args.size), "interval": args.interval, "frames_sha256": corpus.sha256,
+              "size": list(args.size), "max_frames": args.max_frames, "interval": args.interval, "frames_sha256": corpus.sha256,
               "points": points, "x264_medium": anchors, "bd_rate_vs_x264_medium": bd,
               "machine": platform.platform(), "seconds": round(time.perf_counter() - t_start, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "results.md").write_text(report(result))
     return result
 
 
