@@ -24,7 +24,6 @@ nvcodec.bitstream.motion) + lambda x distortion.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -138,9 +137,13 @@ def floor_video(dec_keyframes: np.ndarray, motion: VideoMotion | None, n_frames:
     counts = clip_inbetween_counts(n_frames, interval)
     h, w = dec_keyframes.shape[1:3]
     if motion is None:
-        rows, cols = motion_grid(h, w, MIN_GRID)
-        motion = VideoMotion(MIN_GRID, 4, INTERP_NEAREST, rows, cols,
+        grid = min(max(h, w, MIN_GRID), MAX_GRID)
+        rows, cols = motion_grid(h, w, grid)
+        motion = VideoMotion(grid, 4, INTERP_NEAREST, rows, cols,
                              tuple(np.zeros((n, 2, 2, rows, cols), np.int32) for n in counts))
+    if (motion.rows, motion.cols) != motion_grid(h, w, motion.grid) or [q.shape[0] for q in motion.clips] != counts:
+        raise ValueError(f"motion of {len(motion.clips)} clips on {motion.rows}x{motion.cols} cells does not fit a "
+                         f"{w}x{h} video of {n_frames} frames at interval {interval}")
     out = np.empty((n_frames, h, w, 3), dtype=np.uint8)
     for c, n in enumerate(counts):
         s = int(first[c])
