@@ -99,7 +99,7 @@ def report(result: dict) -> str:
              f"    {result['command']}", "",
              f"Machine: {result['machine']} (2 shared cores); {result['seconds']:.0f} s in all.", "",
              "| keyframe crf | kf PSNR | floor | grid x step (1/4 px) : interp | PSNR dB | vs blend | motion bytes "
-             "| motion bpp | total bpp | estimation s |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| motion bpp | total bpp | seconds (estimate, code, floor) |", "|---|---|---|---|---|---|---|---|---|---|"]
     blend = {p["keyframe_quality"]: p["psnr"] for p in result["points"] if p["kind"] == "blend"}
     for p in result["points"]:
         cfg = "-" if p["kind"] == "blend" else f"{p['grid']} x {p['step_qpel']} : {p['interp']}"
