@@ -4,6 +4,7 @@ from .container import NvcReader, tensor_chunk_n_bytes, write_nvc
 from .entropy import decode_ints, encode_ints, ints_code_length_bits, ints_symbol_costs_bits
 from .errors import NvcFormatError
 from .metadata import VideoRecord, check_video_name, keyframe_count
+from .motion import MOTN, MotionReader, VideoMotion, read_motion, write_motion
 from .segments import KeyframeSegment
 from .tensors import QuantizedTensor
 
@@ -23,4 +24,9 @@ __all__ = [
     "ints_symbol_costs_bits",
     "check_video_name",
     "keyframe_count",
+    "MOTN",
+    "VideoMotion",
+    "MotionReader",
+    "write_motion",
+    "read_motion",
 ]

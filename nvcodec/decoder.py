@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord, keyframe_count
 from nvcodec.bitstream.tensors import MAX_ELEMENTS
+from nvcodec.config import count_parameters
 from nvcodec.corpus import build_clip_range, merge_tiles
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, iter_keyframes
@@ -70,7 +71,7 @@ class NvcFile:
             allowed = memory_allowance_bytes(self._reader.n_bytes)
             if need > allowed:
                 raise NvcFormatError(
-                    f"decoding needs about {need >> 20} MiB (network {count_network_parameters(self.model_config)} "
+                    f"decoding needs about {need >> 20} MiB (network {count_parameters(self.model_config)} "
                     f"parameters, {self.model_config.tile_w}x{self.model_config.tile_h} tiles, clips of "
                     f"{self.interval} frames), more than the {allowed >> 20} MiB a {self._reader.n_bytes}-byte "
                     f"file may ask for")
@@ -229,7 +230,7 @@ def _next_keyframe(stream: Iterator[np.ndarray], entry: VideoRecord, index: int)
 
 def _model_config(md: dict):
     """The network config of a file, cross-checked against the tile, the clip length and the element limit."""
-    from nvcodec.model import ModelConfig
+    from nvcodec.config import ModelConfig
 
     try:
         cfg = ModelConfig.from_json(md["model"])
@@ -242,17 +243,11 @@ def _model_config(md: dict):
     if (cfg.tile_w, cfg.tile_h) != (tile["width"], tile["height"]):
         raise NvcFormatError(f"metadata: tile {tile['width']}x{tile['height']} differs from the model's tile "
                              f"{cfg.tile_w}x{cfg.tile_h}")
-    n_params = count_network_parameters(cfg)
+    n_params = count_parameters(cfg)
     if n_params > MAX_ELEMENTS:
         raise NvcFormatError(f"metadata: model has {n_params} parameters, more than the {MAX_ELEMENTS} "
                              f"elements a file may hold")
     return cfg
-
-
-def count_network_parameters(cfg) -> int:
-    from nvcodec.model import count_parameters
-
-    return count_parameters(cfg)
 
 
 def clip_activation_bytes(cfg) -> int:
@@ -281,7 +276,7 @@ def predict_batch_size(cfg) -> int:
 def decode_memory_bytes(cfg, videos: Sequence[VideoRecord], batch_size: int) -> int:
     """What decoding the file needs beyond the interpreter: the weights (float32, decoded in place),
     one forward batch, and the largest video's decoding step (its frames, tiles and keyframes)."""
-    weights = 4 * count_network_parameters(cfg)
+    weights = 4 * count_parameters(cfg)
     batch = batch_size * clip_activation_bytes(cfg)
     step = 0
     for v in videos:

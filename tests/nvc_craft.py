@@ -95,7 +95,8 @@ def tiny_network_tensors(model: dict) -> list[bytes]:
     (shapes from a meta-device build: nothing is allocated)."""
     import torch
 
-    from nvcodec.model import DNeRV, ModelConfig
+    from nvcodec.config import ModelConfig
+    from nvcodec.model import DNeRV
 
     with torch.device("meta"):
         net = DNeRV(ModelConfig.from_json(model))

@@ -67,7 +67,7 @@ def lying_frame_count(tmp_path: Path, n_frames: int = 2**31 - 1, interval: int |
 
 def huge_frame(tmp_path: Path) -> Path:
     """One 4096x4096 video, a 4096 tile and a 1-channel network (6.8 KB at most)."""
-    from nvcodec.model import ModelConfig
+    from nvcodec.config import ModelConfig
 
     p = nc.Pieces()
     p.metadata["videos"] = [dict(p.metadata["videos"][0], width=4096, height=4096)]
@@ -209,7 +209,7 @@ def test_decode_ints_words_are_not_self_checking():
 def _worst_case(tmp_path: Path, name: str, knob: str, values) -> Path:
     """The conformance file with ``knob`` of its network raised as far as the memory allowance lets a
     file of its size go (constant-coded weights): the heaviest file of its kind that decodes."""
-    from nvcodec.model import ModelConfig
+    from nvcodec.config import ModelConfig
 
     best = None
     for value in values:

@@ -1,0 +1,332 @@
+"""Coarse coded motion: estimation against decoded keyframes, and the motion floor (FORMAT.md section 14).
+
+The **motion floor** of a frame is its two decoded keyframes, each warped by the
+frame's decoded motion towards it, fused (1 - t, t) with t its position between
+them.  The decoder computes it from the file alone, so it is integer arithmetic
+in numpy, specified in FORMAT.md 14.3 and bit-exact on every machine:
+
+- coarse vectors are q * step_qpel quarter pixels; per pixel they become 1/64
+  pixels, either the cell's vector (``nearest``) or bilinear between cell
+  centres with integer weights (``bilinear``), rounded half up;
+- each keyframe is sampled bilinearly at p + v (6 fractional bits per axis,
+  coordinates clamped to the frame: border replication), kept at 12
+  fractional bits;
+- the fusion weights the two warps by (e - i) and (i - s) and rounds half up
+  to 8 bits.
+
+Estimation (encoder only, any method would do; the file holds the integers):
+block matching on luma over whole frames (``estimate_field``: a full search at half
+resolution, candidates refined at full resolution, then the step lattice with the
+decoder's own interpolator), each in-between frame against its clip's *decoded*
+keyframes, the previous frame's motion offered as a linear-motion prior.
+``choose_motion`` picks grid and step by measured rate (the coded bytes of
+nvcodec.bitstream.motion) + lambda x distortion.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from nvcodec.bitstream.motion import (INTERP_BILINEAR, INTERP_NAMES, INTERP_NEAREST, MAX_ABS_Q, MAX_GRID, MAX_STEP_QPEL,
+                               MIN_GRID, VideoMotion, clip_inbetween_counts, encode_clip, motion_grid)
+from nvcodec.corpus import clip_layout
+
+PIX_FRAC_BITS = 6  # per-pixel vectors in 1/64 pixel
+SAMPLE_FRAC_BITS = 2 * PIX_FRAC_BITS  # a warped sample carries 12 fractional bits
+_PIX_ONE = 1 << PIX_FRAC_BITS
+_QPEL_TO_PIX = _PIX_ONE // 4  # quarter pixels -> 1/64 pixels
+INTERP_CODES = {name: code for code, name in INTERP_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Encoder choices for coded motion; grid, step and interpolation are recorded in the file."""
+
+    grid: int = 32            # cell side in pixels
+    step_qpel: int = 4        # vector step in quarter pixels (4 = whole pixels, 2 = half, 1 = quarter)
+    search_px: int = 16       # search range, +- pixels from zero (encoder only)
+    interp: str = "bilinear"  # 'nearest' | 'bilinear': how cell vectors become per-pixel motion
+
+    def __post_init__(self):
+        for name, lo, hi in (("grid", MIN_GRID, MAX_GRID), ("step_qpel", 1, MAX_STEP_QPEL), ("search_px", 0, 1024)):
+            v = getattr(self, name)
+            if type(v) is not int or not lo <= v <= hi:
+                raise ValueError(f"MotionConfig.{name} must be an int {lo}..{hi}, got {v!r}")
+        if self.interp not in INTERP_CODES:
+            raise ValueError(f"MotionConfig.interp must be one of {sorted(INTERP_CODES)}, got {self.interp!r}")
+
+
+# --- the decoder's arithmetic (FORMAT.md 14.3) ----------------------------------------------
+
+
+def _axis_weights(n: int, grid: int, n_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel along one axis: lower cell, upper cell, weight of the upper one in units of 1/(2 grid).
+    Pixel centre 2p+1 and cell centre 2 c grid + grid in doubled coordinates; clamped at the edges."""
+    u = 2 * np.arange(n, dtype=np.int64) + 1 - grid
+    c0 = np.floor_divide(u, 2 * grid)
+    w1 = u - 2 * grid * c0
+    edge = (c0 < 0) | (c0 >= n_cells - 1)
+    c0 = np.clip(c0, 0, n_cells - 1)
+    w1 = np.where(edge, 0, w1)
+    return c0, np.minimum(c0 + 1, n_cells - 1), w1
+
+
+def pixel_field(q: np.ndarray, step_qpel: int, grid: int, interp: int, height: int, width: int) -> np.ndarray:
+    """Coarse field q (2, rows, cols) in step_qpel / 4 pixels -> per-pixel (2, height, width) int64 in 1/64 pixel."""
+    v = np.asarray(q, dtype=np.int64) * (step_qpel * _QPEL_TO_PIX)  # (2, rows, cols) in 1/64 pixel
+    rows, cols = v.shape[1:]
+    if interp == INTERP_NEAREST:
+        ry = np.minimum(np.arange(height) // grid, rows - 1)
+        rx = np.minimum(np.arange(width) // grid, cols - 1)
+        return v[:, ry][:, :, rx]
+    if interp != INTERP_BILINEAR:
+        raise ValueError(f"unknown interpolation code {interp}")
+    y0, y1, wy = _axis_weights(height, grid, rows)
+    x0, x1, wx = _axis_weights(width, grid, cols)
+    g2 = 2 * grid
+    wy, wx = wy[:, None], wx[None, :]
+    acc = ((g2 - wy) * (g2 - wx) * v[:, y0][:, :, x0] + (g2 - wy) * wx * v[:, y0][:, :, x1]
+           + wy * (g2 - wx) * v[:, y1][:, :, x0] + wy * wx * v[:, y1][:, :, x1])
+    return np.floor_divide(acc + g2 * g2 // 2, g2 * g2)
+
+
+def warp(ref: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Bilinear backward warp of ref (H, W[, C]) uint8 by field (2, H, W) in 1/64 pixel, border-clamped:
+    int64 samples with 12 fractional bits (out[p] ~ 4096 ref[p + v])."""
+    h, w = ref.shape[:2]
+    sy = (np.arange(h, dtype=np.int64) << PIX_FRAC_BITS)[:, None] + field[0]
+    sx = (np.arange(w, dtype=np.int64) << PIX_FRAC_BITS)[None, :] + field[1]
+    iy, fy = sy >> PIX_FRAC_BITS, sy & (_PIX_ONE - 1)
+    ix, fx = sx >> PIX_FRAC_BITS, sx & (_PIX_ONE - 1)
+    y0, y1 = np.clip(iy, 0, h - 1), np.clip(iy + 1, 0, h - 1)
+    x0, x1 = np.clip(ix, 0, w - 1), np.clip(ix + 1, 0, w - 1)
+    r = ref.astype(np.int64)
+    if ref.ndim == 3:
+        fy, fx = fy[..., None], fx[..., None]
+    top = (_PIX_ONE - fx) * r[y0, x0] + fx * r[y0, x1]
+    bottom = (_PIX_ONE - fx) * r[y1, x0] + fx * r[y1, x1]
+    return (_PIX_ONE - fy) * top + fy * bottom
+
+
+def fuse(warp_start: np.ndarray, warp_end: np.ndarray, w_start: int, w_end: int) -> np.ndarray:
+    """(w_start warp_start + w_end warp_end) / (w_start + w_end), 12 fractional bits -> uint8, half up."""
+    den = (w_start + w_end) << SAMPLE_FRAC_BITS
+    return ((w_start * warp_start + w_end * warp_end + den // 2) // den).astype(np.uint8)
+
+
+def floor_clip(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion: VideoMotion) -> np.ndarray:
+    """The motion floor of one clip's in-between frames: (n, H, W, 3) uint8 from (H, W, 3) keyframes
+    and q (n, 2, 2, rows, cols); frame j of n sits at t = (j + 1) / (n + 1)."""
+    h, w = kf_start.shape[:2]
+    n = q.shape[0]
+    out = np.empty((n, h, w, 3), dtype=np.uint8)
+    for j in range(n):
+        warps = [warp(kf, pixel_field(q[j, k], motion.step_qpel, motion.grid, motion.interp, h, w))
+                 for k, kf in enumerate((kf_start, kf_end))]
+        out[j] = fuse(warps[0], warps[1], n - j, j + 1)
+    return out
+
+
+def floor_video(dec_keyframes: np.ndarray, motion: VideoMotion | None, n_frames: int, interval: int) -> np.ndarray:
+    """Every frame of a video from its decoded keyframes (n_kf, H, W, 3) and decoded motion:
+    keyframes as they are, in-between frames the motion floor.  motion None: the blend floor
+    (zero motion, the same integer fusion)."""
+    first, start_kf, end_kf, *_ = clip_layout(n_frames, interval)
+    counts = clip_inbetween_counts(n_frames, interval)
+    h, w = dec_keyframes.shape[1:3]
+    if motion is None:
+        grid = min(max(h, w, MIN_GRID), MAX_GRID)
+        rows, cols = motion_grid(h, w, grid)
+        motion = VideoMotion(grid, 4, INTERP_NEAREST, rows, cols,
+                             tuple(np.zeros((n, 2, 2, rows, cols), np.int32) for n in counts))
+    if (motion.rows, motion.cols) != motion_grid(h, w, motion.grid) or [q.shape[0] for q in motion.clips] != counts:
+        raise ValueError(f"motion of {len(motion.clips)} clips on {motion.rows}x{motion.cols} cells does not fit a "
+                         f"{w}x{h} video of {n_frames} frames at interval {interval}")
+    out = np.empty((n_frames, h, w, 3), dtype=np.uint8)
+    for c, n in enumerate(counts):
+        s = int(first[c])
+        out[s] = dec_keyframes[start_kf[c]]
+        out[s + 1:s + 1 + n] = floor_clip(dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], motion.clips[c], motion)
+        if s + n + 1 < n_frames:
+            out[s + n + 1] = dec_keyframes[end_kf[c]]
+    return out
+
+
+# --- estimation (encoder only) --------------------------------------------------------------
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Integer luma approximation (BT.601 weights / 256), int32."""
+    rgb = rgb.astype(np.int32)
+    return (77 * rgb[..., 0] + 150 * rgb[..., 1] + 29 * rgb[..., 2] + 128) >> 8
+
+
+def _half(img: np.ndarray) -> np.ndarray:
+    """2x2 mean (edge-padded to even size)."""
+    h, w = img.shape
+    img = np.pad(img, ((0, h % 2), (0, w % 2)), mode="edge")
+    return (img[0::2, 0::2] + img[1::2, 0::2] + img[0::2, 1::2] + img[1::2, 1::2] + 2) >> 2
+
+
+def _cell_sums(x: np.ndarray, grid: int, rows: int, cols: int) -> np.ndarray:
+    """Sum of x (H, W) over each grid x grid cell (zero-padded), (rows, cols)."""
+    h, w = x.shape
+    x = np.pad(x, ((0, rows * grid - h), (0, cols * grid - w)))
+    return x.reshape(rows, grid, cols, grid).sum(axis=(1, 3))
+
+
+def _int_costs(cur: np.ndarray, ref: np.ndarray, vec: np.ndarray, grid: int, rows: int, cols: int) -> np.ndarray:
+    """Per-cell SAD of cur against ref shifted by each cell's integer vector vec (2, rows, cols)."""
+    h, w = cur.shape
+    ry = np.minimum(np.arange(h) // grid, rows - 1)
+    rx = np.minimum(np.arange(w) // grid, cols - 1)
+    dy, dx = vec[0][ry][:, rx], vec[1][ry][:, rx]
+    yy = np.clip(np.arange(h)[:, None] + dy, 0, h - 1)
+    xx = np.clip(np.arange(w)[None, :] + dx, 0, w - 1)
+    return _cell_sums(np.abs(cur - ref[yy, xx]), grid, rows, cols)
+
+
+def _search(cost_of, vec: np.ndarray, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Per cell, the vec + offset of least cost (ties: the offset listed first)."""
+    best_cost, best = None, vec
+    for oy, ox in offsets:
+        cand = vec + np.array([oy, ox])[:, None, None]
+        cost = cost_of(cand)
+        if best_cost is None:
+            best_cost, best = cost, cand
+        else:
+            better = cost < best_cost
+            best_cost = np.where(better, cost, best_cost)
+            best = np.where(better[None], cand, best)
+    return best
+
+
+def _square(r: int) -> list[tuple[int, int]]:
+    """Offsets of the square of radius r, nearest to zero first (so ties keep small vectors)."""
+    return sorted(((y, x) for y in range(-r, r + 1) for x in range(-r, r + 1)), key=lambda o: (abs(o[0]) + abs(o[1]), o))
+
+
+def _select(cost_of, candidates: Sequence[np.ndarray]) -> np.ndarray:
+    """Per cell, the candidate field (2, rows, cols) of least cost (ties: the one listed first)."""
+    costs = np.stack([cost_of(c) for c in candidates])           # (n, rows, cols)
+    best = np.argmin(costs, axis=0)
+    return np.take_along_axis(np.stack(candidates), best[None, None], axis=0)[0]
+
+
+def _full_search(cur: np.ndarray, ref: np.ndarray, radius: int, grid: int, rows: int, cols: int) -> np.ndarray:
+    """Per cell, the whole-pixel vector within +-radius of least SAD (ties: nearer zero), (2, rows, cols).
+    Every candidate is one shift of the whole edge-padded ref, so each costs a slice, not a gather."""
+    h, w = cur.shape
+    ref_pad = np.pad(ref, radius, mode="edge")
+    diff = np.zeros((rows * grid, cols * grid), dtype=np.int32)  # zero outside the frame
+    best_cost, best = None, np.zeros((2, rows, cols), dtype=np.int64)
+    for oy, ox in _square(radius):
+        np.subtract(cur, ref_pad[radius + oy:radius + oy + h, radius + ox:radius + ox + w], out=diff[:h, :w])
+        np.abs(diff, out=diff)
+        cost = diff.reshape(rows, grid, cols, grid).sum(axis=(1, 3))
+        if best_cost is None:
+            best_cost = cost
+            best[0], best[1] = oy, ox
+        else:
+            better = cost < best_cost
+            best_cost = np.where(better, cost, best_cost)
+            best[0][better], best[1][better] = oy, ox
+    return best
+
+
+def estimate_field(frame: np.ndarray, ref: np.ndarray, config: MotionConfig,
+                   priors: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Block-matched motion of frame towards ref (both (H, W, 3) uint8): (2, rows, cols) int32 in
+    units of config.step_qpel quarter pixels.
+
+    A full search of +-search_px at half resolution (at full resolution for cells under 8
+    pixels), then per cell the best of: that vector, a full +-2 pixel search at full
+    resolution (small motion, fine texture), and ``priors`` (whole-pixel fields such as a
+    neighbouring frame's motion, scaled); refined +-1 pixel; then, for a step other than one
+    pixel, refined on the step lattice with the decoder's own interpolator."""
+    h, w = frame.shape[:2]
+    rows, cols = motion_grid(h, w, config.grid)
+    cur, ref_l = _luma(frame), _luma(ref)
+    half = config.grid >= 8 and config.search_px > 2 and min(h, w) >= 8
+    if half:
+        vec = 2 * _full_search(_half(cur), _half(ref_l), -(-config.search_px // 2), config.grid // 2, rows, cols)
+    else:
+        vec = _full_search(cur, ref_l, config.search_px, config.grid, rows, cols)
+
+    def cost_of(v):
+        return _int_costs(cur, ref_l, v, config.grid, rows, cols)
+
+    candidates = [vec, *(np.asarray(p, np.int64) for p in priors)]
+    if half:
+        candidates.append(_full_search(cur, ref_l, min(2, config.search_px), config.grid, rows, cols))
+    vec = _search(cost_of, _select(cost_of, candidates) if len(candidates) > 1 else vec, _square(1))
+    # on the step lattice, with the decoder's interpolator (block-constant vectors)
+    step = config.step_qpel
+    q = np.floor_divide(vec * 4 + step // 2, step)
+
+    def exact_costs(qq):
+        pred = warp(ref_l, pixel_field(qq, step, config.grid, INTERP_NEAREST, h, w))
+        return _cell_sums(np.abs((cur << SAMPLE_FRAC_BITS) - pred), config.grid, rows, cols)
+
+    if step != 4:  # +-1/2 pixel around the whole-pixel match, or one step of a coarser lattice
+        q = _search(exact_costs, q, _square(max(1, 2 // step)))
+    return np.clip(q, -MAX_ABS_Q, MAX_ABS_Q).astype(np.int32)
+
+
+def estimate_video(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int,
+                   config: MotionConfig) -> VideoMotion:
+    """Motion of every in-between frame of a video (frames: the source frames, (H, W, 3) uint8 each,
+    indexable by frame number) towards its clip's decoded start and end keyframes."""
+    n_frames = len(frames)
+    h, w = dec_keyframes.shape[1:3]
+    rows, cols = motion_grid(h, w, config.grid)
+    first, start_kf, end_kf, *_ = clip_layout(n_frames, interval)
+    clips = []
+    for c, n in enumerate(clip_inbetween_counts(n_frames, interval)):
+        q = np.zeros((n, 2, 2, rows, cols), dtype=np.int32)
+        px = np.zeros((2, 2, rows, cols), dtype=np.int64)  # the previous frame's fields, whole pixels
+        for j in range(n):
+            frame = frames[int(first[c]) + 1 + j]
+            # linear-motion priors: the start field grows as (j+1), the end field shrinks as (n-j)
+            prior_start = [px[0] * (j + 1) // max(j, 1), -px[1] * (j + 1) // max(n - j + 1, 1)] if j else []
+            q[j, 0] = estimate_field(frame, dec_keyframes[start_kf[c]], config, prior_start)
+            now_start = q[j, 0].astype(np.int64) * config.step_qpel // 4
+            prior_end = [-now_start * (n - j) // (j + 1)] + ([px[1] * (n - j) // (n - j + 1)] if j else [])
+            q[j, 1] = estimate_field(frame, dec_keyframes[end_kf[c]], config, prior_end)
+            px = np.stack([now_start, q[j, 1].astype(np.int64) * config.step_qpel // 4])
+        clips.append(q)
+    return VideoMotion(config.grid, config.step_qpel, INTERP_CODES[config.interp], rows, cols, tuple(clips))
+
+
+def motion_n_bytes(motion: VideoMotion) -> int:
+    """Coded bytes of a video's motion, clip payloads only (the chunk adds 18 + 6 per clip + 16)."""
+    return sum(len(encode_clip(q)[2]) for q in motion.clips)
+
+
+@dataclass(frozen=True)
+class MotionChoice:
+    config: MotionConfig
+    motion: VideoMotion
+    n_bytes: int        # motion bytes (clip payloads)
+    mse: float          # floor MSE over the video's frames, RGB in [0, 1]
+    cost: float         # mse + lam * bits per pixel
+
+
+def choose_motion(frames: np.ndarray, dec_keyframes: np.ndarray, interval: int,
+                  candidates: Sequence[MotionConfig], lam: float) -> tuple[MotionChoice, list[MotionChoice]]:
+    """The candidate of least mse + lam * (motion bits / video pixels): the rate is the coded bytes,
+    the distortion the motion floor's MSE over all frames (RGB in [0, 1]).  Returns (best, all)."""
+    if not candidates:
+        raise ValueError("choose_motion: no candidates")
+    frames = np.asarray(frames)
+    n_pixels = frames.shape[0] * frames.shape[1] * frames.shape[2]
+    results = []
+    for config in candidates:
+        motion = estimate_video(frames, dec_keyframes, interval, config)
+        floor = floor_video(dec_keyframes, motion, len(frames), interval)
+        mse = float(np.mean((floor.astype(np.float64) - frames) ** 2)) / 255.0 ** 2
+        n_bytes = motion_n_bytes(motion)
+        results.append(MotionChoice(config, motion, n_bytes, mse, mse + lam * 8 * n_bytes / n_pixels))
+    return min(results, key=lambda r: r.cost), results

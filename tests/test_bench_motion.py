@@ -1,0 +1,53 @@
+"""benchmarks/bench_motion.py: configuration parsing, the floor measurement on tiny frames, the report."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import bench_motion, rd
+from nvcodec.motion import MotionConfig
+
+
+def test_parse_config_reads_grid_step_and_interpolation():
+    """'32x4' is 32-pixel cells of whole-pixel vectors, bilinear; ':nearest' switches the interpolation."""
+    assert bench_motion.parse_config("32x4") == MotionConfig(grid=32, step_qpel=4, interp="bilinear")
+    assert bench_motion.parse_config("16x2:nearest") == MotionConfig(grid=16, step_qpel=2, interp="nearest")
+    with pytest.raises(ValueError):
+        bench_motion.parse_config("32")
+
+
+def tiny_corpus() -> rd.Corpus:
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (60, 70, 3)).astype(np.uint8)
+    frames = {"pan": np.stack([big[i:i + 24, 2 * i:2 * i + 32] for i in range(10)]),
+              "still": np.repeat(big[None, :16, :16], 3, axis=0)}
+    return rd.Corpus(Path("."), list(frames), frames, {n: Fraction(25) for n in frames}, "x")
+
+
+def test_floor_point_measures_real_bytes_and_beats_the_blend_on_a_pan():
+    """The motion floor is built from decoded payloads; its bytes are counted; on a pan it beats the blend."""
+    corpus = tiny_corpus()
+    dec_kf = {n: f[[0, 8, 9]] if len(f) == 10 else f[[0, 2]] for n, f in corpus.frames.items()}
+    blend = bench_motion.floor_point(corpus, dec_kf, 8, None)
+    motion = bench_motion.floor_point(corpus, dec_kf, 8, MotionConfig(8, 4))
+    assert blend["motion_bytes"] == 0 and motion["motion_bytes"] > 2 * bench_motion.CHUNK_OVERHEAD_BYTES
+    assert motion["psnr"] > blend["psnr"] + 3
+    assert sum(motion["bytes_by_prediction"].values()) > 0
+
+
+def test_report_renders_every_point():
+    """results.md lists every floor point, every x264 point and the BD-rate lines."""
+    point = {"keyframe_quality": 40, "keyframe_psnr": 31.0, "motion_bytes": 0, "motion_bpp": 0.0, "bpp": 0.03,
+             "psnr": 26.5, "seconds": 1.0, "kind": "blend"}
+    motion = dict(point, kind="motion", grid=32, step_qpel=4, interp="bilinear", psnr=28.0, motion_bytes=500,
+                  bytes_by_prediction={"none": 900, "time": 700, "space": 600, "time+space": 500})
+    result = {"n_videos": 2, "corpus": "c", "n_frames": 64, "max_frames": 32, "size": [160, 128], "interval": 8,
+              "command": "python -m benchmarks.bench_motion", "machine": "m", "seconds": 5.0,
+              "points": [point, motion], "x264_medium": [{"crf": 36, "psnr": 28.1, "bpp": 0.04}],
+              "bd_rate_vs_x264_medium": {"motion": {"bd_rate_percent": -3.0, "note": ""}}}
+    text = bench_motion.report(result)
+    assert "| 40 | 31.00 | motion | 32 x 4 : bilinear | 28.00 | +1.50 | 500 |" in text
+    assert "| 36 | 28.10 | 0.0400 |" in text and "motion floor: BD-rate -3.0 %" in text

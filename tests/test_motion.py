@@ -1,0 +1,221 @@
+"""Coded motion (nvcodec.motion): the motion floor's integer arithmetic, estimation, and the odd inputs."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from nvcodec.bitstream.motion import INTERP_BILINEAR, INTERP_NEAREST, VideoMotion, read_motion, write_motion
+from nvcodec.metrics import psnr_per_frame
+from nvcodec.motion import (
+    MotionConfig,
+    choose_motion,
+    estimate_field,
+    estimate_video,
+    floor_video,
+    fuse,
+    motion_n_bytes,
+    pixel_field,
+    warp,
+)
+
+
+def texture(rng, height, width) -> np.ndarray:
+    """A smooth random RGB texture, uint8 (block matching needs structure, not white noise)."""
+    x = rng.integers(0, 256, (height, width, 3)).astype(np.float64)
+    for _ in range(4):
+        x = (x + np.roll(x, 1, 0) + np.roll(x, 1, 1) + np.roll(x, (1, 1), (0, 1))) / 4
+    return np.clip((x - x.mean()) * 5 + 128, 0, 255).astype(np.uint8)
+
+
+def panning(n_frames=9, height=48, width=64, dy=1, dx=2, seed=0) -> np.ndarray:
+    """Frames of a camera pan: frame i is the texture moved by (i dy, i dx)."""
+    big = texture(np.random.default_rng(seed), height + 80, width + 80)
+    return np.stack([big[40 + i * dy:40 + i * dy + height, 40 + i * dx:40 + i * dx + width] for i in range(n_frames)])
+
+
+def test_floor_is_bit_exact():
+    """The motion floor of fixed inputs is a fixed byte string (integer arithmetic only; FORMAT.md 14.3)."""
+    rng = np.random.default_rng(3)
+    kf = rng.integers(0, 256, (2, 20, 28, 3)).astype(np.uint8)
+    q = rng.integers(-9, 10, (7, 2, 2, 3, 4)).astype(np.int32)
+    for interp, expected in ((INTERP_NEAREST, "31636849334047d1fe5af4eb55398f52"),
+                             (INTERP_BILINEAR, "e26d8c8c40d9915900a63b2a839102a1")):
+        m = VideoMotion(8, 3, interp, 3, 4, (q, np.zeros((0, 2, 2, 3, 4), np.int32)))
+        out = floor_video(kf, m, 9, 8)
+        digest = hashlib.md5(out.tobytes()).hexdigest()
+        assert digest == expected, digest
+
+
+def reference_floor_pixel(kf_s, kf_e, q_s, q_e, grid, step_qpel, interp, y, x, w_s, w_e):
+    """One pixel of the motion floor in plain Python integers, written from FORMAT.md 14.3."""
+    h, w = kf_s.shape[:2]
+    rows, cols = q_s.shape[1:]
+
+    def axis(p, n_cells):  # (lower cell, upper cell, weight of the upper in 1/(2 grid))
+        u = 2 * p + 1 - grid
+        c0 = u // (2 * grid)
+        if c0 < 0 or c0 >= n_cells - 1:
+            c = min(max(c0, 0), n_cells - 1)
+            return c, c, 0
+        return c0, c0 + 1, u - 2 * grid * c0
+
+    def vector(q, comp):  # 1/64 pixel
+        if interp == INTERP_NEAREST:
+            return q[comp][min(y // grid, rows - 1)][min(x // grid, cols - 1)] * step_qpel * 16
+        y0, y1, wy = axis(y, rows)
+        x0, x1, wx = axis(x, cols)
+        g2 = 2 * grid
+        v = lambda r, c: int(q[comp][r][c]) * step_qpel * 16  # noqa: E731
+        acc = ((g2 - wy) * (g2 - wx) * v(y0, x0) + (g2 - wy) * wx * v(y0, x1)
+               + wy * (g2 - wx) * v(y1, x0) + wy * wx * v(y1, x1))
+        return (acc + g2 * g2 // 2) // (g2 * g2)
+
+    def sample(kf, q, ch):
+        sy, sx = 64 * y + vector(q, 0), 64 * x + vector(q, 1)
+        iy, fy, ix, fx = sy >> 6, sy & 63, sx >> 6, sx & 63
+        at = lambda yy, xx: int(kf[min(max(yy, 0), h - 1)][min(max(xx, 0), w - 1)][ch])  # noqa: E731
+        top = (64 - fx) * at(iy, ix) + fx * at(iy, ix + 1)
+        bottom = (64 - fx) * at(iy + 1, ix) + fx * at(iy + 1, ix + 1)
+        return (64 - fy) * top + fy * bottom
+
+    den = (w_s + w_e) * 4096
+    return [(w_s * sample(kf_s, q_s, ch) + w_e * sample(kf_e, q_e, ch) + den // 2) // den for ch in range(3)]
+
+
+@pytest.mark.parametrize("interp", [INTERP_NEAREST, INTERP_BILINEAR])
+def test_floor_matches_a_scalar_reading_of_the_spec(interp):
+    """Every pixel of the numpy floor equals a plain-integer implementation of FORMAT.md 14.3."""
+    rng = np.random.default_rng(8)
+    kf = rng.integers(0, 256, (2, 11, 13, 3)).astype(np.uint8)
+    q = rng.integers(-40, 41, (3, 2, 2, 3, 4)).astype(np.int32)
+    m = VideoMotion(4, 3, interp, 3, 4, (q, np.zeros((0, 2, 2, 3, 4), np.int32)))
+    out = floor_video(kf, m, 5, 4)
+    for j in range(3):
+        for y in range(11):
+            for x in range(13):
+                want = reference_floor_pixel(kf[0], kf[1], q[j, 0], q[j, 1], 4, 3, interp, y, x, 3 - j, j + 1)
+                assert out[j + 1, y, x].tolist() == want, (j, y, x)
+
+
+def test_zero_motion_is_the_integer_blend():
+    """With zero motion the floor is round-half-up of ((e-i) start + (i-s) end) / (e-s), keyframes as they are."""
+    rng = np.random.default_rng(4)
+    kf = rng.integers(0, 256, (2, 6, 5, 3)).astype(np.uint8)
+    out = floor_video(kf, None, 9, 8)
+    a, b = kf.astype(np.int64)
+    for i in range(9):
+        assert np.array_equal(out[i], ((8 - i) * a + i * b + 4) // 8)
+
+
+def test_warp_by_whole_pixels_is_a_shift():
+    """A whole-pixel vector samples ref at p + v exactly (x 4096), clamped at the border."""
+    ref = np.arange(5 * 6 * 3, dtype=np.uint8).reshape(5, 6, 3)
+    field = np.zeros((2, 5, 6), np.int64)
+    field[0], field[1] = 64, -128  # dy = +1, dx = -2 pixels
+    out = warp(ref, field)
+    yy = np.clip(np.arange(5)[:, None] + 1, 0, 4)
+    xx = np.clip(np.arange(6)[None, :] - 2, 0, 5)
+    assert np.array_equal(out, ref[yy, xx].astype(np.int64) << 12)
+    assert np.array_equal(fuse(out, out, 3, 5), ref[yy, xx])
+
+
+def test_pixel_field_of_a_uniform_field_is_uniform_and_a_ramp_stays_between_its_ends():
+    """Per-pixel motion: a uniform coarse field stays uniform; bilinear interpolation is monotone between cells."""
+    q = np.full((2, 3, 4), -5)
+    for interp in (INTERP_NEAREST, INTERP_BILINEAR):
+        assert np.all(pixel_field(q, 2, 8, interp, 21, 30) == -5 * 2 * 16)
+    ramp = np.zeros((2, 1, 4), np.int64)
+    ramp[1, 0] = [0, 4, 8, 12]
+    f = pixel_field(ramp, 4, 8, INTERP_BILINEAR, 8, 32)[1, 0]
+    assert f[0] == 0 and f[-1] == 12 * 4 * 16 and np.all(np.diff(f) >= 0) and len(set(f.tolist())) > 4
+
+
+@pytest.mark.parametrize("config", [MotionConfig(16, 4), MotionConfig(8, 4, search_px=12), MotionConfig(16, 2)])
+def test_a_pan_is_recovered(config):
+    """Block matching against the keyframes finds a camera pan exactly where the content is inside both
+    keyframes, and the floor is near-lossless there while the blend is not."""
+    frames = panning(height=64, width=80, dy=1, dx=1)
+    kf = frames[[0, 8]]
+    m = estimate_video(frames, kf, 8, config)
+    inner = m.clips[0][:, :, :, 1:-1, 1:-1] * config.step_qpel // 4  # (7, 2, 2, rows - 2, cols - 2) in pixels
+    for j in range(7):
+        i = j + 1
+        assert np.all(inner[j, 0] == i) and np.all(inner[j, 1] == i - 8)
+    g = config.grid + config.grid // 2  # pixels whose bilinear vectors come from inner cells only
+    crop = (slice(1, 8), slice(g, -g), slice(g, -g))
+    floor = floor_video(kf, m, 9, 8)
+    blend = floor_video(kf, None, 9, 8)
+    assert psnr_per_frame(frames[crop], floor[crop]).min() > 60 > psnr_per_frame(frames[crop], blend[crop]).max()
+
+
+def test_static_video_has_zero_motion_and_the_floor_is_exact():
+    """A still video gives all-zero motion, a few bytes of it, and a floor equal to the frames."""
+    frames = np.repeat(texture(np.random.default_rng(1), 24, 40)[None], 10, axis=0)
+    kf = frames[[0, 8, 9]]
+    m = estimate_video(frames, kf, 8, MotionConfig(8, 4))
+    assert all(not q.any() for q in m.clips)
+    assert motion_n_bytes(m) <= 8
+    assert np.array_equal(floor_video(kf, m, 10, 8), frames)
+
+
+def test_frame_smaller_than_one_cell_and_one_frame_video():
+    """A 5x7 frame with 32-pixel cells has one cell; a one-frame video has no motion; both round-trip."""
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, (9, 5, 7, 3)).astype(np.uint8)
+    kf = frames[[0, 8]]
+    m = estimate_video(frames, kf, 8, MotionConfig(32, 4))
+    assert (m.rows, m.cols) == (1, 1) and m.clips[0].shape == (7, 2, 2, 1, 1)
+    assert read_motion(write_motion(0, m), [(5, 7, 9)], 8)[1] == m
+    assert floor_video(kf, m, 9, 8).shape == frames.shape
+    one = frames[:1]
+    m1 = estimate_video(one, one, 8, MotionConfig(32, 4))
+    assert [q.shape[0] for q in m1.clips] == [0]
+    assert read_motion(write_motion(0, m1), [(5, 7, 1)], 8)[1] == m1
+    assert np.array_equal(floor_video(one, m1, 1, 8), one)
+
+
+def test_scene_cut_inside_a_clip_gives_valid_motion():
+    """A cut inside a clip (the estimator cannot match) still yields bounded motion that codes and decodes."""
+    a, b = panning(seed=1), panning(seed=2, dx=-1)
+    frames = np.concatenate([a[:4], b[4:]])
+    kf = frames[[0, 8]]
+    m = estimate_video(frames, kf, 8, MotionConfig(16, 4))
+    assert max(int(np.abs(q).max()) for q in m.clips if q.size) <= 8 * (16 + 1)  # priors scale at most x interval
+    assert read_motion(write_motion(0, m), [(48, 64, 9)], 8)[1] == m
+    floor = floor_video(kf, m, 9, 8)
+    assert floor.dtype == np.uint8 and floor.shape == frames.shape
+
+
+def test_priors_recover_what_the_search_range_misses():
+    """A neighbour's (scaled) motion offered as a prior is used where the searched range cannot reach."""
+    frames = panning(n_frames=2, dy=0, dx=7)
+    config = MotionConfig(16, 4, search_px=3)
+    prior = np.zeros((2, 3, 4), np.int64)
+    prior[1] = -6  # frame 0 at p is frame 1 at p - 7
+    without = estimate_field(frames[0], frames[1], config)
+    with_prior = estimate_field(frames[0], frames[1], config, [prior])
+    assert np.all(with_prior[1, :, 1:] == -7) and np.all(with_prior[0] == 0)
+    assert not np.any(without[1, :, 1:] == -7)
+
+
+def test_choose_motion_trades_rate_against_distortion():
+    """lambda 0 picks the least distortion; a huge lambda picks the fewest motion bytes."""
+    top, bottom = panning(height=64, dx=1, seed=3), panning(height=64, dx=-1, seed=4)
+    frames = np.concatenate([top[:, :32], bottom[:, 32:]], axis=1)  # two motions: one vector cannot serve both
+    kf = frames[[0, 8]]
+    candidates = [MotionConfig(64, 4), MotionConfig(8, 4)]
+    best0, all0 = choose_motion(frames, kf, 8, candidates, lam=0.0)
+    assert best0.mse == min(r.mse for r in all0)
+    best_big, all_big = choose_motion(frames, kf, 8, candidates, lam=1e6)
+    assert best_big.n_bytes == min(r.n_bytes for r in all_big)
+    assert best0.config.grid == 8 and best_big.config.grid == 64
+
+
+def test_config_refuses_bad_values():
+    """MotionConfig names the bad field."""
+    with pytest.raises(ValueError, match="MotionConfig.grid must be an int 4..1024"):
+        MotionConfig(grid=2)
+    with pytest.raises(ValueError, match="MotionConfig.interp must be one of"):
+        MotionConfig(interp="cubic")
