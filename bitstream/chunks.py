@@ -35,6 +35,7 @@ KSEG = "KSEG"  # section 6: one keyframe segment's bytes; as many as KIDX lists,
 TENS = "TENS"  # section 7: one quantized, entropy-coded tensor; zero or more, after the KSEGs
 FEND = "FEND"  # section 8: end of file; empty payload, last bytes of the file
 KNOWN_CRITICAL = (META, KIDX, KSEG, TENS, FEND)
+QUAL = "qual"  # section 8.1 (ancillary): the quality the encoder measured on the decoded file, JSON
 
 
 def is_critical(chunk_type: str) -> bool:

@@ -34,6 +34,7 @@ from nvcodec import color
 
 STDERR_TAIL_CHARS = 1500        # how much of ffmpeg's stderr a MediaError quotes
 NOMINAL_FPS = Fraction(25)      # what ffmpeg assumes for streams without timing (raw .264)
+MP4_CRF = 18                    # decode --format mp4: x264 CRF of the default yuv420p output (visually near-lossless)
 
 
 class MediaError(ValueError):
@@ -442,25 +443,36 @@ class VideoWriter:
     :func:`nvcodec.color.rgb_to_ycbcr444` (y4m carries no matrix; BT.601 is what ffmpeg
     and most y4m readers assume), header tagged ``XCOLORRANGE=LIMITED``. ``dest`` may be a
     path or a binary file object (``sys.stdout.buffer``), so ``... | ffmpeg -i -`` works.
-    ``mp4``: ffmpeg. ``crf=None`` is lossless: ``libx264rgb -qp 0`` codes the RGB
-    samples exactly (players without RGB H.264 support cannot show it). With ``crf``:
-    libx264 ``-preset medium -crf crf``, yuv420p BT.709 limited range, tagged as such.
+    ``mp4``: ffmpeg. By default what every player opens: libx264 ``-preset medium -crf crf``
+    (``crf=None``: ``MP4_CRF``), yuv420p BT.709 limited range, tagged as such.
+    ``lossless=True``: ``libx264rgb -qp 0`` codes the RGB samples exactly (High 4:4:4
+    Predictive, gbrp: many players refuse it).
     ``png``: ffmpeg's png encoder, ``dest`` is a folder created with ``frame_%06d.png``
-    files (1-based), written in a temporary sibling folder and renamed on success.
+    files numbered from ``first_index`` (the decoder passes the 0-based frame index of
+    the first frame), written in a temporary sibling folder and renamed on success.
+
+    An existing ``dest`` is refused unless ``overwrite``; it is replaced only when the
+    new output is complete.
     """
 
     FORMATS = ("y4m", "mp4", "png")
 
     def __init__(self, dest, fmt: str, width: int, height: int, fps_num: int, fps_den: int,
-                 *, crf: int | None = None):
+                 *, crf: int | None = None, lossless: bool = False, first_index: int = 0,
+                 overwrite: bool = False):
         if fmt not in self.FORMATS:
             raise ValueError(f"fmt must be one of {self.FORMATS}, got {fmt!r}")
         if width < 1 or height < 1 or fps_num < 1 or fps_den < 1:
             raise ValueError(f"bad size/fps: {width}x{height} @ {fps_num}/{fps_den}")
         if crf is not None and not 0 <= crf <= 51:
             raise ValueError(f"crf must be in 0..51, got {crf}")
+        if lossless and crf is not None:
+            raise ValueError("give either crf or lossless, not both")
+        if type(first_index) is not int or first_index < 0:
+            raise ValueError(f"first_index must be a non-negative int, got {first_index!r}")
         self.fmt, self.width, self.height = fmt, width, height
-        self.fps_num, self.fps_den, self.crf = fps_num, fps_den, crf
+        self.fps_num, self.fps_den = fps_num, fps_den
+        self.crf, self.lossless, self.first_index = (MP4_CRF if crf is None else crf), lossless, first_index
         self.n_frames = 0
         self._file: BinaryIO | None = None
         self._proc: _Process | None = None
@@ -470,8 +482,12 @@ class VideoWriter:
             raise TypeError(f"{fmt}: dest must be a path (file objects only for y4m)")
         self.dest = Path(dest) if is_path else None
         if is_path:
-            if fmt == "png" and self.dest.exists() and (not self.dest.is_dir() or any(self.dest.iterdir())):
-                raise ValueError(f"png: {self.dest} exists and is not an empty folder")
+            if self.dest.exists() and not overwrite and not (
+                    fmt == "png" and self.dest.is_dir() and not any(self.dest.iterdir())):
+                raise ValueError(f"{self.dest} exists (overwrite=False)")
+            if self.dest.exists() and self.dest.is_dir() != (fmt == "png"):
+                raise ValueError(f"{self.dest} exists and is a {'folder' if self.dest.is_dir() else 'file'}; "
+                                 f"{fmt} writes a {'folder' if fmt == 'png' else 'file'}")
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             if fmt == "png":
                 self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
@@ -492,8 +508,9 @@ class VideoWriter:
         stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
                               s=f"{self.width}x{self.height}", framerate=f"{self.fps_num}/{self.fps_den}")
         if self.fmt == "png":
-            out = stream.output(str(self._tmp / "frame_%06d.png"), vcodec="png", pix_fmt="rgb24")
-        elif self.crf is None:
+            out = stream.output(str(self._tmp / "frame_%06d.png"), vcodec="png", pix_fmt="rgb24",
+                                start_number=self.first_index)
+        elif self.lossless:
             out = stream.output(str(self._tmp), format="mp4", vcodec="libx264rgb", qp=0,
                                 preset="medium", pix_fmt="rgb24")
         else:
@@ -549,7 +566,13 @@ class VideoWriter:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(self._tmp, (0o777 if self._tmp.is_dir() else 0o666) & ~umask)
-            os.replace(self._tmp, self.dest)
+            if self._tmp.is_dir() and self.dest.is_dir():     # os.replace cannot replace a non-empty folder
+                old = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.old.", dir=self.dest.parent))
+                os.replace(self.dest, old / self.dest.name)
+                os.replace(self._tmp, self.dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self._tmp, self.dest)
 
     def abort(self) -> None:
         """Stop without producing ``dest`` (temporary output removed)."""
