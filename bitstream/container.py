@@ -66,18 +66,28 @@ def write_nvc(
     _check_tensors(tensors)
     meta_payload = write_meta(metadata)
 
-    path = Path(path)
+    def write(f) -> int:
+        n_bytes = chunks.write_header(f)
+        n_bytes += chunks.write_chunk(f, META, meta_payload)
+        n_bytes += chunks.write_chunk(f, KIDX, write_index(ordered))
+        for s in ordered:
+            n_bytes += chunks.write_chunk(f, KSEG, s.data)
+        for t in tensors:
+            n_bytes += chunks.write_chunk(f, TENS, write_tensor(t))
+        return n_bytes + chunks.write_chunk(f, FEND, b"")
+
+    return _write_atomically(Path(path), write)
+
+
+def _write_atomically(path: Path, write) -> int:
+    """``write(f)`` into a temporary file beside ``path``, fsync, rename it into place; its return value.
+
+    On any failure the temporary file is removed and ``path`` is left as it was.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            n_bytes = chunks.write_header(f)
-            n_bytes += chunks.write_chunk(f, META, meta_payload)
-            n_bytes += chunks.write_chunk(f, KIDX, write_index(ordered))
-            for s in ordered:
-                n_bytes += chunks.write_chunk(f, KSEG, s.data)
-            for t in tensors:
-                n_bytes += chunks.write_chunk(f, TENS, write_tensor(t))
-            n_bytes += chunks.write_chunk(f, FEND, b"")
+            n_bytes = write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -105,9 +115,9 @@ def add_chunk_before_end(path, chunk_type: str, payload: bytes) -> int:
         if any(t == chunk_type for t, _, _ in reader.chunks()):
             raise ValueError(f"{path} already holds a {chunk_type!r} chunk")
         end_offset = reader.chunks()[-1][1]             # FEND, the last chunk (the reader checked)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, open(path, "rb") as src:
+
+    def write(f) -> int:
+        with open(path, "rb") as src:
             n_left = end_offset
             while n_left:
                 block = src.read(min(n_left, 1 << 20))
@@ -115,19 +125,9 @@ def add_chunk_before_end(path, chunk_type: str, payload: bytes) -> int:
                     raise ValueError(f"{path} changed while it was being copied")
                 f.write(block)
                 n_left -= len(block)
-            n_bytes = end_offset + chunks.write_chunk(f, chunk_type, payload)
-            n_bytes += chunks.write_chunk(f, FEND, b"")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return n_bytes
+        return end_offset + chunks.write_chunk(f, chunk_type, payload) + chunks.write_chunk(f, FEND, b"")
+
+    return _write_atomically(path, write)
 
 
 def _umask() -> int:
