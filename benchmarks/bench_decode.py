@@ -98,6 +98,19 @@ def stage_timers():
             setattr(obj, name, old)
 
 
+def flops_per_tile_frame(nvc) -> float:
+    """Multiply-adds x 2 of one forward pass per tile-frame (convolutions and matmuls; torch's counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = nvc.network()
+    cfg = model.cfg
+    kf = torch.zeros(2, 3, cfg.tile_h, cfg.tile_w)
+    t = torch.linspace(0, 1, cfg.clip_length).repeat(2, 1)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(kf, kf, t, t)
+    return counter.get_total_flops() / (2 * cfg.clip_length)
+
+
 def bench(path: Path, device: str, repeat: int, frames: slice) -> dict:
     """Decode ``frames`` of every video of ``path`` ``repeat`` times; the median run's wall and CPU
     seconds and its stages."""
@@ -139,7 +152,8 @@ def main() -> None:
         sizes = sorted({f"{v.width}x{v.height}" for v in nvc.videos})
         print(f"{path}: {len(nvc.videos)} video(s) {', '.join(sizes)}, {sum(v.n_frames for v in nvc.videos)} frames; "
               f"tile {md['tile']['width']}x{md['tile']['height']}, C0={md['model']['c0']}, "
-              f"preset {md.get('fit', {}).get('preset', '?')}")
+              f"preset {md.get('fit', {}).get('preset', '?')}; "
+              f"{flops_per_tile_frame(nvc) / 1e6:.1f} MFLOP per tile-frame")
     print(f"torch {torch.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start")
     print(f"{'device':<8} {'threads':>7} {'frames':>6} {'wall s':>7} {'fps':>6} {'cpu s':>7}  "
           + " ".join(f"{s:>9}" for s in STAGES) + "   (stage seconds; all runs' wall s)")
