@@ -446,7 +446,8 @@ class VideoWriter:
     ``mp4``: ffmpeg. By default what every player opens: libx264 ``-preset medium -crf crf``
     (``crf=None``: ``MP4_CRF``), yuv420p BT.709 limited range, tagged as such.
     ``lossless=True``: ``libx264rgb -qp 0`` codes the RGB samples exactly (High 4:4:4
-    Predictive, gbrp: many players refuse it).
+    Predictive, gbrp: many players refuse it). yuv420p needs even sizes: an odd width or
+    height is padded by one column or row, a copy of the last (the file is then 1 larger).
     ``png``: ffmpeg's png encoder, ``dest`` is a folder created with ``frame_%06d.png``
     files numbered from ``first_index`` (the decoder passes the 0-based frame index of
     the first frame), written in a temporary sibling folder and renamed on success.
@@ -473,6 +474,8 @@ class VideoWriter:
         self.fmt, self.width, self.height = fmt, width, height
         self.fps_num, self.fps_den = fps_num, fps_den
         self.crf, self.lossless, self.first_index = (MP4_CRF if crf is None else crf), lossless, first_index
+        subsampled = fmt == "mp4" and not lossless                  # yuv420p: even sizes only
+        self._pad_h, self._pad_w = (height % 2, width % 2) if subsampled else (0, 0)
         self.n_frames = 0
         self._file: BinaryIO | None = None
         self._proc: _Process | None = None
@@ -506,7 +509,8 @@ class VideoWriter:
     def _start_ffmpeg(self) -> None:
         exe = ffmpeg_exe()
         stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
-                              s=f"{self.width}x{self.height}", framerate=f"{self.fps_num}/{self.fps_den}")
+                              s=f"{self.width + self._pad_w}x{self.height + self._pad_h}",
+                              framerate=f"{self.fps_num}/{self.fps_den}")
         if self.fmt == "png":
             out = stream.output(str(self._tmp / "frame_%06d.png"), vcodec="png", pix_fmt="rgb24",
                                 start_number=self.first_index)
@@ -537,6 +541,8 @@ class VideoWriter:
                 self._file.write(np.ascontiguousarray(plane).tobytes())
         else:
             try:
+                if self._pad_h or self._pad_w:
+                    frame = np.pad(frame, ((0, self._pad_h), (0, self._pad_w), (0, 0)), mode="edge")
                 self._proc.proc.stdin.write(np.ascontiguousarray(frame).tobytes())
             except BrokenPipeError:
                 self._proc.kill()

@@ -298,6 +298,18 @@ def test_default_mp4_is_yuv420p_high_profile_that_players_open(tmp_path):
     assert psnr(frames, np.stack(list(read_frames(dest)))) > 38
 
 
+def test_default_mp4_pads_odd_sizes_by_repeating_the_last_row_and_column(tmp_path):
+    """yuv420p needs even sizes: 7x5 is written as 8x6, the extra column and row copies of the last."""
+    frame = np.zeros((5, 7, 3), np.uint8)
+    frame[:, -1] = 200                                   # a bright last column, a dark rest
+    dest = tmp_path / "odd.mp4"
+    with VideoWriter(dest, "mp4", 7, 5, 25, 1) as w:
+        w.write(frame)
+    back = next(read_frames(dest))
+    assert back.shape == (6, 8, 3)
+    assert back[:, -2:].mean() > 150 and back[:, :4].mean() < 50
+
+
 def test_png_folder_holds_one_exact_file_per_frame(tmp_path):
     """png: frame_000000.png ... in a folder created atomically, pixels exact."""
     rng = np.random.default_rng(5)
