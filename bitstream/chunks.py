@@ -45,6 +45,7 @@ KNOWN_CRITICAL = tuple(ctype for ctype, _ in CHUNK_ORDER)
 def chunk_n_bytes(n_payload_bytes: int) -> int:
     """Bytes a chunk with an ``n_payload_bytes`` payload takes in the file (section 3: head, payload, CRC)."""
     return CHUNK_OVERHEAD_BYTES + n_payload_bytes
+QUAL = "qual"  # section 8.1 (ancillary): the quality the encoder measured on the decoded file, JSON
 
 
 def is_critical(chunk_type: str) -> bool:

@@ -77,14 +77,25 @@ def write_nvc(
     payloads = {META: [write_meta(metadata)], KIDX: [write_index(ordered)], KSEG: [s.data for s in ordered],
                 TENS: [write_tensor(t) for t in tensors], FEND: [b""]}
 
-    path = Path(path)
+    def write(f) -> int:
+        n_bytes = chunks.write_header(f)
+        for ctype, _ in chunks.CHUNK_ORDER:
+            for payload in payloads[ctype]:
+                n_bytes += chunks.write_chunk(f, ctype, payload)
+        return n_bytes
+
+    return _write_atomically(Path(path), write)
+
+
+def _write_atomically(path: Path, write) -> int:
+    """``write(f)`` into a temporary file beside ``path``, fsync, rename it into place; its return value.
+
+    On any failure the temporary file is removed and ``path`` is left as it was.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            n_bytes = chunks.write_header(f)
-            for ctype, _ in chunks.CHUNK_ORDER:
-                for payload in payloads[ctype]:
-                    n_bytes += chunks.write_chunk(f, ctype, payload)
+            n_bytes = write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -96,6 +107,35 @@ def write_nvc(
             pass
         raise
     return n_bytes
+
+
+def add_chunk_before_end(path, chunk_type: str, payload: bytes) -> int:
+    """Rewrite the .nvc at ``path`` with one ancillary chunk inserted before ``FEND``; return the new size.
+
+    Atomic like ``write_nvc`` (a temporary copy renamed into place); the file is checked
+    first (``NvcReader``), and a chunk of the same type already there is refused.
+    """
+    chunks.check_type(chunk_type)
+    if chunks.is_critical(chunk_type):
+        raise ValueError(f"chunk type {chunk_type!r} is critical; only ancillary chunks can be added")
+    path = Path(path)
+    with NvcReader(path) as reader:
+        if any(t == chunk_type for t, _, _ in reader.chunks()):
+            raise ValueError(f"{path} already holds a {chunk_type!r} chunk")
+        end_offset = reader.chunks()[-1][1]             # FEND, the last chunk (the reader checked)
+
+    def write(f) -> int:
+        with open(path, "rb") as src:
+            n_left = end_offset
+            while n_left:
+                block = src.read(min(n_left, 1 << 20))
+                if not block:
+                    raise ValueError(f"{path} changed while it was being copied")
+                f.write(block)
+                n_left -= len(block)
+        return end_offset + chunks.write_chunk(f, chunk_type, payload) + chunks.write_chunk(f, FEND, b"")
+
+    return _write_atomically(path, write)
 
 
 def _umask() -> int:
@@ -259,6 +299,13 @@ class NvcReader:
             names[header.name] = offset
             elements_left -= header.n_elements
             yield header, r
+
+    def ancillary(self, chunk_type: str) -> tuple[int, bytes] | None:
+        """(offset, CRC-checked payload) of the first ancillary chunk of this type, or None."""
+        for ctype, offset, n_payload in self._chunks:
+            if ctype == chunk_type and not chunks.is_critical(ctype):
+                return offset, chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
+        return None
 
     def chunks(self) -> list[tuple[str, int, int]]:
         """(type, offset_bytes, n_bytes including header and CRC) of every chunk, in file order."""

@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import threading
+from contextlib import contextmanager
 from fractions import Fraction
 
 import click
@@ -21,6 +22,7 @@ import click
 from nvcodec import __version__
 from nvcodec.keyframes import CODECS as KEYFRAME_CODECS
 from nvcodec.presets import PRESETS
+from nvcodec.media import MP4_CRF
 
 EXIT_ERROR = 1
 EXIT_BUG = 70
@@ -83,6 +85,26 @@ class FrameRangeType(click.ParamType):
 
 def _terminate(signum, frame):
     raise SystemExit(128 + signum)
+
+
+@contextmanager
+def progress_bar(*, disable: bool, file=None):
+    """A frame bar with a total and an ETA (on stderr); yields the decoder's ``progress`` callback."""
+    from tqdm import tqdm
+
+    with tqdm(unit="frame", disable=disable, leave=False, file=file or sys.stderr, dynamic_ncols=True) as bar:
+        shown = [None]
+
+        def progress(name: str, n_done: int, n_total: int) -> None:
+            bar.total = n_total
+            if shown[0] != name:
+                shown[0] = name
+                bar.n = n_done
+                bar.set_description(name)           # refreshes: a new video shows at once
+            else:
+                bar.update(n_done - bar.n)          # redraws when tqdm's interval has passed
+
+        yield progress
 
 
 def _run(ctx: click.Context, fn, *args, on_interrupt: str = "", **kwargs):
@@ -187,7 +209,8 @@ def encode(ctx: click.Context, inputs, output, as_json, **settings) -> None:
     """Fit one network to every video in INPUTS (folders or files) and write OUTPUT (.nvc)."""
     import nvcodec
 
-    report = _run(ctx, nvcodec.encode, list(inputs), output, **settings,
+    # Progress lines go to stderr, so stdout holds the summary (or, with --json, the JSON) alone.
+    report = _run(ctx, nvcodec.encode, list(inputs), output, **settings, log=lambda msg: click.echo(msg, err=True),
                   on_interrupt="; the work folder is kept: run the same command with --resume to continue")
     if report is None:          # a torchrun rank other than 0: rank 0 reports
         return
@@ -199,8 +222,9 @@ def encode(ctx: click.Context, inputs, output, as_json, **settings) -> None:
                f"{report.n_params} weights")
     click.echo(f"  size  {report.n_bytes} bytes ({parts})")
     click.echo(f"  rate  {report.bpp:.4f} bpp")
-    click.echo(f"  PSNR  {report.psnr:.2f} dB decoded (keyframes {report.keyframe_psnr:.2f} dB, "
-               f"keyframe blend {report.blend_psnr:.2f} dB)")
+    click.echo(f"  PSNR  {report.psnr:.2f} dB decoded, mean over the {report.n_frames} frames "
+               f"(floor: keyframe blend {report.blend_psnr:.2f} dB on the same frames; "
+               f"keyframes alone {report.keyframe_psnr:.2f} dB)")
     click.echo(f"  time  {report.seconds:.1f} s")
 
 
@@ -209,24 +233,27 @@ def encode(ctx: click.Context, inputs, output, as_json, **settings) -> None:
 @click.argument("outdir", type=click.Path(file_okay=False, allow_dash=True))
 @click.option("--video", "videos", multiple=True, help="Decode only this video (repeatable).")
 @click.option("--frames", type=FrameRangeType(), default=":", help="Frame range A:B (0-based, B excluded).")
-@click.option("--format", "fmt", type=click.Choice(["y4m", "mp4", "png"]), default="y4m", show_default=True)
-@click.option("--crf", type=click.IntRange(0, 51), help="mp4 only: x264 CRF (default: lossless).")
+@click.option("--format", "fmt", type=click.Choice(["y4m", "mp4", "png"]), default="y4m", show_default=True,
+              help="y4m: 4:4:4 8-bit; mp4: H.264 yuv420p that every player opens; png: one file per frame, "
+                   "named by its 0-based index.")
+@click.option("--crf", type=click.IntRange(0, 51), help=f"mp4 only: x264 CRF (default: {MP4_CRF}, near-lossless).")
+@click.option("--lossless", is_flag=True, help="mp4 only: lossless RGB H.264 (High 4:4:4; many players refuse it).")
 @click.option("--device", help="cpu, cuda ... (default: CUDA when present).")
+@click.option("--force", is_flag=True, help="Overwrite outputs that exist.")
 @click.option("--quiet", "-q", is_flag=True)
 @click.pass_context
-def decode(ctx: click.Context, file, outdir, videos, frames, fmt, crf, device, quiet) -> None:
+def decode(ctx: click.Context, file, outdir, videos, frames, fmt, crf, lossless, device, force, quiet) -> None:
     """Decode FILE into OUTDIR (each video under its stored name), or '-' for y4m on stdout."""
     import nvcodec
 
-    from tqdm import tqdm
-
-    with tqdm(unit="frame", disable=quiet or not sys.stderr.isatty(), leave=False) as bar:
-        def progress(name: str, n_frames: int) -> None:
-            bar.set_description(name, refresh=False)
-            bar.update(n_frames - bar.n)
-
+    if (crf is not None or lossless) and fmt != "mp4":
+        raise click.UsageError("--crf and --lossless apply to --format mp4 only")
+    if crf is not None and lossless:
+        raise click.UsageError("give either --crf or --lossless")
+    with progress_bar(disable=quiet or not sys.stderr.isatty()) as progress:
         report = _run(ctx, nvcodec.decode, file, outdir, videos=list(videos) or None, frames=frames,
-                      fmt=fmt, crf=crf, device=device, stdout=sys.stdout.buffer, progress=progress)
+                      fmt=fmt, crf=crf, lossless=lossless, force=force, device=device,
+                      stdout=sys.stdout.buffer, progress=progress)
     if not quiet and outdir != "-":
         click.echo(f"decoded {report.n_frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps)")
         for out in report.outputs:

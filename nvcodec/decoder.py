@@ -419,6 +419,19 @@ def output_paths(names: Sequence[str], outdir: Path, fmt: str) -> dict[str, Path
     return paths
 
 
+def frame_range(entry: VideoRecord, frames: slice) -> tuple[int, int]:
+    """(start, stop) of ``frames`` in ``entry``; NvcInputError naming the video's length when the
+    range is empty or reaches past the end (an open end, ``A:``, means the last frame)."""
+    if frames.step not in (None, 1):
+        raise NvcInputError(f"frames: only contiguous ranges are supported, got step {frames.step}")
+    start = 0 if frames.start is None else frames.start
+    stop = entry.n_frames if frames.stop is None else frames.stop
+    if not 0 <= start < stop <= entry.n_frames:
+        raise NvcInputError(f"frames {start}:{stop} are not inside {entry.name!r}, which has {entry.n_frames} "
+                            f"frame(s), 0:{entry.n_frames}")
+    return start, stop
+
+
 @dataclass(frozen=True)
 class DecodeReport:
     outputs: list[str]
@@ -438,6 +451,8 @@ def decode(
     frames: slice = slice(None),
     fmt: str = "y4m",
     crf: int | None = None,
+    lossless: bool = False,
+    force: bool = False,
     device: str | None = None,
     stdout=None,
     progress=None,
@@ -446,7 +461,11 @@ def decode(
 
     All or nothing: every output is written into a temporary folder inside ``outdir`` and moved
     into place only when every selected video has decoded, so a decode that fails midway leaves
-    no partial set behind. ``progress(video_name, n_frames_so_far)`` is called after every frame.
+    no partial set behind. ``frames`` must lie inside every selected video (an error naming its
+    length). Existing outputs are refused unless ``force``, before anything is decoded.
+    ``crf``/``lossless``: mp4 only (``VideoWriter``). png files are named by the 0-based frame
+    index. ``progress(video_name, n_frames_so_far, n_frames_total)`` is called after every frame
+    written to a file (counts over all selected videos).
     """
     import shutil
     import tempfile
@@ -460,6 +479,7 @@ def decode(
     n_frames = 0
     with open_nvc(path, device=device) as nvc:
         selected = [nvc.videos[nvc.video_index(v)] for v in videos] if videos else list(nvc.videos)
+        ranges = {entry.name: frame_range(entry, frames) for entry in selected}
         if str(outdir) == "-":
             if len(selected) != 1 or fmt != "y4m":
                 raise NvcInputError("decoding to '-' (stdout) writes one video as y4m: choose it with --video")
@@ -471,24 +491,29 @@ def decode(
             return DecodeReport(outputs=["-"], n_frames=n_frames, seconds=time.monotonic() - started)
         root = Path(outdir)
         dests = output_paths([e.name for e in selected], root, fmt)
-        for dest in dests.values():
-            if fmt == "png" and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-                raise ValueError(f"png: {dest} exists and is not an empty folder")
+        existing = [str(d) for d in dests.values() if d.exists()]
+        if existing and not force:
+            raise NvcInputError(f"{existing[0]} exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1
+                                                           else "") + "; pass --force to overwrite")
+        n_total = sum(stop - start for start, stop in ranges.values())
         root.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root.resolve()))
         try:
             staged = []
             for entry in selected:
                 dest = stage / dests[entry.name].relative_to(root.resolve())
-                with VideoWriter(dest, fmt, entry.width, entry.height, entry.fps_num, entry.fps_den, crf=crf) as writer:
+                with VideoWriter(dest, fmt, entry.width, entry.height, entry.fps_num, entry.fps_den, crf=crf,
+                                 lossless=lossless, first_index=ranges[entry.name][0]) as writer:
                     for frame in nvc.iter_frames(entry.name, frames):
                         writer.write(frame)
                         n_frames += 1
                         if progress is not None:
-                            progress(entry.name, n_frames)
+                            progress(entry.name, n_frames, n_total)
                 staged.append((dest, dests[entry.name]))
             for tmp, dest in staged:
                 dest.parent.mkdir(parents=True, exist_ok=True)
+                if dest.is_dir() and not dest.is_symlink():      # a png folder replaced under --force
+                    shutil.rmtree(dest)
                 os.replace(tmp, dest)
         finally:
             shutil.rmtree(stage, ignore_errors=True)

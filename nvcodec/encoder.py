@@ -210,6 +210,7 @@ def encode(
     from nvcodec.decoder import measure_file
     from nvcodec.runtime import resolve_device
     from nvcodec.fit import fit
+    from nvcodec.info import record_quality
     from nvcodec.presets import resolve
 
     started = time.monotonic()
@@ -300,11 +301,18 @@ def encode(
 
     measured = measure_file(output, {v.source.name: v.frames for v in videos}, device=device)
     kf_psnr = _keyframe_psnr(videos, decoded_kf, interval)
+    blend_psnr = _blend_psnr(videos, decoded_kf, interval)
+    # The measured quality goes into the file (an ancillary chunk), for `nvcodec info`.
+    n_bytes = record_quality(output, {"psnr": measured.psnr, "blend_psnr": blend_psnr, "keyframe_psnr": kf_psnr,
+                                      "n_frames": sum(len(v.frames) for v in videos),
+                                      "n_keyframes": sum(len(kf) for kf in decoded_kf)})
+    bytes_by_part = dict(measured.bytes_by_part)
+    bytes_by_part["container"] += n_bytes - sum(bytes_by_part.values())
     shutil.rmtree(workdir, ignore_errors=True)
     report = EncodeReport(
         output=str(output), n_videos=len(videos), n_frames=sum(len(v.frames) for v in videos),
-        n_pixels=n_pixels, n_bytes=n_bytes, bytes_by_part=measured.bytes_by_part,
-        bpp=8.0 * n_bytes / n_pixels, psnr=measured.psnr, blend_psnr=_blend_psnr(videos, decoded_kf, interval),
+        n_pixels=n_pixels, n_bytes=n_bytes, bytes_by_part=bytes_by_part,
+        bpp=8.0 * n_bytes / n_pixels, psnr=measured.psnr, blend_psnr=blend_psnr,
         keyframe_psnr=kf_psnr, n_params=sum(int(t.q.size) for t in tensors), preset=preset,
         seconds=time.monotonic() - started, videos=measured.videos,
     )

@@ -6,6 +6,23 @@ import os
 from pathlib import Path
 
 from nvcodec.bitstream import NvcReader, VideoRecord
+from nvcodec.bitstream.chunks import QUAL
+from nvcodec.bitstream.container import add_chunk_before_end
+from nvcodec.bitstream.quality import read_quality, write_quality
+
+
+def record_quality(path: str | os.PathLike, quality: dict) -> int:
+    """Store the quality the encoder measured on the decoded file (a ``qual`` chunk); return the new size.
+
+    ``quality``: the keys of ``nvcodec.bitstream.quality.QUALITY_FIELDS``.
+    """
+    return add_chunk_before_end(Path(path), QUAL, write_quality(quality))
+
+
+def stored_quality(reader: NvcReader) -> dict | None:
+    """The encoder's measured quality from the ``qual`` chunk, or None for files without one."""
+    found = reader.ancillary(QUAL)
+    return None if found is None else read_quality(found[1], QUAL, found[0])
 
 
 def describe(path: str | os.PathLike) -> dict:
@@ -43,6 +60,7 @@ def describe(path: str | os.PathLike) -> dict:
             "keyframe_codec": md["keyframe_codec"],
             "model": md["model"],
             "fit": md.get("fit", {}),
+            "quality": stored_quality(reader),
             "chunks": [{"type": t, "offset": off, "n_bytes": n} for t, off, n in reader.chunks()],
         }
 
@@ -59,6 +77,11 @@ def format_text(summary: dict) -> str:
         f"  tile: {summary['tile']['width']}x{summary['tile']['height']}",
         "  model: " + " ".join(f"{k}={v}" for k, v in summary["model"].items()),
     ]
+    q = summary.get("quality")
+    if q:
+        lines.append(f"  PSNR {q['psnr']:.2f} dB decoded, mean over {q['n_frames']} frames (floor: keyframe "
+                     f"blend {q['blend_psnr']:.2f} dB on the same frames; keyframes alone {q['keyframe_psnr']:.2f} dB "
+                     f"over {q['n_keyframes']}), measured by the encoder")
     if summary["fit"]:
         lines.append("  fit: " + " ".join(f"{k}={v}" for k, v in summary["fit"].items()))
     lines.append(f"  {len(summary['videos'])} video(s):")

@@ -40,6 +40,7 @@ from nvcodec.errors import NvcError
 STDERR_TAIL_CHARS = 1500        # how much of ffmpeg's stderr a MediaError quotes
 NOMINAL_FPS = Fraction(25)      # what ffmpeg assumes for streams without timing (raw .264)
 TEMP_PREFIX = ".nvc-"           # temporary outputs: ".nvc-XXXXXXXX.y4m", renamed into place when complete
+MP4_CRF = 18                    # decode --format mp4: x264 CRF of the default yuv420p output (visually near-lossless)
 
 
 class MediaError(NvcError, ValueError):
@@ -455,25 +456,39 @@ class VideoWriter:
     :func:`nvcodec.color.rgb_to_ycbcr444` (y4m carries no matrix; BT.601 is what ffmpeg
     and most y4m readers assume), header tagged ``XCOLORRANGE=LIMITED``. ``dest`` may be a
     path or a binary file object (``sys.stdout.buffer``), so ``... | ffmpeg -i -`` works.
-    ``mp4``: ffmpeg. ``crf=None`` is lossless: ``libx264rgb -qp 0`` codes the RGB
-    samples exactly (players without RGB H.264 support cannot show it). With ``crf``:
-    libx264 ``-preset medium -crf crf``, yuv420p BT.709 limited range, tagged as such.
+    ``mp4``: ffmpeg. By default what every player opens: libx264 ``-preset medium -crf crf``
+    (``crf=None``: ``MP4_CRF``), yuv420p BT.709 limited range, tagged as such.
+    ``lossless=True``: ``libx264rgb -qp 0`` codes the RGB samples exactly (High 4:4:4
+    Predictive, gbrp: many players refuse it). yuv420p needs even sizes: an odd width or
+    height is padded by one column or row, a copy of the last (the file is then 1 larger).
     ``png``: ffmpeg's png encoder, ``dest`` is a folder created with ``frame_%06d.png``
-    files (1-based), written in a temporary sibling folder and renamed on success.
+    files numbered from ``first_index`` (the decoder passes the 0-based frame index of
+    the first frame), written in a temporary sibling folder and renamed on success.
+
+    An existing ``dest`` is refused unless ``overwrite``; it is replaced only when the
+    new output is complete.
     """
 
     FORMATS = ("y4m", "mp4", "png")
 
     def __init__(self, dest, fmt: str, width: int, height: int, fps_num: int, fps_den: int,
-                 *, crf: int | None = None):
+                 *, crf: int | None = None, lossless: bool = False, first_index: int = 0,
+                 overwrite: bool = False):
         if fmt not in self.FORMATS:
             raise ValueError(f"fmt must be one of {self.FORMATS}, got {fmt!r}")
         if width < 1 or height < 1 or fps_num < 1 or fps_den < 1:
             raise ValueError(f"bad size/fps: {width}x{height} @ {fps_num}/{fps_den}")
         if crf is not None and not 0 <= crf <= 51:
             raise ValueError(f"crf must be in 0..51, got {crf}")
+        if lossless and crf is not None:
+            raise ValueError("give either crf or lossless, not both")
+        if type(first_index) is not int or first_index < 0:
+            raise ValueError(f"first_index must be a non-negative int, got {first_index!r}")
         self.fmt, self.width, self.height = fmt, width, height
-        self.fps_num, self.fps_den, self.crf = fps_num, fps_den, crf
+        self.fps_num, self.fps_den = fps_num, fps_den
+        self.crf, self.lossless, self.first_index = (MP4_CRF if crf is None else crf), lossless, first_index
+        subsampled = fmt == "mp4" and not lossless                  # yuv420p: even sizes only
+        self._pad_h, self._pad_w = (height % 2, width % 2) if subsampled else (0, 0)
         self.n_frames = 0
         self._file: BinaryIO | None = None
         self._proc: FfmpegProcess | None = None
@@ -483,8 +498,12 @@ class VideoWriter:
             raise TypeError(f"{fmt}: dest must be a path (file objects only for y4m)")
         self.dest = Path(dest) if is_path else None
         if is_path:
-            if fmt == "png" and self.dest.exists() and (not self.dest.is_dir() or any(self.dest.iterdir())):
-                raise ValueError(f"png: {self.dest} exists and is not an empty folder")
+            if self.dest.exists() and not overwrite and not (
+                    fmt == "png" and self.dest.is_dir() and not any(self.dest.iterdir())):
+                raise ValueError(f"{self.dest} exists (overwrite=False)")
+            if self.dest.exists() and self.dest.is_dir() != (fmt == "png"):
+                raise ValueError(f"{self.dest} exists and is a {'folder' if self.dest.is_dir() else 'file'}; "
+                                 f"{fmt} writes a {'folder' if fmt == 'png' else 'file'}")
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             # Short temporary names (not dest's name plus a tag): a destination whose own name is
             # near the file system's 255-byte limit must still be writable.
@@ -504,10 +523,12 @@ class VideoWriter:
     def _start_ffmpeg(self) -> None:
         exe = ffmpeg_exe()
         stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
-                              s=f"{self.width}x{self.height}", framerate=f"{self.fps_num}/{self.fps_den}")
+                              s=f"{self.width + self._pad_w}x{self.height + self._pad_h}",
+                              framerate=f"{self.fps_num}/{self.fps_den}")
         if self.fmt == "png":
-            out = stream.output(ffmpeg_path(self._tmp / "frame_%06d.png"), vcodec="png", pix_fmt="rgb24")
-        elif self.crf is None:
+            out = stream.output(ffmpeg_path(self._tmp / "frame_%06d.png"), vcodec="png", pix_fmt="rgb24",
+                                start_number=self.first_index)
+        elif self.lossless:
             out = stream.output(ffmpeg_path(self._tmp), format="mp4", vcodec="libx264rgb", qp=0,
                                 preset="medium", pix_fmt="rgb24")
         else:
@@ -534,6 +555,8 @@ class VideoWriter:
                 self._file.write(np.ascontiguousarray(plane).tobytes())
         else:
             try:
+                if self._pad_h or self._pad_w:
+                    frame = np.pad(frame, ((0, self._pad_h), (0, self._pad_w), (0, 0)), mode="edge")
                 self._proc.proc.stdin.write(np.ascontiguousarray(frame).tobytes())
             except BrokenPipeError:
                 self._proc.kill()
@@ -563,7 +586,13 @@ class VideoWriter:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(self._tmp, (0o777 if self._tmp.is_dir() else 0o666) & ~umask)
-            os.replace(self._tmp, self.dest)
+            if self._tmp.is_dir() and self.dest.is_dir():     # os.replace cannot replace a non-empty folder
+                old = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.old.", dir=self.dest.parent))
+                os.replace(self.dest, old / self.dest.name)
+                os.replace(self._tmp, self.dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self._tmp, self.dest)
 
     def abort(self) -> None:
         """Stop without producing ``dest`` (temporary output removed)."""

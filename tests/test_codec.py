@@ -34,7 +34,7 @@ def moving_pattern(n_frames: int, height: int, width: int, seed: int) -> np.ndar
 
 def write_video(path: Path, frames: np.ndarray, fps: tuple[int, int]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, "mp4", frames.shape[2], frames.shape[1], *fps) as writer:   # lossless RGB
+    with VideoWriter(path, "mp4", frames.shape[2], frames.shape[1], *fps, lossless=True) as writer:
         for frame in frames:
             writer.write(frame)
 
@@ -323,3 +323,108 @@ def test_torchrun_two_ranks_write_one_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.nvc"]
     with nvcodec.open(out) as nvc:
         assert nvc.read(0).shape == (9, 108, 192, 3)
+
+
+# -- the first hour (issue 16): what the CLI prints and writes --------------------------------
+
+
+def test_cli_encode_json_prints_only_json_and_info_shows_the_measured_psnr(corpus, tmp_path):
+    """encode --json: stdout is the JSON alone (progress on stderr); info shows the stored decoded PSNR."""
+    runner = CliRunner()
+    out = tmp_path / "j.nvc"
+    result = runner.invoke(cli, ["encode", str(corpus / "sub"), str(out), "--preset", "tiny",
+                                 "--epochs", "1", "--max-frames", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "keyframes:" in result.stderr and "keyframes:" not in result.stdout
+    assert report["n_bytes"] == out.stat().st_size
+    summary = json.loads(runner.invoke(cli, ["info", str(out), "--json"]).stdout)
+    assert summary["quality"] == {"psnr": round(report["psnr"], 4), "blend_psnr": round(report["blend_psnr"], 4),
+                                  "keyframe_psnr": round(report["keyframe_psnr"], 4),
+                                  "n_frames": 6, "n_keyframes": 3}
+    text = runner.invoke(cli, ["info", str(out)]).stdout
+    assert f"PSNR {report['psnr']:.2f} dB decoded, mean over 6 frames" in text
+    assert f"keyframe blend {report['blend_psnr']:.2f} dB on the same frames" in text
+
+
+def test_info_of_a_file_without_stored_quality_says_nothing_of_it():
+    """Files written before the qual chunk (the conformance file) still describe: quality None."""
+    from nvcodec.info import describe, format_text
+
+    summary = describe(Path(__file__).parent / "data" / "conformance" / "tiny.nvc")
+    assert summary["quality"] is None
+    assert "dB decoded" not in format_text(summary)
+
+
+def test_encode_summary_gives_one_decoded_psnr_and_the_floor_on_the_same_frames(corpus, tmp_path):
+    result = CliRunner().invoke(cli, ["encode", str(corpus / "sub"), str(tmp_path / "s.nvc"), "--preset", "tiny",
+                                      "--epochs", "1", "--max-frames", "5", "--quiet"])
+    assert result.exit_code == 0, result.output
+    [line] = [ln for ln in result.stdout.splitlines() if "PSNR" in ln]
+    assert "dB decoded, mean over the 6 frames (floor: keyframe blend" in line and "on the same frames" in line
+
+
+@pytest.mark.parametrize("frames", ["12:14", "10:13", "12:"])
+def test_decode_range_past_the_end_is_an_error_naming_the_length(encoded, tmp_path, frames):
+    """--frames beyond a 12-frame video: exit 1, the message names the video and its 12 frames; nothing written."""
+    path, _ = encoded
+    result = CliRunner().invoke(cli, ["decode", str(path), str(tmp_path / "o"), "--video", "sub/ntsc_48x40.mp4",
+                                      "--frames", frames])
+    assert result.exit_code == 1
+    assert "'sub/ntsc_48x40.mp4', which has 12 frame(s)" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_decode_png_files_are_named_by_frame_index(encoded, tmp_path):
+    """--frames 9:11 --format png: frame_000009.png and frame_000010.png, holding frames 9 and 10."""
+    path, _ = encoded
+    result = CliRunner().invoke(cli, ["decode", str(path), str(tmp_path), "--video", "sub/ntsc_48x40.mp4",
+                                      "--frames", "9:11", "--format", "png", "-q"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "sub" / "ntsc_48x40"
+    assert sorted(p.name for p in folder.iterdir()) == ["frame_000009.png", "frame_000010.png"]
+    with nvcodec.open(path) as nvc:
+        np.testing.assert_array_equal(next(read_frames(folder / "frame_000010.png")),
+                                      nvc.read("sub/ntsc_48x40.mp4", slice(10, 11))[0])
+
+
+def test_decode_refuses_existing_outputs_unless_force(encoded, tmp_path):
+    """As encode does: a second decode into the same folder is refused, --force replaces the outputs."""
+    path, _ = encoded
+    args = ["decode", str(path), str(tmp_path), "--video", "odd_37x29.mp4", "-q"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    (tmp_path / "odd_37x29.y4m").write_bytes(b"not a decode")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "odd_37x29.y4m exists; pass --force to overwrite" in result.stderr
+    assert (tmp_path / "odd_37x29.y4m").read_bytes() == b"not a decode"
+    assert CliRunner().invoke(cli, args + ["--force"]).exit_code == 0
+    assert (tmp_path / "odd_37x29.y4m").read_bytes().startswith(b"YUV4MPEG2 W37 H29")
+
+
+def test_decode_progress_bar_has_a_total_and_one_colon():
+    """The bar reads 'name:  50%|...| 4/8 ...', not 'name: : 4frame'."""
+    import io
+
+    from nvcodec.cli.main import progress_bar
+
+    out = io.StringIO()
+    with progress_bar(disable=False, file=out) as progress:
+        progress("dog_192x108.mp4", 4, 8)
+    text = out.getvalue()
+    assert "dog_192x108.mp4:" in text and "4/8" in text and ": :" not in text
+
+
+def test_decode_mp4_is_yuv420p_by_default_and_lossless_on_request(encoded, tmp_path):
+    from nvcodec.media import probe
+
+    path, _ = encoded
+    args = ["decode", str(path), "--video", "odd_37x29.mp4", "--format", "mp4", "-q"]
+    assert CliRunner().invoke(cli, args[:2] + [str(tmp_path / "a")] + args[2:]).exit_code == 0
+    info = probe(tmp_path / "a" / "odd_37x29.mp4")
+    assert (info.pix_fmt, info.width, info.height) == ("yuv420p", 38, 30)      # odd sizes padded to even
+    assert CliRunner().invoke(cli, args[:2] + [str(tmp_path / "b")] + args[2:] + ["--lossless"]).exit_code == 0
+    with nvcodec.open(path) as nvc:
+        np.testing.assert_array_equal(np.stack(list(read_frames(tmp_path / "b" / "odd_37x29.mp4"))),
+                                      nvc.read("odd_37x29.mp4"))
+    assert CliRunner().invoke(cli, ["decode", str(path), str(tmp_path / "c"), "--lossless"]).exit_code == 2

@@ -162,12 +162,19 @@ def test_sigint_checkpoints_then_stops(clips, tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, step)
 
+    def before(signum, frame):      # whatever handler was inherited (SIG_IGN in a background job), fit restores it
+        raise AssertionError("fit's own handler should have caught this")
+
     monkeypatch.setattr(Batcher, "indices", indices)
-    with pytest.raises(KeyboardInterrupt):
-        fit(TINY_MODEL, TINY_FIT, clips, device="cpu", progress=False, workdir=tmp_path)
+    inherited = signal.signal(signal.SIGINT, before)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit(TINY_MODEL, TINY_FIT, clips, device="cpu", progress=False, workdir=tmp_path)
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     payload = torch.load(tmp_path / fit_module.CHECKPOINT_NAME, weights_only=True)
     assert payload["step"] == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_fit_refuses_mismatched_or_frameless_clips(clips):

@@ -280,11 +280,11 @@ def test_y4m_header_states_the_format(tmp_path):
 
 
 def test_lossless_mp4_round_trips_exactly_and_atomically(tmp_path):
-    """crf=None: libx264rgb -qp 0 gives back the exact RGB; no temporary file is left."""
+    """lossless=True: libx264rgb -qp 0 gives back the exact RGB; no temporary file is left."""
     rng = np.random.default_rng(4)
     frames = rng.integers(0, 256, (5, 24, 34, 3), dtype=np.uint8)
     dest = tmp_path / "out" / "x.mp4"
-    with VideoWriter(dest, "mp4", 34, 24, 25, 1) as w:
+    with VideoWriter(dest, "mp4", 34, 24, 25, 1, lossless=True) as w:
         for f in frames:
             w.write(f)
     assert np.array_equal(np.stack(list(read_frames(dest))), frames)
@@ -305,16 +305,75 @@ def test_crf_mp4_is_close_and_tagged_bt709(tmp_path):
     assert psnr(frames, np.stack(list(read_frames(dest)))) > 40
 
 
+def test_default_mp4_is_yuv420p_high_profile_that_players_open(tmp_path):
+    """No options: H.264 yuv420p (not RGB 4:4:4) at MP4_CRF, BT.709 tagged, close to the source."""
+    yy, xx = np.mgrid[0:48, 0:64]
+    frames = np.stack([np.stack([xx * 3 + 20 + 10 * t, yy * 4 + 30, 200 - xx * 2], axis=2)
+                       for t in range(4)]).clip(0, 255).astype(np.uint8)
+    dest = tmp_path / "d.mp4"
+    with VideoWriter(dest, "mp4", 64, 48, 25, 1) as w:
+        for f in frames:
+            w.write(f)
+    info = probe(dest)
+    assert (info.n_frames, info.pix_fmt, info.color_space) == (4, "yuv420p", "bt709")
+    assert f"crf={media.MP4_CRF}.0" in dest.read_bytes().decode("latin-1")      # x264's settings string
+    assert psnr(frames, np.stack(list(read_frames(dest)))) > 38
+
+
+def test_default_mp4_pads_odd_sizes_by_repeating_the_last_row_and_column(tmp_path):
+    """yuv420p needs even sizes: 7x5 is written as 8x6, the extra column and row copies of the last."""
+    frame = np.zeros((5, 7, 3), np.uint8)
+    frame[:, -1] = 200                                   # a bright last column, a dark rest
+    dest = tmp_path / "odd.mp4"
+    with VideoWriter(dest, "mp4", 7, 5, 25, 1) as w:
+        w.write(frame)
+    back = next(read_frames(dest))
+    assert back.shape == (6, 8, 3)
+    assert back[:, -2:].mean() > 150 and back[:, :4].mean() < 50
+
+
 def test_png_folder_holds_one_exact_file_per_frame(tmp_path):
-    """png: frame_000001.png ... in a folder created atomically, pixels exact."""
+    """png: frame_000000.png ... in a folder created atomically, pixels exact."""
     rng = np.random.default_rng(5)
     frames = rng.integers(0, 256, (3, 10, 12, 3), dtype=np.uint8)
     dest = tmp_path / "frames"
     with VideoWriter(dest, "png", 12, 10, 25, 1) as w:
         for f in frames:
             w.write(f)
-    assert sorted(p.name for p in dest.iterdir()) == [f"frame_{i:06d}.png" for i in (1, 2, 3)]
-    assert np.array_equal(next(read_frames(dest / "frame_000002.png")), frames[1])
+    assert sorted(p.name for p in dest.iterdir()) == [f"frame_{i:06d}.png" for i in (0, 1, 2)]
+    assert np.array_equal(next(read_frames(dest / "frame_000001.png")), frames[1])
+
+
+def test_png_files_are_numbered_from_first_index(tmp_path):
+    """first_index=10: the files are frame_000010.png, frame_000011.png (the frames' own indices)."""
+    frames = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3)
+    dest = tmp_path / "frames"
+    with VideoWriter(dest, "png", 6, 4, 25, 1, first_index=10) as w:
+        for f in frames:
+            w.write(f)
+    assert sorted(p.name for p in dest.iterdir()) == ["frame_000010.png", "frame_000011.png"]
+    assert np.array_equal(next(read_frames(dest / "frame_000011.png")), frames[1])
+
+
+@pytest.mark.parametrize("fmt", ["y4m", "mp4", "png"])
+def test_existing_output_is_refused_unless_overwrite(tmp_path, fmt):
+    """An existing dest is kept unless overwrite=True; then it is replaced whole (png: no stale files)."""
+    dest = tmp_path / f"x.{fmt}"
+    frame = np.full((8, 8, 3), 7, np.uint8)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="exists"):
+            if fmt == "png":
+                dest.mkdir(exist_ok=True)
+                (dest / "frame_000099.png").write_bytes(b"old")
+            else:
+                dest.write_bytes(b"old")
+            VideoWriter(dest, fmt, 8, 8, 25, 1)
+    with VideoWriter(dest, fmt, 8, 8, 25, 1, overwrite=True) as w:
+        w.write(frame)
+    if fmt == "png":
+        assert sorted(p.name for p in dest.iterdir()) == ["frame_000000.png"]
+    assert np.array_equal(next(read_frames(dest / "frame_000000.png" if fmt == "png" else dest)), frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dest.name]
 
 
 def test_failed_write_leaves_no_output(tmp_path):
