@@ -180,7 +180,7 @@ def _encoder_opts(codec: KeyframeCodec, n: int) -> dict:
         opts = {"c:v": "libx265", "crf": codec.quality, "preset": _X265_PRESETS[codec.speed],
                 "x265-params": params}
     else:  # libvvenc, intra only
-        opts = {"c:v": "libvvenc", "qp": codec.quality, "preset": 4 - codec.speed, "threads": 1,
+        opts = {"c:v": "libvvenc", "qp": codec.quality, "preset": 4 - codec.speed, "threads": 1, "qpa": 0,
                 "vvenc-params": "IntraPeriod=1:DecodingRefreshType=idr:Threads=1"}
     # Force the random-access pictures where segments start (every picture in intra mode).
     opts["force_key_frames"] = "expr:1" if intra else f"expr:eq(mod(n,{seg}),0)"
@@ -290,8 +290,11 @@ def _leb128(data: bytes, pos: int) -> tuple[int, int]:
     raise MediaError("<av1 stream>", f"bad leb128 at byte {pos}")
 
 
-def _split_ivf(data: bytes) -> tuple[list[bytes], list[bool]]:
-    """IVF (32-byte header, 12-byte frame headers) -> AV1 temporal units and 'starts with a key frame'."""
+def split_ivf(data: bytes) -> tuple[list[bytes], list[bool]]:
+    """IVF (32-byte header, 12-byte frame headers) -> AV1 temporal units and 'starts with a key frame'.
+
+    The units are the Section 5 low-overhead OBU stream without the IVF framing (what
+    ``-f obu`` writes); benchmarks.anchors counts AV1 anchor bytes with it."""
     if len(data) < 32 or data[:4] != b"DKIF":
         raise MediaError("<av1 stream>", "encoder output is not IVF")
     header_len = int.from_bytes(data[6:8], "little")
@@ -384,5 +387,5 @@ def _split_annexb(data: bytes, vvc: bool) -> tuple[list[bytes], list[bool]]:
 
 def _split_units(codec: str, data: bytes) -> tuple[list[bytes], list[bool]]:
     if codec == "av1":
-        return _split_ivf(data)
+        return split_ivf(data)
     return _split_annexb(data, vvc=codec == "vvc")
