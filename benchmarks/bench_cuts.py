@@ -6,7 +6,8 @@
 ``--cut-corpus``: a folder from ``benchmarks.make_cut_corpus`` (its ``cuts.json`` is the
 truth); a detection counts only on the exact first frame of a shot. ``--plain``: corpus
 clips, read the way the RD tables read them (first ``--max-frames`` frames at ``--size``),
-whose every detection is listed for a person to check (an edited clip has real cuts);
+whose every detection is listed for a person to check (an edited clip has real cuts), with
+the ``N_TOP`` highest-scoring transitions it did not call a cut (where a miss would hide);
 ``--plain-truth`` names a JSON {clip: [cut frames]} of the cuts a person found there. For
 each generated corpus the score margin is given too: the lowest score at a true cut and
 the highest elsewhere, against ``CutDetector``'s thresholds.
@@ -29,6 +30,9 @@ from nvcodec.cuts import CutDetector, cuts_from_scores, transition_scores
 from nvcodec.media import read_frames
 
 
+N_TOP = 8         # undetected transitions listed per set
+
+
 def score_clip(path: Path, size: tuple[int, int] | None, max_frames: int | None) -> np.ndarray:
     return transition_scores(read_frames(path, size=size, max_frames=max_frames))
 
@@ -43,8 +47,12 @@ def evaluate(truth: dict[str, list[int]], scores: dict[str, np.ndarray], detecto
                         "missed": missed, "false_alarms": false}
         n_true, n_missed, n_false = n_true + len(real), n_missed + len(missed), n_false + len(false)
     n_transitions = sum(len(s) for s in scores.values())
+    # the highest-scoring transitions nobody called a cut: where a missed cut would be, for a person to check
+    quiet = sorted(((float(v), name, i + 1) for name, s in scores.items() for i, v in enumerate(s)
+                    if i + 1 not in set(videos[name]["detected"]) | set(videos[name]["cuts"])), reverse=True)
     return {"n_videos": len(scores), "n_transitions": n_transitions, "n_cuts": n_true, "n_missed": n_missed,
-            "n_false_alarms": n_false, "videos": videos}
+            "n_false_alarms": n_false, "videos": videos,
+            "top_undetected": [{"video": name, "frame": i, "score": v} for v, name, i in quiet[:N_TOP]]}
 
 
 def margin(truth: dict[str, list[int]], scores: dict[str, np.ndarray]) -> dict:
@@ -73,6 +81,8 @@ def markdown(result: dict) -> str:
         if "margin" in ev:
             m = ev["margin"]
             lines.append(f"- lowest score at a cut {m['min_at_cut']}, highest elsewhere {m['max_elsewhere']}")
+        lines.append("- highest undetected transitions: " + ", ".join(
+            f"{t['video']} frame {t['frame']} ({t['score']:.4f})" for t in ev["top_undetected"]))
         for name, v in ev["videos"].items():
             if v["missed"] or v["false_alarms"] or v["detected"]:
                 lines.append(f"- {name}: cuts {v['cuts']}, detected {v['detected']}, missed {v['missed']}, "

@@ -70,10 +70,15 @@ CANDIDATES = {
 }
 
 
-def load_tracks(corpus: Path, size: tuple[int, int], interval: int, max_frames: int,
-                cache: Path) -> tuple[list[str], list[np.ndarray], list[int]]:
-    """(names, keyframe tracks (n_kf, H, W, 3) uint8, n_frames) per video; cached as npz."""
+def load_tracks(corpus: Path, size: tuple[int, int], interval: int, max_frames: int, cache: Path,
+                videos: list[str] | None = None) -> tuple[list[str], list[np.ndarray], list[int]]:
+    """(names, keyframe tracks (n_kf, H, W, 3) uint8, n_frames) per video (all, or ``videos``); cached as npz."""
     sources = scan([corpus], warn=lambda msg: None)
+    if videos:
+        missing = set(videos) - {s.name for s in sources}
+        if missing:
+            raise SystemExit(f"--videos: not in {corpus}: {sorted(missing)}")
+        sources = [s for s in sources if s.name in videos]
     key = json.dumps([[s.name, s.path.stat().st_size] for s in sources] + [list(size), interval, max_frames])
     path = cache / f"tracks-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
@@ -161,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--interval", type=int, default=8)
     ap.add_argument("--max-frames", type=int, default=300)
     ap.add_argument("--only", default="", help="comma list of candidate labels (default: all)")
+    ap.add_argument("--videos", default="", help="comma list of corpus file names (default: all)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     width, height = map(int, args.size.split("x"))
@@ -173,7 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
     cache = args.out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     (cache / ".gitignore").write_text("# keyframe tracks and per-point caches: never committed\n*\n")
-    names, tracks, counts = load_tracks(args.corpus, (width, height), args.interval, args.max_frames, cache)
+    names, tracks, counts = load_tracks(args.corpus, (width, height), args.interval, args.max_frames, cache,
+                                        [v.strip() for v in args.videos.split(",") if v.strip()])
     n_pixels = sum(counts) * width * height
     tracks_sha = hashlib.sha256(b"".join(t.tobytes() for t in tracks)).hexdigest()
     print(f"{len(names)} videos, {sum(counts)} frames, {sum(len(t) for t in tracks)} keyframes at {args.size}")
