@@ -1,4 +1,4 @@
-"""Rate-distortion benchmark: nvcodec vs x264/x265 (and NeRV) on the same RGB frames.
+"""Rate-distortion benchmark: nvcodec vs x264/x265/AV1 (and NeRV) on the same RGB frames.
 
     python -m benchmarks.rd --corpus DIR --protocol native --size 160x128 \\
         --max-frames 300 --out benchmarks/results/NAME

@@ -60,7 +60,7 @@ MODES = ("intra", "inter")
 # Defaults chosen with benchmarks/bench_keyframes.py (table in its docstring).
 DEFAULT_ENCODER = {("av1", "inter"): "libsvtav1", ("av1", "intra"): "libaom-av1", ("hevc", "inter"): "libx265",
                    ("hevc", "intra"): "libx265", ("vvc", "intra"): "libvvenc"}
-DEFAULT_SPEED = {"libaom-av1": 6, "libsvtav1": 5, "libx265": 4, "libvvenc": 4}
+DEFAULT_SPEED = {"libaom-av1": 6, "libsvtav1": 2, "libx265": 4, "libvvenc": 4}
 DEFAULT_SEGMENT_LENGTH = 32
 
 
@@ -74,9 +74,11 @@ class KeyframeCodec:
     ``4 - speed`` (0 = slower .. 4 = faster). ``segment_length``: keyframes per
     random-access segment ('inter' mode; always 1 in 'intra' mode).
 
-    Default (measured, benchmarks/bench_keyframes.py): AV1 inter track, SVT-AV1 preset 5,
-    crf 44, 32 keyframes per segment: ~0.032 bpp at ~31.5 dB keyframe PSNR at 160x128, K=8,
-    as cheap as libaom cpu-used 4 and about 4x faster to encode. 'intra' defaults to libaom
+    Default (measured, benchmarks/bench_keyframe_codecs.py, benchmarks/results/keyframe-codecs):
+    AV1 inter track, SVT-AV1 preset 2, crf 44, 32 keyframes per segment: BD-rate -10.5 % against
+    preset 5 (the default before issue 14) on 7 corpus clips at 160x128, at 4.9x its encode
+    time; preset 4 gave -5.2 % (21 clips, 160x128) and -7.0 % (7 clips, 320x256) at 2-2.3x;
+    libaom cpu-used 6 +17 %, x265 medium +36 %, VVC intra far worse. 'intra' defaults to libaom
     (SVT codes intra-only frames, which are not random-access points).
     """
     codec: str = "av1"

@@ -19,10 +19,13 @@ def test_summary_gives_bd_rate_and_time_against_the_baseline():
     assert summary["other"]["encode_time_vs_baseline"] == pytest.approx(2.0)
 
 
-def test_baseline_is_the_codec_default_and_candidates_are_valid_codecs():
-    """The baseline at the default quality is KeyframeCodec(); every candidate builds at its ladder."""
+def test_baseline_is_the_old_default_and_todays_default_is_a_candidate():
+    """The baseline is SVT-AV1 preset 5 (the default before issue 14); KeyframeCodec() today is the
+    candidate labelled default; every candidate builds at its ladder."""
     make, ladder = CANDIDATES[BASELINE]
-    assert make(KeyframeCodec().quality) == KeyframeCodec()
+    assert make(44) == KeyframeCodec("av1", "inter", quality=44, speed=5, encoder="libsvtav1", segment_length=32)
+    defaults = [label for label, (make, _) in CANDIDATES.items() if make(KeyframeCodec().quality) == KeyframeCodec()]
+    assert defaults == ["svt p2 (default)"]
     for label, (make, ladder) in CANDIDATES.items():
         assert [make(q).quality for q in ladder] == list(ladder), label
 
