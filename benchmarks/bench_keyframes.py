@@ -1,5 +1,9 @@
 """Keyframe codec choice by measurement: bpp and keyframe PSNR per codec / mode / quality.
 
+Superseded for the inter track by benchmarks/bench_keyframe_codecs.py (issue 14: BD-rate against
+the old default on the whole corpus; the default is now SVT-AV1 preset 2); the table below is
+the earlier measurement, which chose preset 5.
+
 Corpus clips are read at a small coding size (default 160x128), keyframes taken every
 K frames plus the last (nvcodec.corpus.keyframe_positions), coded with each
 configuration, decoded back with nvcodec.keyframes.decode_keyframes, and compared with

@@ -1,4 +1,4 @@
-"""Rate-distortion benchmark: nvcodec vs x264/x265 (and NeRV) on the same RGB frames.
+"""Rate-distortion benchmark: nvcodec vs x264/x265/AV1 (and NeRV) on the same RGB frames.
 
     python -m benchmarks.rd --corpus DIR --protocol native --size 160x128 \\
         --max-frames 300 --out benchmarks/results/NAME
@@ -15,6 +15,12 @@ all frames of the corpus. Finished points are cached under ``OUT/cache`` keyed b
 codec + parameters + the frames' SHA-256 + the code revision (a hash of the source
 that computes the point: ``code_revision``), so an interrupted run resumes and a
 point made by older code is never reused.
+
+``--reuse-points OLD/results.json`` carries over the points of every codec this run
+does not compute (e.g. nvcodec and NeRV points measured on a GPU machine, when only
+new anchors are run here). It refuses a file whose frames hash differs from this
+corpus's, and marks each carried point with ``reused_from`` (the file, its date and
+command), so a table shows which points this invocation measured.
 """
 
 from __future__ import annotations
@@ -42,9 +48,9 @@ from nvcodec import metrics
 
 HARNESS_VERSION = 1           # bump when a point's meaning changes (invalidates the cache)
 PROTOCOLS = {"native": None, "paper": Fraction(2)}   # protocol -> sampling fps (None: native)
-DEFAULT_CRFS = (22, 27, 32, 37, 42)
 DEFAULT_NVCODEC_PRESETS = ("fast", "small", "medium")
-BD_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "nerv", "nerv-star")   # nerv-star: NeRV*
+BD_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "svtav1-p6", "aom-c6", "nerv",
+              "nerv-star")   # nerv-star: NeRV*
 
 
 @dataclass
@@ -296,6 +302,31 @@ def nvcodec_available() -> bool:
         return False
 
 
+def reuse_points(path: Path, corpus: Corpus, computed: set[str]) -> tuple[list[dict], dict, dict | None]:
+    """(points, commands, provenance) of every codec not in ``computed`` from an earlier results.json.
+
+    The points were measured on the frames that file hashes; a different hash means other frames
+    (other corpus, size, frame count or decoder), so the file is refused."""
+    try:
+        old = json.loads(Path(path).read_text())
+        old_sha, old_points = old["corpus"]["frames_sha256"], old["points"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"--reuse-points {path}: not a benchmarks.rd results.json ({e})") from None
+    if old_sha != corpus.sha256:
+        raise SystemExit(f"--reuse-points {path}: measured on frames {old_sha[:16]}, this corpus hashes to "
+                         f"{corpus.sha256[:16]}: its points are of other frames")
+    origin = {"results": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+              "date_utc": old.get("date_utc"), "command": old.get("command")}
+    points = []
+    for p in old_points:
+        if p["codec"] not in computed:
+            # a point carried over twice keeps where it was measured
+            points.append({**p, "reused_from": p.get("reused_from", origin)})
+    codecs = sorted({p["codec"] for p in points})
+    commands = {c: cmd for c, cmd in old.get("commands", {}).items() if c in codecs}
+    return points, commands, ({**origin, "codecs": codecs, "n_points": len(points)} if points else None)
+
+
 # ------------------------------------------------------------------ the run
 
 def machine_info() -> dict:
@@ -357,7 +388,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
     stride = args.ms_ssim_stride
     points, commands, n_computed = [], {}, [0]
     for anchor in args.anchors:
-        for crf in args.crfs:
+        for crf in args.crfs or anchors.default_crfs(anchor):
             p = cached_point(cache_dir, anchor, {"crf": crf}, corpus, stride,
                              lambda: anchor_point(corpus, anchor, crf, work, stride), log, n_computed)
             points.append(p)
@@ -365,6 +396,17 @@ def run(args: argparse.Namespace, log=print) -> dict:
     use_nvcodec = args.nvcodec_presets and nvcodec_available()
     if args.nvcodec_presets and not use_nvcodec:
         log("nvcodec.encode is not importable yet: nvcodec points skipped")
+    reused = None
+    if args.reuse_points:
+        from benchmarks import nerv
+
+        computed = set(args.anchors) | ({"nvcodec"} if use_nvcodec else set())
+        computed |= {nerv.codec_name(m) for m in nerv.MODES} if args.nerv else set()
+        old_points, old_commands, reused = reuse_points(Path(args.reuse_points), corpus, computed)
+        points += old_points
+        commands.update(old_commands)
+        log(f"  {len(old_points)} points carried over from {args.reuse_points}: "
+            f"{', '.join(reused['codecs']) if reused else 'none'}")
     for preset in (args.nvcodec_presets if use_nvcodec else ()):
         params = {"preset": preset, "protocol": args.protocol, "size": list(args.size),
                   "max_frames": args.max_frames, "seed": 0}
@@ -400,7 +442,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
             if ref[0]:
                 bd[name] = bd_compare(ref[0], ref[1], ours[0], ours[1])
     sei = {}
-    for anchor in args.anchors:
+    for anchor in anchors.ANCHORS:           # computed or carried over
         pts = [p for p in points if p["codec"] == anchor]
         total = sum(p["settings_sei_bytes"] for p in pts)
         n_streams = sum(p["n_streams"] for p in pts)
@@ -426,6 +468,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
                     "ms_ssim_scales": metrics.ms_ssim_scales(args.size[1], args.size[0]),
                     "psnr_cap_db": metrics.PSNR_CAP_DB},
         "commands": commands,
+        "reused_points": reused,
         "settings_sei": sei,
         "reference_check": reference_check(args.protocol, args.size, args.max_frames, points),
         "software": software_versions(),
@@ -461,7 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchors", type=_csv(str), default=list(anchors.ANCHORS),
                    help=f"comma list from {','.join(anchors.ANCHORS)}; 'none' or '' for none (points "
                         "for other codecs only, e.g. to merge into a table whose anchors are cached)")
-    p.add_argument("--crfs", type=_csv(int), default=list(DEFAULT_CRFS), help="CRF ladder for every anchor")
+    p.add_argument("--crfs", type=_csv(int), default=[],
+                   help="CRF ladder for every anchor (default: each anchor's own, anchors.DEFAULT_CRFS: "
+                        "x264/x265 22..42, AV1 30..63)")
+    p.add_argument("--reuse-points", default=None, metavar="RESULTS_JSON",
+                   help="carry over the points of every codec this run does not compute from an earlier "
+                        "results.json of the same frames (marked reused_from in the output)")
     p.add_argument("--nvcodec-presets", type=_csv(str), default=list(DEFAULT_NVCODEC_PRESETS),
                    help="nvcodec rate points, PRESET[:KEY=VALUE...] with KEY keyframe_quality, quant_bits, "
                         "epochs, keyframe_interval (integers) or rate_lambda (a number) (empty: none); skipped while "

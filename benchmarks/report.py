@@ -109,7 +109,13 @@ def markdown(result: dict) -> str:
                  + (f", peak RSS {r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else "") + ")"
                  for r in result["runs"]),
              f"- metrics: {result['metrics']['summary']}",
-             f"- command: `{result['command']}`", "",
+             f"- command: `{result['command']}`"]
+    reused = result.get("reused_points")
+    if reused:
+        lines.append(f"- carried over, not measured by this command (`--reuse-points`): the "
+                     f"{', '.join(reused['codecs'])} points ({reused['n_points']}) of `{reused['results']}`, "
+                     f"written {reused['date_utc']} by `{reused['command']}`")
+    lines += ["",
              "| codec | point | bpp | RGB PSNR dB | Y-PSNR dB | YUV 6:1:1 dB | MS-SSIM | bytes | settings SEI bytes | encode s | decode fps |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in result["points"]:

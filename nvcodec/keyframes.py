@@ -63,7 +63,7 @@ MODES = ("intra", "inter")
 # Defaults chosen with benchmarks/bench_keyframes.py (table in its docstring).
 DEFAULT_ENCODER = {("av1", "inter"): "libsvtav1", ("av1", "intra"): "libaom-av1", ("hevc", "inter"): "libx265",
                    ("hevc", "intra"): "libx265", ("vvc", "intra"): "libvvenc"}
-DEFAULT_SPEED = {"libaom-av1": 6, "libsvtav1": 5, "libx265": 4, "libvvenc": 4}
+DEFAULT_SPEED = {"libaom-av1": 6, "libsvtav1": 2, "libx265": 4, "libvvenc": 4}
 DEFAULT_SEGMENT_LENGTH = 32
 
 
@@ -77,9 +77,11 @@ class KeyframeCodec:
     ``4 - speed`` (0 = slower .. 4 = faster). ``segment_length``: keyframes per
     random-access segment ('inter' mode; always 1 in 'intra' mode).
 
-    Default (measured, benchmarks/bench_keyframes.py): AV1 inter track, SVT-AV1 preset 5,
-    crf 44, 32 keyframes per segment: ~0.032 bpp at ~31.5 dB keyframe PSNR at 160x128, K=8,
-    as cheap as libaom cpu-used 4 and about 4x faster to encode. 'intra' defaults to libaom
+    Default (measured, benchmarks/bench_keyframe_codecs.py, benchmarks/results/keyframe-codecs):
+    AV1 inter track, SVT-AV1 preset 2, crf 44, 32 keyframes per segment: BD-rate -10.5 % against
+    preset 5 (the default before issue 14) on 7 corpus clips at 160x128, at 4.9x its encode
+    time; preset 4 gave -5.2 % (21 clips, 160x128) and -7.0 % (7 clips, 320x256) at 2-2.3x;
+    libaom cpu-used 6 +17 %, x265 medium +36 %, VVC intra far worse. 'intra' defaults to libaom
     (SVT codes intra-only frames, which are not random-access points).
     """
     codec: str = "av1"
@@ -183,7 +185,7 @@ def _encoder_opts(codec: KeyframeCodec, n: int) -> dict:
         opts = {"c:v": "libx265", "crf": codec.quality, "preset": _X265_PRESETS[codec.speed],
                 "x265-params": params}
     else:  # libvvenc, intra only
-        opts = {"c:v": "libvvenc", "qp": codec.quality, "preset": 4 - codec.speed, "threads": 1,
+        opts = {"c:v": "libvvenc", "qp": codec.quality, "preset": 4 - codec.speed, "threads": 1, "qpa": 0,
                 "vvenc-params": "IntraPeriod=1:DecodingRefreshType=idr:Threads=1"}
     # Force the random-access pictures where segments start (every picture in intra mode).
     opts["force_key_frames"] = "expr:1" if intra else f"expr:eq(mod(n,{seg}),0)"
@@ -306,8 +308,11 @@ def _leb128(data: bytes, pos: int) -> tuple[int, int]:
     raise MediaError("<av1 stream>", f"bad leb128 at byte {pos}")
 
 
-def _split_ivf(data: bytes) -> tuple[list[bytes], list[bool]]:
-    """IVF (32-byte header, 12-byte frame headers) -> AV1 temporal units and 'starts with a key frame'."""
+def split_ivf(data: bytes) -> tuple[list[bytes], list[bool]]:
+    """IVF (32-byte header, 12-byte frame headers) -> AV1 temporal units and 'starts with a key frame'.
+
+    The units are the Section 5 low-overhead OBU stream without the IVF framing (what
+    ``-f obu`` writes); benchmarks.anchors counts AV1 anchor bytes with it."""
     if len(data) < 32 or data[:4] != b"DKIF":
         raise MediaError("<av1 stream>", "encoder output is not IVF")
     header_len = int.from_bytes(data[6:8], "little")
@@ -400,5 +405,5 @@ def _split_annexb(data: bytes, vvc: bool) -> tuple[list[bytes], list[bool]]:
 
 def _split_units(codec: str, data: bytes) -> tuple[list[bytes], list[bool]]:
     if codec == "av1":
-        return _split_ivf(data)
+        return split_ivf(data)
     return _split_annexb(data, vvc=codec == "vvc")

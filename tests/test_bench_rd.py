@@ -57,6 +57,59 @@ def test_anchor_command_is_a_raw_elementary_stream_with_tune_psnr():
         anchors.encode_command("x266-fast", 27, 16, 16, 25, Path("o"))
 
 
+def smooth_frames(n: int, height: int, width: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = [np.stack([xx * 3 + 5 * t, yy * 3 + 20, 200 - xx - t], 2) + rng.normal(0, 3, (height, width, 3))
+              for t in range(n)]
+    return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("anchor", ["svtav1-p6", "aom-c6"])
+def test_av1_anchor_counts_the_obu_stream_not_the_ivf_framing(anchor, tmp_path):
+    """An AV1 anchor writes IVF; its bytes are the file less the 32-byte header and 12 bytes per frame,
+    it decodes to the frames' shape at a sane PSNR, and the command is single-threaded with tune PSNR."""
+    frames = smooth_frames(4, 64, 64)
+    out = tmp_path / "a.ivf"
+    res = anchors.code_stream(frames, anchor, 40, rd.Fraction(25), out)
+    assert res.n_bytes == out.stat().st_size - 32 - 12 * 4 and res.settings_sei_bytes == 0
+    assert res.frames.shape == frames.shape
+    mse = np.mean((res.frames.astype(float) - frames) ** 2)
+    assert 10 * np.log10(255 ** 2 / mse) > 30
+    text = " ".join(res.command)
+    expected = (("-preset 6", "-svtav1-params tune=1:lp=1") if anchor == "svtav1-p6"
+                else ("-cpu-used 6", "-tune psnr", "-threads 1", "-b:v 0"))
+    for part in ("-f ivf", "-crf 40", "-pix_fmt yuv420p", *expected):
+        assert part in text, part
+    assert anchors.default_crfs(anchor) == (30, 40, 48, 56, 63)
+    assert anchors.default_crfs("x264-medium") == (22, 27, 32, 37, 42)
+
+
+def test_reuse_points_carries_only_codecs_not_computed_and_refuses_other_frames(tmp_path):
+    """Points of codecs this run does not compute come over marked with their origin; a point carried
+    twice keeps its first origin; a file of other frames (another hash) is refused."""
+    corpus = rd.Corpus(tmp_path, [], {}, {}, "ab" * 32)
+    old = {"date_utc": "2026-01-01 00:00:00", "command": "python -m benchmarks.rd --old",
+           "corpus": {"frames_sha256": "ab" * 32},
+           "commands": {"x264-medium": "ffmpeg x264", "nvcodec": "nvcodec.encode(...)"},
+           "points": [{"codec": "x264-medium", "bpp": 0.1}, {"codec": "nvcodec", "bpp": 0.2},
+                      {"codec": "nerv", "bpp": 0.3, "reused_from": {"results": "first.json"}}]}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    points, commands, origin = rd.reuse_points(path, corpus, {"x264-medium"})
+    assert [p["codec"] for p in points] == ["nvcodec", "nerv"]
+    assert points[0]["reused_from"]["command"] == "python -m benchmarks.rd --old"
+    assert points[1]["reused_from"] == {"results": "first.json"}
+    assert commands == {"nvcodec": "nvcodec.encode(...)"}
+    assert origin["codecs"] == ["nerv", "nvcodec"] and origin["n_points"] == 2
+    other = rd.Corpus(tmp_path, [], {}, {}, "cd" * 32)
+    with pytest.raises(SystemExit, match="measured on frames abababab"):
+        rd.reuse_points(path, other, set())
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match="not a benchmarks.rd results.json"):
+        rd.reuse_points(tmp_path / "bad.json", corpus, set())
+
+
 @pytest.mark.slow
 def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
     """The whole harness on two tiny clips: one CRF per anchor, NeRV 'smoke', and nvcodec 'tiny'
@@ -67,15 +120,18 @@ def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
         (corpus / name).symlink_to(SAMPLES / name)
     out = tmp_path / "out"
     presets = "tiny" if rd.nvcodec_available() else ""
+    # SVT-AV1 refuses frames under 64x64: its anchor is covered by the AV1 test above
     argv = ["--corpus", str(corpus), "--protocol", "native", "--size", "32x24", "--max-frames", "6",
+            "--anchors", "x264-medium,x264-veryslow,x265-medium,aom-c6",
             "--crfs", "30", "--nvcodec-presets", presets, "--nerv", "smoke", "--out", str(out)]
     result = rd.main(argv)
     saved = json.loads((out / "results.json").read_text())
     assert saved["protocol"] == "native"
-    assert set(saved["bd_rate"]) == {"x264-medium", "x264-veryslow", "x265-medium", "nerv", "nerv-star"}
+    assert set(saved["bd_rate"]) == {"x264-medium", "x264-veryslow", "x265-medium", "svtav1-p6", "aom-c6",
+                                     "nerv", "nerv-star"}
     assert saved["corpus"]["n_frames"] == 12 and saved["corpus"]["n_videos"] == 2
     codecs = {p["codec"] for p in saved["points"]}
-    assert {"x264-medium", "x264-veryslow", "x265-medium"} <= codecs
+    assert {"x264-medium", "x264-veryslow", "x265-medium", "aom-c6"} <= codecs
     assert {"nerv", "nerv-star"} <= codecs
     assert ("nvcodec" in codecs) == bool(presets)
     if presets:   # one nvcodec point: BD needs two, and the result must say so
