@@ -9,7 +9,7 @@ wrapping the decoder's own steps (no copy of its code):
     keyframes   ffmpeg decode of the keyframe segments + YUV -> RGB (nvcodec.keyframes)
     weights     entropy decoding of the weights, building the network
     clips       cutting decoded keyframes into tiles and clips
-    network     the D-NeRV forward passes (nvcodec.fit.predict)
+    network     the D-NeRV forward passes (nvcodec.runtime.predict)
     untile      stitching tiles into frames
     write       RGB -> YCbCr 4:4:4 and the y4m file
 
@@ -36,8 +36,8 @@ import torch
 
 import nvcodec
 from nvcodec import decoder as decoder_module
-from nvcodec import fit as fit_module
 from nvcodec import media as media_module
+from nvcodec import runtime as runtime_module
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -71,22 +71,25 @@ def stage_timers():
     def timed_iter(stage, fn):
         def wrapper(*args, **kwargs):
             it = fn(*args, **kwargs)
-            while True:
-                start = time.perf_counter()
-                try:
-                    item = next(it)
-                except StopIteration:
-                    return
-                finally:
-                    seconds[stage] += time.perf_counter() - start
-                yield item
+            try:
+                while True:
+                    start = time.perf_counter()
+                    try:
+                        item = next(it)
+                    except StopIteration:
+                        return
+                    finally:
+                        seconds[stage] += time.perf_counter() - start
+                    yield item
+            finally:
+                it.close()              # the decoder closes a stream early: pass it on (ffmpeg exits)
         return wrapper
 
-    patches = [(decoder_module, "decode_keyframes", timed("keyframes", decoder_module.decode_keyframes)),
+    patches = [(decoder_module, "iter_keyframes", timed_iter("keyframes", decoder_module.iter_keyframes)),
                (decoder_module, "_build_network", timed("weights", decoder_module._build_network)),
                (decoder_module, "build_clip_range", timed("clips", decoder_module.build_clip_range)),
                (decoder_module, "merge_tiles", timed("untile", decoder_module.merge_tiles)),
-               (fit_module, "predict", timed_iter("network", fit_module.predict)),
+               (runtime_module, "predict", timed_iter("network", runtime_module.predict)),
                (media_module.VideoWriter, "write", timed("write", media_module.VideoWriter.write))]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
     try:

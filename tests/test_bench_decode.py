@@ -3,20 +3,20 @@ from pathlib import Path
 
 import nvcodec
 from benchmarks import bench_decode
-from nvcodec import decoder, fit, media
+from nvcodec import decoder, media, runtime
 
 TINY = Path(__file__).parent / "data" / "conformance" / "tiny.nvc"
 
 
 def test_bench_times_each_stage_and_restores_the_decoder():
-    originals = (decoder.decode_keyframes, decoder._build_network, decoder.merge_tiles, fit.predict,
+    originals = (decoder.iter_keyframes, decoder._build_network, decoder.merge_tiles, runtime.predict,
                  media.VideoWriter.write)
     result = bench_decode.bench(TINY, "cpu", 1, slice(0, 5))
     assert result["n_frames"] == 10                          # two videos x frames 0..4
     assert set(result["stages"]) == set(bench_decode.STAGES)
     assert all(result["stages"][s] > 0 for s in ("keyframes", "weights", "network", "write"))
     assert sum(result["stages"].values()) <= result["wall_s"]
-    assert (decoder.decode_keyframes, decoder._build_network, decoder.merge_tiles, fit.predict,
+    assert (decoder.iter_keyframes, decoder._build_network, decoder.merge_tiles, runtime.predict,
             media.VideoWriter.write) == originals
 
 
