@@ -83,7 +83,7 @@ def huge_frame(tmp_path: Path) -> Path:
 def big_network_without_tensors(tmp_path: Path) -> Path:
     """A 2 KB file declaring a ~390 M-parameter network (ModelConfig allows 400 M) and no tensors."""
     p = nc.Pieces()
-    p.metadata["model"].update(enc_width=2200, mlp_width=4096, c0=64)
+    p.metadata["model"].update(enc_width=3750, mlp_width=4096, c0=64)       # 389 M parameters
     p.tensors = []
     return p.write(tmp_path / "big.nvc")
 
