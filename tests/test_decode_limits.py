@@ -7,7 +7,6 @@ the conformance file, with one lie or one extreme: a decoder must refuse it in o
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
