@@ -177,7 +177,7 @@ class NvcFile:
         k = self.interval
         tile_h, tile_w = self.model_config.tile_h, self.model_config.tile_w
         n_kf = keyframe_count(entry.n_frames, k)
-        clips_per_step = max(1, STEP_PIXELS // (k * entry.width * entry.height))
+        clips_per_step = step_clips(self.model_config, entry)
         model = self.network()
         device = resolve_device(self._device)
         first_clip, stop_clip = start // k, (stop - 1) // k + 1
@@ -265,7 +265,8 @@ def clip_activation_bytes(cfg) -> int:
         worst = max(worst, stage)
         res, c_in = res * stride * stride, c_out
     worst = max(worst, t * pixels * (3 * c_in + 30))             # the head at full tile resolution
-    return 4 * (worst + pyramid)
+    # float32, and a margin of 1.5: at 4 x the count, a 512-pixel tile peaked ~100 MB above the estimate
+    return 6 * (worst + pyramid)
 
 
 def predict_batch_size(cfg) -> int:
@@ -280,13 +281,23 @@ def decode_memory_bytes(cfg, videos: Sequence[VideoRecord], batch_size: int) -> 
     batch = batch_size * clip_activation_bytes(cfg)
     step = 0
     for v in videos:
-        rows, cols = -(-v.height // cfg.tile_h), -(-v.width // cfg.tile_w)
-        padded = rows * cfg.tile_h * cols * cfg.tile_w * 3
-        clips = max(1, STEP_PIXELS // (cfg.clip_length * v.width * v.height))
+        padded = _padded_pixels(cfg, v) * 3
+        clips = step_clips(cfg, v)
         n_frames = clips * cfg.clip_length
         # predicted tiles + stitched frames of the step, its keyframes split into tiles (twice)
         step = max(step, padded * n_frames + v.width * v.height * 3 * n_frames + 3 * padded * (clips + 1))
     return weights + batch + step
+
+
+def _padded_pixels(cfg, v: VideoEntry) -> int:
+    """Pixels of one frame padded to whole tiles."""
+    return -(-v.height // cfg.tile_h) * cfg.tile_h * -(-v.width // cfg.tile_w) * cfg.tile_w
+
+
+def step_clips(cfg, v: VideoEntry) -> int:
+    """Clips decoded together: as many as hold STEP_PIXELS padded frame pixels, at least one, at most the video's."""
+    n_clips = -(-v.n_frames // cfg.clip_length)
+    return min(n_clips, max(1, STEP_PIXELS // (cfg.clip_length * _padded_pixels(cfg, v))))
 
 
 def memory_allowance_bytes(n_bytes_file: int) -> int:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
+
+import nvc_craft as nc
 
 from nvcodec.bitstream import KeyframeSegment, NvcFormatError, NvcReader, QuantizedTensor, write_nvc
 
@@ -86,24 +86,15 @@ def test_single_bit_flips_and_byte_mutations_are_refused_or_harmless(tmp_path):
     assert tally["identical"] < 0.02 * n  # only the minor-version bytes are outside every CRC
 
 
-def _chunks(data: bytes):
-    pos, out = 12, []
-    while pos < len(data):
-        ctype, n = struct.unpack_from("<4sQ", data, pos)
-        out.append((ctype, data[pos + 12 : pos + 12 + n]))
-        pos += 16 + n
-    return out
-
-
 def _build(head: bytes, chunks) -> bytes:
-    return head + b"".join(struct.pack("<4sQ", t, len(p)) + p + struct.pack("<I", zlib.crc32(t + p)) for t, p in chunks)
+    return head + b"".join(nc.chunk(t, p) for t, p in chunks)
 
 
 @pytest.mark.parametrize("ctype", [b"META", b"KIDX", b"KSEG", b"TENS"])
 def test_payload_mutations_with_valid_crc_raise_only_format_errors(tmp_path, ctype):
     """Mutations behind a recomputed CRC reach the payload checks: NvcFormatError or a clean read."""
     data = small_file(tmp_path)
-    chunks = _chunks(data)
+    chunks = nc.split_chunks(data)
     rng = np.random.default_rng(int.from_bytes(ctype, "little"))
     idx = [i for i, (t, _) in enumerate(chunks) if t == ctype]
     n_rejected = n_read = 0
@@ -128,3 +119,21 @@ def test_payload_mutations_with_valid_crc_raise_only_format_errors(tmp_path, cty
         assert n_read == 400
     else:
         assert n_rejected > 0
+
+
+def test_mutations_stay_under_a_memory_cap(tmp_path):
+    """The payload mutations, replayed in a child limited to 512 MiB of address space: no MemoryError."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import resource, sys, pathlib\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import test_bitstream_mutations as m\n"
+        "for ctype in (b'META', b'KIDX', b'KSEG', b'TENS'):\n"
+        f"    m.test_payload_mutations_with_valid_crc_raise_only_format_errors(pathlib.Path({str(tmp_path)!r}), ctype)\n"
+        "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

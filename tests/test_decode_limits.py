@@ -7,7 +7,6 @@ the conformance file, with one lie or one extreme: a decoder must refuse it in o
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -83,7 +82,7 @@ def huge_frame(tmp_path: Path) -> Path:
 def big_network_without_tensors(tmp_path: Path) -> Path:
     """A 2 KB file declaring a ~390 M-parameter network (ModelConfig allows 400 M) and no tensors."""
     p = nc.Pieces()
-    p.metadata["model"].update(enc_width=2200, mlp_width=4096, c0=64)
+    p.metadata["model"].update(enc_width=3750, mlp_width=4096, c0=64)       # 389 M parameters
     p.tensors = []
     return p.write(tmp_path / "big.nvc")
 
