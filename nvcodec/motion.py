@@ -313,7 +313,7 @@ def estimate_video(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, inte
 
 
 def motion_n_bytes(motion: VideoMotion) -> int:
-    """Coded bytes of a video's motion, clip payloads only (the chunk adds 18 + 6 per clip + 16)."""
+    """Coded bytes of a video's motion, clip payloads only (the chunk adds its 16-byte header, 6 per clip and 16 of framing)."""
     return sum(len(encode_clip(q)[2]) for q in motion.clips)
 
 
