@@ -60,6 +60,12 @@ def tensor_chunk_n_bytes(t: QuantizedTensor) -> int:
     return chunks.chunk_n_bytes(len(write_tensor(t)))
 
 
+def motion_chunk_n_bytes(video: int, motion: VideoMotion) -> int:
+    """Bytes video ``video``'s ``motion`` takes in the file: its MOTN chunk (section 14.2 payload,
+    section 3 framing), so a rate plan can count motion in the bytes the writer will produce."""
+    return chunks.chunk_n_bytes(len(write_motion(video, motion)))
+
+
 def _motion_payloads(metadata: dict, motion: Sequence[VideoMotion] | None) -> list[bytes]:
     """One MOTN payload per video (section 14), or none when ``motion`` is None."""
     if motion is None:
@@ -340,10 +346,11 @@ class NvcReader:
         motion (one clip in memory at a time), every tensor."""
         for ctype, offset, n_payload in self._chunks:
             chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
-        for video in range(len(self._by_video) if self._motion_chunks else 0):
-            m = self.motion(video)
-            for c in range(m.n_clips):
-                m.clip(c)
+        if self._motion_chunks:
+            for video in range(len(self._by_video)):
+                m = self.motion(video)
+                for c in range(m.n_clips):
+                    m.clip(c)
         for _ in self.iter_tensors():      # one tensor in memory at a time
             pass
 
