@@ -1,8 +1,9 @@
 """Writing and reading whole .nvc files (FORMAT.md sections 3-8: chunk order and limits).
 
-File = signature + version, then META, KIDX, one KSEG per segment, one TENS per
-tensor, FEND; ancillary chunks (lower-case first letter) may sit anywhere
-between the header and FEND and are skipped by this reader.
+File = signature + version, then META, KIDX, one KSEG per segment, none or one
+MOTN per video (section 14; the file is then version 1.1), one TENS per tensor,
+FEND; ancillary chunks (lower-case first letter) may sit anywhere between the
+header and FEND and are skipped by this reader.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 from . import chunks
-from .chunks import FEND, KIDX, KSEG, META, TENS, PayloadReader
+from .chunks import FEND, KIDX, KSEG, META, MOTN, TENS, PayloadReader
 from .errors import NvcFormatError, at_chunk
 from .metadata import MetadataError, keyframe_counts, meta_error, read_meta, validate_metadata, write_meta
+from .motion import MotionReader, VideoMotion, check_motion_fits, motion_video, write_motion
 from .segments import KeyframeSegment, check_coverage, read_index, write_index
 from .tensors import (MAX_ELEMENTS, QuantizedTensor, TensorHeader, decode_tensor, read_tensor_header,
                       write_tensor)
@@ -58,13 +60,35 @@ def tensor_chunk_n_bytes(t: QuantizedTensor) -> int:
     return chunks.chunk_n_bytes(len(write_tensor(t)))
 
 
+def motion_chunk_n_bytes(video: int, motion: VideoMotion) -> int:
+    """Bytes video ``video``'s ``motion`` takes in the file: its MOTN chunk (section 14.2 payload,
+    section 3 framing), so a rate plan can count motion in the bytes the writer will produce."""
+    return chunks.chunk_n_bytes(len(write_motion(video, motion)))
+
+
+def _motion_payloads(metadata: dict, motion: Sequence[VideoMotion] | None) -> list[bytes]:
+    """One MOTN payload per video (section 14), or none when ``motion`` is None."""
+    if motion is None:
+        return []
+    motion = list(motion)
+    videos = metadata["videos"]
+    if len(motion) != len(videos):
+        raise ValueError(f"motion must hold one VideoMotion per video: {len(motion)} for {len(videos)} videos")
+    for v, (m, entry) in enumerate(zip(motion, videos)):
+        check_motion_fits(v, m, entry["height"], entry["width"], entry["n_frames"], metadata["keyframe_interval"])
+    return [write_motion(v, m) for v, m in enumerate(motion)]
+
+
 def write_nvc(
-    path, metadata: dict, segments: Sequence[KeyframeSegment], tensors: Sequence[QuantizedTensor]
+    path, metadata: dict, segments: Sequence[KeyframeSegment], tensors: Sequence[QuantizedTensor],
+    motion: Sequence[VideoMotion] | None = None,
 ) -> int:
     """Write an .nvc file atomically (temporary file in the destination folder, then os.replace).
 
     Segments may come in any order; they are stored sorted by (video, first_keyframe)
     and must cover each video's keyframes 0..n_kf-1 without gap or overlap.
+    ``motion``: None (a version 1.0 file, byte for byte what nvcodec 0.1 writes) or one
+    VideoMotion per video, in video order (a version 1.1 file with one MOTN per video).
     Returns the file size in bytes.  Bad arguments raise ValueError / TypeError.
     """
     try:
@@ -74,11 +98,13 @@ def write_nvc(
     ordered = _ordered_segments(metadata, segments)
     tensors = list(tensors)
     _check_tensors(tensors)
+    motion_payloads = _motion_payloads(metadata, motion)
     payloads = {META: [write_meta(metadata)], KIDX: [write_index(ordered)], KSEG: [s.data for s in ordered],
-                TENS: [write_tensor(t) for t in tensors], FEND: [b""]}
+                MOTN: motion_payloads, TENS: [write_tensor(t) for t in tensors], FEND: [b""]}
+    minor = chunks.MOTION_MINOR if motion_payloads else chunks.FORMAT_MINOR
 
     def write(f) -> int:
-        n_bytes = chunks.write_header(f)
+        n_bytes = chunks.write_header(f, minor=minor)
         for ctype, _ in chunks.CHUNK_ORDER:
             for payload in payloads[ctype]:
                 n_bytes += chunks.write_chunk(f, ctype, payload)
@@ -148,9 +174,9 @@ class NvcReader:
     """An open .nvc file (context manager).
 
     Opening checks the header, walks every chunk header (lengths against the file
-    size), checks chunk order, counts and the FEND chunk, and reads + CRC-checks
-    META and KIDX.  Segment and tensor payloads are read (and CRC-checked) only
-    when asked for.  Every failure is an NvcFormatError naming chunk and byte offset.
+    size), checks chunk order, counts, the version a MOTN chunk needs and the FEND
+    chunk, and reads + CRC-checks META and KIDX.  Segment, motion and tensor payloads
+    are read (and CRC-checked) only when asked for.  Every failure is an NvcFormatError naming chunk and byte offset.
     """
 
     def __init__(self, path):
@@ -170,6 +196,7 @@ class NvcReader:
         self.version = chunks.read_header(f.read(chunks.HEADER_N_BYTES))
         self._chunks: list[tuple[str, int, int]] = []  # (type, offset, payload length)
         self._segment_chunks: list[int] = []  # index into self._chunks, file order
+        self._motion_chunks: list[int] = []  # video v's MOTN is the v-th (section 14.1: video order)
         self._tensor_chunks: list[int] = []
         self.metadata: dict = {}
         index: list[dict] = []
@@ -188,6 +215,9 @@ class NvcReader:
                 raise at_chunk(ctype, offset, "unknown critical chunk type (written by a newer, incompatible encoder?)")
             elif ctype in (META, KIDX, FEND) and ctype in seen:
                 raise at_chunk(ctype, offset, f"duplicate chunk (the first is at byte {seen[ctype]})")
+            elif ctype == MOTN and self.version < (chunks.FORMAT_MAJOR, chunks.MOTION_MINOR):
+                raise at_chunk(ctype, offset, f"coded motion in a version {self.version[0]}.{self.version[1]} file "
+                                              f"(it needs version {chunks.FORMAT_MAJOR}.{chunks.MOTION_MINOR})")
             else:
                 self._check_order(ctype, offset, seen, index)
                 if ctype == META:
@@ -212,6 +242,8 @@ class NvcReader:
                             ctype, offset, f"segment {len(self._segment_chunks)} is {n_payload} bytes, the index says {entry['n_bytes']}"
                         )
                     self._segment_chunks.append(len(self._chunks) - 1)
+                elif ctype == MOTN:
+                    self._motion_chunks.append(len(self._chunks) - 1)
                 elif ctype == TENS:
                     if len(self._tensor_chunks) >= MAX_TENSORS:
                         raise at_chunk(ctype, offset, f"more than {MAX_TENSORS} tensors")
@@ -227,30 +259,42 @@ class NvcReader:
                 seen.setdefault(ctype, offset)
             offset += chunks.CHUNK_OVERHEAD_BYTES + n_payload
         self._index = index
+        self._geometry = [(v["height"], v["width"], v["n_frames"]) for v in self.metadata["videos"]]
         self._by_video: list[list[int]] = [[] for _ in self.metadata["videos"]]
         for i, e in enumerate(index):
             self._by_video[e["video"]].append(i)
 
     def _check_order(self, ctype: str, offset: int, seen: dict, index: list) -> None:
         """Critical chunk order, from chunks.CHUNK_ORDER: every earlier type complete (one seen;
-        KSEG: as many as the index lists), this type not yet full, no later type seen."""
-        n_segments = len(self._segment_chunks)
+        KSEG: as many as the index lists; MOTN: none or one per video), this type not yet full,
+        no later type seen."""
+        n_segments, n_motion = len(self._segment_chunks), len(self._motion_chunks)
+        n_videos = len(self.metadata.get("videos", ()))
 
         def complete(t: str, count: str) -> bool:
-            return {chunks.ONE: t in seen, chunks.AS_INDEXED: n_segments == len(index), chunks.ANY: True}[count]
+            return {chunks.ONE: t in seen, chunks.AS_INDEXED: n_segments == len(index),
+                    chunks.PER_VIDEO: n_motion in (0, n_videos), chunks.ANY: True}[count]
 
         rank = chunks.KNOWN_CRITICAL.index(ctype)
         earlier, count = chunks.CHUNK_ORDER[:rank], chunks.CHUNK_ORDER[rank][1]
-        full = count == chunks.AS_INDEXED and n_segments >= len(index)     # ONE: duplicates are caught before
-        later_seen = any(t in seen for t in chunks.KNOWN_CRITICAL[rank + 1:])
-        if all(complete(t, c) for t, c in earlier) and not full and not later_seen:
+        full = ((count == chunks.AS_INDEXED and n_segments >= len(index))     # ONE: duplicates are caught before
+                or (count == chunks.PER_VIDEO and n_motion >= n_videos))
+        later_seen = [t for t in chunks.KNOWN_CRITICAL[rank + 1:] if t in seen]
+        early = all(complete(t, c) for t, c in earlier)
+        if early and not full and not later_seen:
             return
+        if ctype == MOTN and early:
+            why = (f"a 'MOTN' after {later_seen[0]!r}" if later_seen else
+                   f"'MOTN' #{n_motion} but the file has {n_videos} videos (one 'MOTN' per video)")
+            raise at_chunk(ctype, offset, f"chunk out of order: {why}")
         first_open = next((i for i, (t, c) in enumerate(chunks.CHUNK_ORDER) if not complete(t, c)), None)
         open_type = chunks.CHUNK_ORDER[first_open][0] if first_open is not None else None
         if first_open == 0:
             want = f"{open_type!r} first"
         elif open_type == KSEG:
             want = f"{KSEG!r} #{n_segments} of the {len(index)} the index lists"
+        elif open_type == MOTN:
+            want = f"{MOTN!r} for video {n_motion} (a file with motion has one per video)"
         elif open_type is not None and open_type != FEND:
             want = f"{open_type!r} after {chunks.KNOWN_CRITICAL[first_open - 1]!r}"
         else:
@@ -270,6 +314,28 @@ class NvcReader:
             raise ValueError(f"video {video} has segments 0..{len(ids) - 1}, got {index!r}")
         ctype, offset, n_payload = self._chunks[self._segment_chunks[ids[index]]]
         return chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
+
+    @property
+    def has_motion(self) -> bool:
+        """Whether the file carries coded motion (one MOTN per video, version 1.1)."""
+        return bool(self._motion_chunks)
+
+    def motion(self, video: int) -> MotionReader | None:
+        """One video's coded motion (section 14), or None for a file without motion.
+
+        Reads that video's MOTN chunk only and checks its CRC, then every header and
+        clip-table field against the metadata's geometry of the video before anything is
+        decoded; ``clip(c)`` of the result decodes one clip."""
+        self._video(video)
+        if not self._motion_chunks:
+            return None
+        ctype, offset, n_payload = self._chunks[self._motion_chunks[video]]
+        payload = chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
+        named = motion_video(payload)
+        if named not in (-1, video):
+            raise at_chunk(ctype, offset, f"the file's 'MOTN' #{video} names video {named} "
+                                          f"(one per video, in video order)")
+        return MotionReader(PayloadReader(payload, ctype, offset), self._geometry, self.metadata["keyframe_interval"])
 
     def tensor_headers(self) -> list[TensorHeader]:
         """Every tensor's manifest entry (name, shape, n_bits, axis, scales) in write order, CRC-checked
@@ -312,20 +378,26 @@ class NvcReader:
         return [(t, o, n + chunks.CHUNK_OVERHEAD_BYTES) for t, o, n in self._chunks]
 
     def byte_breakdown(self) -> dict[str, int]:
-        """Payload bytes of KSEG ("keyframes"), TENS ("weights"), META ("metadata"); the rest
-        (signature, version, chunk headers and CRCs, KIDX, FEND, ancillary chunks) is "container"."""
-        parts = {"keyframes": 0, "weights": 0, "metadata": 0}
+        """Payload bytes of KSEG ("keyframes"), MOTN ("motion"), TENS ("weights"), META ("metadata");
+        the rest (signature, version, chunk headers and CRCs, KIDX, FEND, ancillary chunks) is "container"."""
+        parts = {"keyframes": 0, "motion": 0, "weights": 0, "metadata": 0}
         for ctype, _, n_payload in self._chunks:
-            key = {KSEG: "keyframes", TENS: "weights", META: "metadata"}.get(ctype)
+            key = {KSEG: "keyframes", MOTN: "motion", TENS: "weights", META: "metadata"}.get(ctype)
             if key:
                 parts[key] += n_payload
         parts["container"] = self.n_bytes - sum(parts.values())
         return parts
 
     def verify(self) -> None:
-        """Read and check everything: every chunk's CRC (ancillary too), every segment, every tensor."""
+        """Read and check everything: every chunk's CRC (ancillary too), every segment, every video's
+        motion (one clip in memory at a time), every tensor."""
         for ctype, offset, n_payload in self._chunks:
             chunks.read_chunk_payload(self._f, ctype, offset, n_payload)
+        if self._motion_chunks:
+            for video in range(len(self._by_video)):
+                m = self.motion(video)
+                for c in range(m.n_clips):
+                    m.clip(c)
         for _ in self.iter_tensors():      # one tensor in memory at a time
             pass
 

@@ -18,11 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .chunks import PayloadReader, Record
+from .chunks import MOTN, PayloadReader, Record
 from .entropy import decode_ints, encode_ints
 from .errors import NvcFormatError
 
-MOTN = "MOTN"  # section 14: one video's coded motion; critical (decoding without it gives other pictures)
+# MOTN (chunks.py) is critical: decoding without the motion would give other pictures (section 14.1).
 
 # Wire codes (section 14.2).  Explicit tables; never renumber.
 INTERP_NEAREST = 0  # a cell's vector for every pixel of the cell
@@ -103,6 +103,25 @@ class VideoMotion:
                 and all(np.array_equal(a, b) and a.shape == b.shape for a, b in zip(self.clips, other.clips)))
 
     __hash__ = None
+
+
+def check_motion_fits(video: int, motion: VideoMotion, height: int, width: int, n_frames: int, interval: int) -> None:
+    """The writer's side of MotionReader's geometry checks (section 14.2): ValueError unless ``motion``
+    is exactly what a height x width video of n_frames frames at keyframe interval ``interval`` carries."""
+    if not isinstance(motion, VideoMotion):
+        raise TypeError(f"motion of video {video} must be a VideoMotion, got {type(motion).__name__}")
+    rows, cols = motion_grid(height, width, motion.grid)
+    if (motion.rows, motion.cols) != (rows, cols):
+        raise ValueError(f"motion of video {video} has {motion.rows}x{motion.cols} cells, but {motion.grid}-pixel "
+                         f"cells over {width}x{height} make {rows}x{cols}")
+    counts = clip_inbetween_counts(n_frames, interval)
+    got = [q.shape[0] for q in motion.clips]
+    if got != counts:
+        raise ValueError(f"motion of video {video} has in-between frames {got} per clip, its {n_frames} frames at "
+                         f"interval {interval} make {counts}")
+    n_values = sum(counts) * 4 * rows * cols
+    if n_values > MAX_VALUES:
+        raise ValueError(f"motion of video {video} holds {n_values} integers, more than the {MAX_VALUES} a chunk may")
 
 
 # --- prediction: q <-> residual (section 14.2) ----------------------------------------------

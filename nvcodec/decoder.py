@@ -64,17 +64,26 @@ class NvcFile:
                 self._kf_codec = KeyframeCodec.from_json(md["keyframe_codec"])
             except ValueError as exc:
                 raise NvcFormatError(f"metadata: keyframe_codec: {exc}") from None
-            self.model_config = _model_config(md)
+            self.floor_only = not md["model"]     # FORMAT.md section 13: no network, the motion floor
+            if self.floor_only:
+                self.model_config, self.batch_size = None, 0
+                _check_floor_only(self._reader)
+                need, what = floor_memory_bytes(self.videos, self.interval), "motion floor, no network"
+            else:
+                if self._reader.has_motion:
+                    raise NvcFormatError("the file holds coded motion and a network; this decoder decodes "
+                                         "coded motion only without a network (the motion floor)")
+                self.model_config = _model_config(md)
+                self.batch_size = predict_batch_size(self.model_config)
+                need = decode_memory_bytes(self.model_config, self.videos, self.batch_size)
+                what = (f"network {count_parameters(self.model_config)} parameters, "
+                        f"{self.model_config.tile_w}x{self.model_config.tile_h} tiles")
             self._check_segments()
-            self.batch_size = predict_batch_size(self.model_config)
-            need = decode_memory_bytes(self.model_config, self.videos, self.batch_size)
             allowed = memory_allowance_bytes(self._reader.n_bytes)
             if need > allowed:
                 raise NvcFormatError(
-                    f"decoding needs about {need >> 20} MiB (network {count_parameters(self.model_config)} "
-                    f"parameters, {self.model_config.tile_w}x{self.model_config.tile_h} tiles, clips of "
-                    f"{self.interval} frames), more than the {allowed >> 20} MiB a {self._reader.n_bytes}-byte "
-                    f"file may ask for")
+                    f"decoding needs about {need >> 20} MiB ({what}, clips of {self.interval} frames), more than "
+                    f"the {allowed >> 20} MiB a {self._reader.n_bytes}-byte file may ask for")
         except BaseException:
             self._reader.close()
             raise
@@ -174,6 +183,9 @@ class NvcFile:
             raise NvcInputError(f"frames: only contiguous ranges are supported, got step {step}")
         if start >= stop:
             return
+        if self.floor_only:
+            yield from self._iter_floor_frames(v, start, stop)
+            return
         k = self.interval
         tile_h, tile_w = self.model_config.tile_h, self.model_config.tile_w
         n_kf = keyframe_count(entry.n_frames, k)
@@ -205,6 +217,30 @@ class NvcFile:
                         i = c * k + t
                         if start <= i < stop:
                             yield decoded[t]
+        finally:
+            keyframes.close()
+
+    def _iter_floor_frames(self, v: int, start: int, stop: int) -> Iterator[np.ndarray]:
+        """Frames start..stop-1 of a file without a network: keyframes and the motion floor (FORMAT.md
+        14.3), clip by clip; only the motion clips and keyframe segments those frames need are read."""
+        from nvcodec.motion import floor_clip_frames
+
+        entry, k = self.videos[v], self.interval
+        n_kf = keyframe_count(entry.n_frames, k)
+        motion = self._reader.motion(v)
+        first_clip, stop_clip = start // k, (stop - 1) // k + 1
+        keyframes = self.iter_keyframes(v, first_clip)
+        try:
+            kf_start = _next_keyframe(keyframes, entry, first_clip)
+            for c in range(first_clip, stop_clip):
+                end = min(c + 1, n_kf - 1)
+                kf_end = kf_start if end == c else _next_keyframe(keyframes, entry, end)
+                n_clip_frames = min(c * k + k, entry.n_frames) - c * k
+                for i, frame in enumerate(floor_clip_frames(kf_start, kf_end, motion.clip(c), motion, n_clip_frames),
+                                          c * k):
+                    if start <= i < stop:
+                        yield frame
+                kf_start = kf_end
         finally:
             keyframes.close()
 
@@ -248,6 +284,26 @@ def _model_config(md: dict):
         raise NvcFormatError(f"metadata: model has {n_params} parameters, more than the {MAX_ELEMENTS} "
                              f"elements a file may hold")
     return cfg
+
+
+def _check_floor_only(reader: NvcReader) -> None:
+    """A file without a network (empty ``model``) is keyframes + coded motion, and nothing else."""
+    if not reader.has_motion:
+        raise NvcFormatError("metadata: model is empty (no network), but the file holds no coded motion")
+    n_tensors = sum(t == "TENS" for t, *_ in reader.chunks())
+    if n_tensors:
+        raise NvcFormatError(f"metadata: model is empty (no network), but the file holds {n_tensors} weight tensors")
+
+
+# The integer warp's temporaries per frame pixel (nvcodec.motion.floor_clip, both keyframes): measured
+# 290 with tracemalloc on one 256x256 clip of 8 frames (334 in all with the clip's frames).
+FLOOR_BYTES_PER_PIXEL = 320
+
+
+def floor_memory_bytes(videos: Sequence[VideoRecord], interval: int) -> int:
+    """What the motion floor needs for the largest video: one clip's frames (twice: the floor's and
+    the clip's), its two keyframes, and one frame's warp temporaries."""
+    return max(v.width * v.height * (3 * (2 * interval + 2) + FLOOR_BYTES_PER_PIXEL) for v in videos)
 
 
 def clip_activation_bytes(cfg) -> int:

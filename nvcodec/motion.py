@@ -145,12 +145,24 @@ def floor_video(dec_keyframes: np.ndarray, motion: VideoMotion | None, n_frames:
         raise ValueError(f"motion of {len(motion.clips)} clips on {motion.rows}x{motion.cols} cells does not fit a "
                          f"{w}x{h} video of {n_frames} frames at interval {interval}")
     out = np.empty((n_frames, h, w, 3), dtype=np.uint8)
-    for c, n in enumerate(counts):
+    for c in range(len(counts)):
         s = int(first[c])
-        out[s] = dec_keyframes[start_kf[c]]
-        out[s + 1:s + 1 + n] = floor_clip(dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], motion.clips[c], motion)
-        if s + n + 1 < n_frames:
-            out[s + n + 1] = dec_keyframes[end_kf[c]]
+        clip = floor_clip_frames(dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], motion.clips[c], motion,
+                                 min(s + interval, n_frames) - s)
+        out[s:s + len(clip)] = clip
+    return out
+
+
+def floor_clip_frames(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion, n_clip_frames: int) -> np.ndarray:
+    """Every frame of one clip, (n_clip_frames, H, W, 3) uint8: its start keyframe, the motion floor of its
+    q.shape[0] in-between frames, and its end keyframe where the clip holds it (a short last clip).
+    ``motion``: anything with grid, step_qpel and interp (a VideoMotion or a bitstream MotionReader)."""
+    n = q.shape[0]
+    out = np.empty((n_clip_frames,) + kf_start.shape, dtype=np.uint8)
+    out[0] = kf_start
+    out[1:1 + n] = floor_clip(kf_start, kf_end, q, motion)
+    if n + 1 < n_clip_frames:
+        out[n + 1] = kf_end
     return out
 
 
@@ -301,7 +313,7 @@ def estimate_video(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, inte
 
 
 def motion_n_bytes(motion: VideoMotion) -> int:
-    """Coded bytes of a video's motion, clip payloads only (the chunk adds 18 + 6 per clip + 16)."""
+    """Coded bytes of a video's motion, clip payloads only (the chunk adds its 16-byte header, 6 per clip and 16 of framing)."""
     return sum(len(encode_clip(q)[2]) for q in motion.clips)
 
 

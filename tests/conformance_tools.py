@@ -1,22 +1,39 @@
-"""The conformance file tests/data/conformance/tiny.nvc: how it is made and what it must decode to.
+"""The conformance files under tests/data/conformance: how they are made and what they must decode to.
 
-Regenerate on purpose only: NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py
+Regenerate on purpose only:
+    NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py          # tiny.nvc (version 1.0)
+    NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py motion   # motion.nvc (version 1.1)
 
-Encodes two sample clips with the tiny preset and records what a conforming CPU
-decoder must produce: the md5 of the decoded keyframes and weights (bit-exact by
-design) and of every video's decoded frames (exact on CPU with this torch build).
+tiny.nvc: two sample clips encoded with the tiny preset; expected.json records what a
+conforming CPU decoder must produce: the md5 of the decoded keyframes and weights
+(bit-exact by design) and of every video's decoded frames (exact on CPU with this torch build).
+
+motion.nvc: tiny.nvc's metadata and keyframe segments, no network (``model`` is empty, no
+TENS), and one MOTN per video (FORMAT.md section 14), written by ``bitstream.write_nvc``.
+motion_expected.json records every decoded motion integer and the md5 of each video's
+motion floor (section 14.3: integer arithmetic, bit-exact everywhere).
 """
 
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 import nvcodec
+from nvc_craft import Pieces
+from nvcodec.bitstream import KeyframeSegment, NvcReader, VideoMotion, write_nvc
+from nvcodec.bitstream.motion import INTERP_BILINEAR, INTERP_NEAREST, clip_inbetween_counts, motion_grid
+from nvcodec.keyframes import KeyframeCodec, iter_keyframes
+from nvcodec.motion import floor_video
 
 ROOT = Path(__file__).parents[1]
 HERE = ROOT / "tests" / "data" / "conformance"
+MOTION_NVC = HERE / "motion.nvc"
+MOTION_EXPECTED = HERE / "motion_expected.json"
 
 
 def digests(path: Path) -> dict:
@@ -34,9 +51,86 @@ def digests(path: Path) -> dict:
     return out
 
 
+# --- motion.nvc ----------------------------------------------------------------------------------
+
+
+def motion_vector_inputs() -> tuple[dict, list[KeyframeSegment]]:
+    """motion.nvc's metadata and keyframe segments: tiny.nvc's, taken apart by the tests' own crafting code."""
+    pieces = Pieces()
+    metadata = dict(pieces.metadata, encoder="nvcodec conformance: keyframes + coded motion, no network", model={})
+    del metadata["fit"]
+    return metadata, [KeyframeSegment(v, first, n, data) for v, first, n, data in pieces.segments]
+
+
+def motion_vector_fields(metadata: dict) -> list[VideoMotion]:
+    """The vector's motion (used only when regenerating): a pan growing with the distance to each keyframe,
+    plus seeded jitter. Video 0: 16-pixel cells, whole pixels, bilinear; video 1: 8-pixel cells, half
+    pixels, nearest; so both interpolations and a fractional step reach the floor."""
+    rng = np.random.default_rng(1313)
+    interval = metadata["keyframe_interval"]
+    fields = []
+    for v, (grid, step_qpel, interp, pan) in enumerate([(16, 4, INTERP_BILINEAR, (0.5, 1.0)),
+                                                         (8, 2, INTERP_NEAREST, (-0.5, 0.25))]):
+        video = metadata["videos"][v]
+        rows, cols = motion_grid(video["height"], video["width"], grid)
+        clips = []
+        for n in clip_inbetween_counts(video["n_frames"], interval):
+            q = np.zeros((n, 2, 2, rows, cols), np.int32)
+            for j in range(n):
+                for k, frames_away in enumerate((j + 1, j + 1 - (n + 1))):  # to the start (+) / the end (-)
+                    for comp in range(2):
+                        whole = frames_away * pan[comp] * 4 / step_qpel
+                        q[j, k, comp] = round(whole) + rng.integers(-1, 2, (rows, cols))
+            clips.append(q)
+        fields.append(VideoMotion(grid, step_qpel, interp, rows, cols, tuple(clips)))
+    return fields
+
+
+def motion_to_json(fields: list[VideoMotion]) -> list[dict]:
+    return [{"grid": m.grid, "step_qpel": m.step_qpel, "interp": m.interp, "rows": m.rows, "cols": m.cols,
+             "clips": [{"shape": list(q.shape), "q": q.reshape(-1).tolist()} for q in m.clips]} for m in fields]
+
+
+def motion_from_json(items: list[dict]) -> list[VideoMotion]:
+    return [VideoMotion(d["grid"], d["step_qpel"], d["interp"], d["rows"], d["cols"],
+                        tuple(np.array(c["q"], np.int32).reshape(c["shape"]) for c in d["clips"])) for d in items]
+
+
+def decoded_keyframes(reader: NvcReader, video: int) -> np.ndarray:
+    """Every decoded keyframe of one video, (n_kf, H, W, 3) uint8, segment by segment through ffmpeg."""
+    entry = reader.metadata["videos"][video]
+    codec = KeyframeCodec.from_json(reader.metadata["keyframe_codec"])
+    frames = []
+    for i, (_, n) in enumerate(reader.segments(video)):
+        frames += list(iter_keyframes(reader.read_segment(video, i), codec, entry["width"], entry["height"], n))
+    return np.stack(frames)
+
+
+def motion_digests(path: Path) -> dict:
+    """The decoded motion of every video, and the md5 of each video's keyframes and motion floor."""
+    out = {"keyframes": {}, "floor": {}}
+    with NvcReader(path) as r:
+        r.verify()
+        md = r.metadata
+        fields = [r.motion(v).read_all() for v in range(len(md["videos"]))]
+        out["motion"] = motion_to_json(fields)
+        for v, (entry, m) in enumerate(zip(md["videos"], fields)):
+            keyframes = decoded_keyframes(r, v)
+            floor = floor_video(keyframes, m, entry["n_frames"], md["keyframe_interval"])
+            out["keyframes"][entry["name"]] = hashlib.md5(keyframes.tobytes()).hexdigest()
+            out["floor"][entry["name"]] = hashlib.md5(floor.tobytes()).hexdigest()
+    return out
+
+
 def main() -> None:
     if os.environ.get("NVCODEC_REGENERATE_GOLDEN") != "1":
         sys.exit("set NVCODEC_REGENERATE_GOLDEN=1 to overwrite the conformance file")
+    if sys.argv[1:] == ["motion"]:
+        metadata, segments = motion_vector_inputs()
+        write_nvc(MOTION_NVC, metadata, segments, [], motion=motion_vector_fields(metadata))
+        text = json.dumps(motion_digests(MOTION_NVC), indent=1)
+        MOTION_EXPECTED.write_text(re.sub(r"\[[-\d,\s]*\]", lambda m: re.sub(r"\s", "", m[0]), text) + "\n")
+        return
     nvc = HERE / "tiny.nvc"
     nvcodec.encode([ROOT / "samples" / "foreman_176x144.mp4", ROOT / "samples" / "dog_192x108.mp4"],
                    nvc, preset="tiny", size=(48, 40), max_frames=9, epochs=2, force=True, quiet=True)

@@ -3,7 +3,7 @@
 It takes the real pieces of the committed conformance file (its metadata, keyframe segments and
 tensor payloads, read back chunk by chunk) and reassembles them with edits, so that a test can
 build files that are *valid by the spec* yet hostile to a decoder: lying frame counts, huge
-frames, networks larger than their weights, colliding names.
+frames, networks larger than their weights, colliding names, hostile motion chunks.
 """
 from __future__ import annotations
 
@@ -57,6 +57,21 @@ def tensor_payload_with_scale(payload: bytes, scale: float) -> bytes:
     return payload[:pos] + struct.pack("<f", scale) * n_scales + payload[pos + 4 * n_scales:]
 
 
+def constant_words(value: int) -> bytes:
+    """Section 9's constant model: every integer of the array is ``value`` (5 bytes, no words)."""
+    return b"\x00" + struct.pack("<i", value)
+
+
+def motion_payload(video: int, grid: int, step_qpel: int, interp: int, rows: int, cols: int,
+                   clips: list[tuple[int, int, bytes]], n_clips: int | None = None) -> bytes:
+    """A MOTN payload (section 14.2): 16-byte header, the clip table, the clips' coded bytes.
+    ``clips``: (pred, n_bits, coded bytes) per clip; ``n_clips`` overrides the count written."""
+    head = struct.pack("<IHBBHHI", video, grid, step_qpel, interp, rows, cols,
+                       len(clips) if n_clips is None else n_clips)
+    table = b"".join(struct.pack("<BBI", pred, n_bits, len(data)) for pred, n_bits, data in clips)
+    return head + table + b"".join(data for *_, data in clips)
+
+
 class Pieces:
     """The conformance file taken apart: edit ``metadata``, ``segments`` and ``tensors``, then ``write``."""
 
@@ -69,6 +84,8 @@ class Pieces:
         # [video, first_keyframe, n_keyframes, bytes]; n_bytes follows the bytes
         self.segments = [[v, first, n, data] for (v, first, n, _), data in zip(entries, kseg)]
         self.tensors = [p for t, p in parts if t == b"TENS"]
+        self.motion: list[bytes] = []  # MOTN payloads, written after the KSEGs (section 14.1)
+        self.minor = 0  # the header's minor version (1 for a file with motion)
 
     def set_frames(self, video: int, n_frames: int) -> None:
         """Declare ``n_frames`` for a video; its last segment's keyframe count follows, its bytes do not."""
@@ -84,9 +101,10 @@ class Pieces:
             struct.pack("<IIIQ", v, first, n, len(data)) for v, first, n, data in self.segments)
         body = [chunk(b"META", meta), chunk(b"KIDX", kidx)]
         body += [chunk(b"KSEG", data) for *_, data in self.segments]
+        body += [chunk(b"MOTN", m) for m in self.motion]
         body += [chunk(b"TENS", t) for t in self.tensors]
         body.append(chunk(b"FEND", b""))
-        path.write_bytes(SIGNATURE + struct.pack("<HH", 1, 0) + b"".join(body))
+        path.write_bytes(SIGNATURE + struct.pack("<HH", 1, self.minor) + b"".join(body))
         return path
 
 

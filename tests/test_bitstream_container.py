@@ -145,7 +145,7 @@ def test_chunks_and_byte_breakdown_account_for_every_byte(sample):
         for (_, off, n), (_, nxt, _) in zip(chunks, chunks[1:]):
             assert off + n == nxt
         parts = r.byte_breakdown()
-        assert set(parts) == {"keyframes", "weights", "metadata", "container"} and sum(parts.values()) == len(data)
+        assert set(parts) == {"keyframes", "motion", "weights", "metadata", "container"} and sum(parts.values()) == len(data)
         assert parts["keyframes"] == sum(len(s.data) for s in make_segments())
 
 

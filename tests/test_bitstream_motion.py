@@ -1,12 +1,14 @@
 """Coded motion ('MOTN' payload, FORMAT.md section 14): exact round trips, prediction, and refusal of bad bytes."""
 from __future__ import annotations
 
+import io
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nvcodec.bitstream import NvcFormatError
+from nvcodec.bitstream import KeyframeSegment, NvcFormatError, NvcReader, motion_chunk_n_bytes, write_nvc
 from nvcodec.bitstream.motion import (
     INTERP_BILINEAR,
     INTERP_NEAREST,
@@ -203,3 +205,83 @@ def test_vectors_beyond_the_bound_are_refused():
     # the same residuals with PRED_SPACE but one row/col cumulate to MAX_ABS_Q only: accepted
     payload = head + struct.pack("<BBI", PRED_SPACE, 15, len(coded)) + coded
     assert read_motion(payload, [(8, 8, 8)], 8)[1].clips[0].max() == MAX_ABS_Q
+
+
+# --- in the container (FORMAT.md 14.1) ---------------------------------------------------------
+
+CONFORMANCE = Path(__file__).parent / "data" / "conformance" / "tiny.nvc"
+
+
+def conformance_inputs():
+    """The committed conformance file's metadata, segments and tensors, read back."""
+    with NvcReader(CONFORMANCE) as r:
+        segments = [KeyframeSegment(v, f, n, r.read_segment(v, i))
+                    for v in range(len(r.metadata["videos"])) for i, (f, n) in enumerate(r.segments(v))]
+        return r.metadata, segments, r.read_tensors()
+
+
+def conformance_motion(metadata, seed: int = 3) -> list[VideoMotion]:
+    rng = np.random.default_rng(seed)
+    return [random_motion(rng, v["height"], v["width"], v["n_frames"], metadata["keyframe_interval"])
+            for v in metadata["videos"]]
+
+
+def test_file_without_motion_is_version_1_0_byte_for_byte(tmp_path):
+    """Rewriting the conformance file's content without motion gives its exact bytes (version 1.0)."""
+    metadata, segments, tensors = conformance_inputs()
+    write_nvc(tmp_path / "same.nvc", metadata, segments, tensors)
+    write_nvc(tmp_path / "none.nvc", metadata, segments, tensors, motion=None)
+    assert (tmp_path / "same.nvc").read_bytes() == (tmp_path / "none.nvc").read_bytes() == CONFORMANCE.read_bytes()
+    with NvcReader(CONFORMANCE) as r:
+        assert r.version == (1, 0) and not r.has_motion and r.motion(1) is None
+        assert r.byte_breakdown()["motion"] == 0
+
+
+def test_motion_round_trips_through_the_container_as_version_1_1(tmp_path):
+    """write_nvc(motion=...) -> one MOTN per video after the KSEGs, header 1.1; motion(v) reads it back exactly."""
+    metadata, segments, tensors = conformance_inputs()
+    motion = conformance_motion(metadata)
+    n_bytes = write_nvc(tmp_path / "m.nvc", metadata, segments, tensors, motion=motion)
+    data = (tmp_path / "m.nvc").read_bytes()
+    assert data[8:12] == struct.pack("<HH", 1, 1) and n_bytes == len(data)
+    with NvcReader(tmp_path / "m.nvc") as r:
+        r.verify()
+        types = [t for t, *_ in r.chunks()]
+        assert types == ["META", "KIDX"] + ["KSEG"] * len(segments) + ["MOTN"] * 2 + ["TENS"] * len(tensors) + ["FEND"]
+        assert r.version == (1, 1) and r.has_motion
+        assert [r.motion(v).read_all() for v in range(2)] == motion
+        assert r.read_tensors() == tensors and r.metadata == metadata
+        motn = [n for t, _, n in r.chunks() if t == "MOTN"]
+        assert motn == [motion_chunk_n_bytes(v, m) for v, m in enumerate(motion)]
+        assert r.byte_breakdown()["motion"] == sum(motn) - 16 * len(motn)
+
+
+def test_one_video_motion_reads_only_its_chunk(tmp_path):
+    """A damaged MOTN of video 0 does not stop video 1's motion being read; video 0's names the CRC."""
+    metadata, segments, _ = conformance_inputs()
+    motion = conformance_motion(metadata, seed=4)
+    write_nvc(tmp_path / "m.nvc", metadata, segments, [], motion=motion)
+    data = bytearray((tmp_path / "m.nvc").read_bytes())
+    with NvcReader(tmp_path / "m.nvc") as r:
+        offset = next(o for t, o, _ in r.chunks() if t == "MOTN")
+    data[offset + 12 + 20] ^= 0x40  # inside video 0's payload
+    with NvcReader(io.BytesIO(bytes(data))) as r:
+        assert r.motion(1).read_all() == motion[1]
+        with pytest.raises(NvcFormatError, match=rf"^chunk 'MOTN' at byte {offset}: CRC mismatch"):
+            r.motion(0)
+
+
+@pytest.mark.parametrize("edit, exc, match", [
+    (lambda ms: ms[:1], ValueError, r"motion must hold one VideoMotion per video: 1 for 2 videos"),
+    (lambda ms: [ms[0], "motion"], TypeError, r"motion of video 1 must be a VideoMotion, got str"),
+    (lambda ms: [ms[0], VideoMotion(16, 4, INTERP_NEAREST, 3, 3, ())], ValueError,
+     r"motion of video 1 has in-between frames \[\] per clip, its 9 frames at interval 8 make \[7, 0\]"),
+    (lambda ms: [VideoMotion(16, 4, INTERP_NEAREST, 2, 3, ()), ms[1]], ValueError,
+     r"motion of video 0 has 2x3 cells, but 16-pixel cells over 48x40 make 3x3"),
+])
+def test_writer_refuses_motion_that_does_not_fit_the_videos(tmp_path, edit, exc, match):
+    """Motion of the wrong count, type or geometry is a bad call (ValueError / TypeError), and no file is written."""
+    metadata, segments, _ = conformance_inputs()
+    with pytest.raises(exc, match=match):
+        write_nvc(tmp_path / "bad.nvc", metadata, segments, [], motion=edit(conformance_motion(metadata)))
+    assert not list(tmp_path.iterdir())

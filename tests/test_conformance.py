@@ -1,17 +1,26 @@
-"""Conformance: the committed tiny .nvc decodes to the recorded pixels on CPU.
+"""Conformance: the committed .nvc files decode to the recorded integers and pixels on CPU.
 
-Keyframes and weights are bit-exact by design (YUV from the codec standards plus
-our own conversion; integers times float32 steps). The network's output is exact
-on CPU with the same torch build; across devices it is within a tolerance (README).
+tiny.nvc (version 1.0): keyframes and weights are bit-exact by design (YUV from the codec
+standards plus our own conversion; integers times float32 steps). The network's output is
+exact on CPU with the same torch build; across devices it is within a tolerance (README).
+
+motion.nvc (version 1.1): coded motion and no network; its motion integers and its motion
+floor (integer arithmetic, FORMAT.md 14.3) are bit-exact everywhere.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import nvcodec
+
+from conformance_tools import MOTION_EXPECTED, MOTION_NVC, motion_digests, motion_from_json, motion_vector_inputs
 from conformance_tools import digests as conformance_digests
+from nvcodec.bitstream import NvcFormatError, NvcReader, QuantizedTensor, write_nvc
 
 HERE = Path(__file__).parent / "data" / "conformance"
 EXPECTED = json.loads((HERE / "expected.json").read_text())
@@ -42,3 +51,79 @@ def test_frames_do_not_depend_on_the_thread_count():
         assert conformance_digests(HERE / "tiny.nvc")["frames"] == EXPECTED["frames"]
     finally:
         torch.set_num_threads(threads)
+
+
+# --- motion.nvc -------------------------------------------------------------------------------
+
+MOTION = json.loads(MOTION_EXPECTED.read_text())
+
+
+@pytest.fixture(scope="module")
+def decoded_motion():
+    return motion_digests(MOTION_NVC)
+
+
+def test_motion_vector_is_version_1_1_with_one_motn_per_video_and_no_network():
+    with NvcReader(MOTION_NVC) as r:
+        types = [t for t, *_ in r.chunks()]
+        assert r.version == (1, 1) and r.has_motion and r.tensor_headers() == []
+        assert types.count("MOTN") == len(r.metadata["videos"]) == 2 and "TENS" not in types
+        assert MOTION_NVC.stat().st_size < 4096
+
+
+def test_motion_vector_decodes_to_the_recorded_motion_integers(decoded_motion):
+    assert decoded_motion["motion"] == MOTION["motion"]
+
+
+def test_motion_vector_keyframes_are_the_tiny_vectors(decoded_motion):
+    """motion.nvc carries tiny.nvc's keyframe segments: both decode to the same recorded pixels."""
+    assert decoded_motion["keyframes"] == MOTION["keyframes"] == EXPECTED["keyframes"]
+
+
+def test_motion_floor_decodes_to_the_recorded_pixels(decoded_motion):
+    assert decoded_motion["floor"] == MOTION["floor"]
+
+
+def test_motion_vector_is_what_the_writer_produces(tmp_path):
+    """Writing the vector's inputs (tiny.nvc's pieces + the recorded motion) gives its exact bytes: format drift
+    shows here. Regenerate on purpose only: NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py motion."""
+    metadata, segments = motion_vector_inputs()
+    write_nvc(tmp_path / "again.nvc", metadata, segments, [], motion=motion_from_json(MOTION["motion"]))
+    assert (tmp_path / "again.nvc").read_bytes() == MOTION_NVC.read_bytes()
+
+
+def test_nvcodec_open_decodes_the_motion_vector_to_its_floor():
+    """A file with coded motion and no network decodes, through nvcodec.open, to the recorded motion floor;
+    a frame range decodes to the same frames as the whole video."""
+    with nvcodec.open(MOTION_NVC, device="cpu") as nvc:
+        assert nvc.floor_only
+        for v in nvc.videos:
+            frames = nvc.read(v.name)
+            assert hashlib.md5(frames.tobytes()).hexdigest() == MOTION["floor"][v.name]
+            for lo, hi in ((3, 9), (8, 9), (0, 1)):
+                assert (nvc.read(v.name, slice(lo, hi)) == frames[lo:hi]).all()
+
+
+def _motion_file(tmp_path, motion=True, tensors=(), model=None) -> Path:
+    """motion.nvc's inputs written again, with or without its motion, with weights or a network."""
+    metadata, segments = motion_vector_inputs()
+    if model is not None:
+        metadata["model"] = model
+    fields = motion_from_json(MOTION["motion"]) if motion else None
+    write_nvc(tmp_path / "f.nvc", metadata, segments, list(tensors), motion=fields)
+    return tmp_path / "f.nvc"
+
+
+def test_decoder_refuses_what_it_cannot_decode_with_motion(tmp_path):
+    """No network and no motion, no network but weights, or motion with a network: one clean NvcFormatError."""
+    with NvcReader(HERE / "tiny.nvc") as r:
+        tiny_model = r.metadata["model"]
+    cases = [
+        (dict(motion=False), r"^metadata: model is empty \(no network\), but the file holds no coded motion$"),
+        (dict(tensors=[QuantizedTensor("w", np.zeros(3, np.int32), np.ones(1, np.float32), None, 2)]),
+         r"^metadata: model is empty \(no network\), but the file holds 1 weight tensors$"),
+        (dict(model=tiny_model), r"^the file holds coded motion and a network; this decoder decodes coded motion only"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(NvcFormatError, match=match):
+            nvcodec.open(_motion_file(tmp_path, **kwargs), device="cpu")
