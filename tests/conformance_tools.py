@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import nvcodec
+from nvcodec.presets import build_config
 
 ROOT = Path(__file__).parents[1]
 HERE = ROOT / "tests" / "data" / "conformance"
@@ -39,7 +40,7 @@ def main() -> None:
         sys.exit("set NVCODEC_REGENERATE_GOLDEN=1 to overwrite the conformance file")
     nvc = HERE / "tiny.nvc"
     nvcodec.encode([ROOT / "samples" / "foreman_176x144.mp4", ROOT / "samples" / "dog_192x108.mp4"],
-                   nvc, preset="tiny", size=(48, 40), max_frames=9, epochs=2, force=True, quiet=True)
+                   nvc, build_config("tiny", epochs=2), size=(48, 40), max_frames=9, force=True, quiet=True)
     (HERE / "expected.json").write_text(json.dumps(digests(nvc), indent=2) + "\n")
 
 
