@@ -228,9 +228,8 @@ def _worst_case(tmp_path: Path, name: str, knob: str, values) -> Path:
         path = p.write(tmp_path / f"{name}.nvc")
         with NvcReader(path) as r:
             videos = r.metadata["videos"]
-        from nvcodec.decoder import VideoEntry
-        entries = [VideoEntry(v["name"], v["width"], v["height"], v["source_width"], v["source_height"],
-                              v["fps_num"], v["fps_den"], v["n_frames"]) for v in videos]
+        from nvcodec.bitstream import VideoRecord
+        entries = [VideoRecord.from_json(v) for v in videos]
         need = decode_memory_bytes(cfg, entries, predict_batch_size(cfg))
         if need <= memory_allowance_bytes(path.stat().st_size):
             best = (value, path.read_bytes(), need)
