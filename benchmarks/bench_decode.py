@@ -49,8 +49,10 @@ STAGES = ("keyframes", "weights", "clips", "network", "untile", "write")
 def make_file(path: Path, max_frames: int) -> Path:
     """The benchmark file: two corpus clips at 320x240, fast preset, one epoch, 8-bit weights."""
     if not path.exists():
-        nvcodec.encode([CORPUS / name for name in CLIPS], path, preset="fast", size=SIZE, max_frames=max_frames,
-                       epochs=1, quant_bits=8, quiet=True)
+        from nvcodec.presets import build_config
+
+        nvcodec.encode([CORPUS / name for name in CLIPS], path, build_config("fast", epochs=1, quant_bits=8),
+                       size=SIZE, max_frames=max_frames, quiet=True)
     return path
 
 

@@ -1,9 +1,9 @@
-"""``--target-bpp`` accuracy (issue 7): the rate reached by ``nvcodec.encode(..., target_bpp=T)`` over a sweep.
+"""``--target-bpp`` accuracy (issue 7): the rate reached by ``nvcodec.encode(..., build_config(PRESET, target_bpp=T))`` over a sweep.
 
     nice python -m benchmarks.bench_target --corpus DIR --size 160x128 --max-frames 32 \
         --preset fast --epochs 20 --targets 0.1,0.2,0.4,0.8 --out benchmarks/results/target-bpp
 
-Each target runs the users' path, ``nvcodec.encode([DIR], OUT/cache/target-T.nvc, target_bpp=T)``
+Each target runs the users' path, ``nvcodec.encode([DIR], OUT/cache/target-T.nvc, build_config(PRESET, target_bpp=T))``
 (pilot fits, full fit, rate-aware fine-tune), then reads the written file back with
 ``nvcodec.open``: the rate is that file's size (the report's bpp), the bytes by part come from
 its chunks, the keyframe quality, C0 and fit info from its metadata. The planned split (keyframe
@@ -102,8 +102,10 @@ def run_target(args, target: float, cache: Path, settings: dict) -> dict:
         return row
     out, log = cache / f"target-{target:g}.nvc", []
     started = time.perf_counter()
-    report = nvcodec.encode([args.corpus], out, preset=args.preset, size=args.size, max_frames=args.max_frames,
-                            epochs=args.epochs, target_bpp=target, seed=0, force=True, resume=True,
+    report = nvcodec.encode([args.corpus], out,
+                            nvcodec.build_config(args.preset, target_bpp=target, seed=0,
+                                                 **({"epochs": args.epochs} if args.epochs is not None else {})),
+                            size=args.size, max_frames=args.max_frames, force=True, resume=True,
                             workdir=cache / f"target-{target:g}.work", device=args.device,
                             log=lambda msg: (log.append(msg), print(msg, flush=True)))
     encode_s = time.perf_counter() - started

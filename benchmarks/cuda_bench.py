@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-INTERVAL = 8                  # nvcodec.encoder.DEFAULT_KEYFRAME_INTERVAL
+INTERVAL = 8                  # nvcodec.presets.DEFAULT_KEYFRAME_INTERVAL
 WARMUP_STEPS = 5              # steps left out of the steady rate (allocation, cuDNN choices)
 PLAN_RATE_FACTOR = 0.9        # plan at 90 % of the measured steady rate
 POINT_OVERHEAD_S = 90.0       # per RD point besides fitting: read (~15 s on 16 cores), keyframes (17 s
@@ -296,8 +296,8 @@ def part_encode(args, work: Path) -> dict:
     nvc = work / "e2e.nvc"
     kwargs = {"epochs": args.e2e_epochs} if args.e2e_epochs else {}
     t0 = time.perf_counter()
-    rep = nvcodec.encode([args.samples], nvc, preset=args.e2e_preset, device=device, quiet=True, force=True,
-                         workdir=work / "e2e.work", **kwargs)
+    rep = nvcodec.encode([args.samples], nvc, nvcodec.build_config(args.e2e_preset, **kwargs), device=device, quiet=True,
+                         force=True, workdir=work / "e2e.work")
     wall = time.perf_counter() - t0
     r = rep.to_json()
     out = {"device": device, "preset": args.e2e_preset, "nvc": str(nvc), "wall_s": round(wall, 2),

@@ -264,9 +264,9 @@ def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, wo
     stem = "nvcodec-" + spec.replace(":", "_").replace("=", "")
     out = work / f"{stem}.nvc"
     started = time.perf_counter()
-    rep = nvcodec.encode([corpus.path], out, preset=preset, size=size, fps=PROTOCOLS[protocol],
-                         max_frames=max_frames, seed=0, quiet=True, force=True, device=device,
-                         workdir=work / f"{stem}.work", **settings)
+    rep = nvcodec.encode([corpus.path], out, nvcodec.build_config(preset, seed=0, **settings), size=size,
+                         fps=PROTOCOLS[protocol], max_frames=max_frames, quiet=True, force=True, device=device,
+                         workdir=work / f"{stem}.work")
     encode_s = time.perf_counter() - started
     n_bytes = out.stat().st_size
     started = time.perf_counter()
@@ -287,9 +287,9 @@ def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, wo
             "encode_s": encode_s, "decode_s": decode_s, "decode_fps": corpus.n_frames / decode_s,
             "device": resolve_device(device), "machine": machine_info()["summary"],   # kept when merged elsewhere
             "encode_report": rep_json, "per_video": m["per_video"],
-            "command_example": f"nvcodec.encode([{str(corpus.path)!r}], OUT, preset={preset!r}, size={size}, "
-                               f"fps={PROTOCOLS[protocol]}, max_frames={max_frames}, seed=0"
-                               + "".join(f", {k}={v}" for k, v in settings.items()) + ")"}
+            "command_example": f"nvcodec.encode([{str(corpus.path)!r}], OUT, nvcodec.build_config({preset!r}, seed=0"
+                               + "".join(f", {k}={v}" for k, v in settings.items())
+                               + f"), size={size}, fps={PROTOCOLS[protocol]}, max_frames={max_frames})"}
 
 
 def nvcodec_available() -> bool:

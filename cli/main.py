@@ -205,12 +205,19 @@ def main(debug: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def encode(ctx: click.Context, inputs, output, as_json, **settings) -> None:
+def encode(ctx: click.Context, inputs, output, as_json, preset, target_bpp, keyframe_interval, keyframe_codec,
+           keyframe_quality, rate_lambda, quant_bits, epochs, seed, **settings) -> None:
     """Fit one network to every video in INPUTS (folders or files) and write OUTPUT (.nvc)."""
     import nvcodec
+    from nvcodec.presets import build_config
 
+    fit_overrides = {"seed": seed, **({"epochs": epochs} if epochs is not None else {})}
+    config = _run(ctx, build_config, preset, keyframe_interval=keyframe_interval, keyframe_codec=keyframe_codec,
+                  keyframe_quality=keyframe_quality, quant_bits=quant_bits, rate_lambda=rate_lambda,
+                  target_bpp=target_bpp, **fit_overrides)
     # Progress lines go to stderr, so stdout holds the summary (or, with --json, the JSON) alone.
-    report = _run(ctx, nvcodec.encode, list(inputs), output, **settings, log=lambda msg: click.echo(msg, err=True),
+    report = _run(ctx, nvcodec.encode, list(inputs), output, config, **settings,
+                  log=lambda msg: click.echo(msg, err=True),
                   on_interrupt="; the work folder is kept: run the same command with --resume to continue")
     if report is None:          # a torchrun rank other than 0: rank 0 reports
         return

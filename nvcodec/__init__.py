@@ -2,7 +2,9 @@
 
 The public Python API::
 
-    report = nvcodec.encode(["clips/"], "out.nvc", preset="fast")
+    report = nvcodec.encode(["clips/"], "out.nvc", "fast")          # a preset name, or:
+    config = nvcodec.build_config("fast", epochs=40, target_bpp=0.05)
+    report = nvcodec.encode(["clips/"], "out.nvc", config)
     with nvcodec.open("out.nvc") as nvc:
         frames = nvc.read(nvc.videos[0].name, frames=slice(0, 16))   # (16, H, W, 3) uint8
     nvcodec.decode("out.nvc", "outdir/")
@@ -16,6 +18,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "encode": ("nvcodec.encoder", "encode"),
     "EncodeReport": ("nvcodec.encoder", "EncodeReport"),
+    "EncodeConfig": ("nvcodec.presets", "EncodeConfig"),
+    "build_config": ("nvcodec.presets", "build_config"),
     "decode": ("nvcodec.decoder", "decode"),
     "open": ("nvcodec.decoder", "open_nvc"),
     "NvcFile": ("nvcodec.decoder", "NvcFile"),

@@ -47,7 +47,9 @@ CHECKPOINT_VERSION = 1
 @dataclass
 class FitResult:
     state_dict: dict[str, Tensor]          # float32 CPU tensors of the fitted DNeRV
-    blend_psnr: float                      # the floor: (1-t)*start + t*end of the decoded keyframes
+    blend_psnr: float                      # the floor: (1-t)*start + t*end of the decoded keyframes, on
+                                           # frames padded to whole tiles (the file's fit.blend_psnr; the
+                                           # whole-frame one is nvcodec.metrics.blend_psnr)
     psnr: float                            # the fitted network's, same frames, same metric: mean
                                            # over real frames of the PSNR of the frame's tiles pooled
     history: list[dict] = field(default_factory=list)   # {"step", "loss", "psnr", "lr", "seconds"}
@@ -144,13 +146,7 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     spans the whole fit, so a later resume reaches the uninterrupted result.
     ``progress``: a tqdm bar on a terminal (rank 0) and the floor/result lines on stderr.
     """
-    if clips.frames is None:
-        raise ValueError("fit needs clips with frames (got a decode-only ClipSet)")
-    if clips.n_clips == 0:
-        raise ValueError("fit needs at least one clip")
-    if clips.tile_size != (model_cfg.tile_h, model_cfg.tile_w) or clips.clip_length != model_cfg.clip_length:
-        raise ValueError(f"clips are {clips.clip_length} x {clips.tile_size}, the model expects "
-                         f"{model_cfg.clip_length} x {(model_cfg.tile_h, model_cfg.tile_w)}")
+    _check_clips(model_cfg, clips)
     device = as_device(device)
     ctx = distributed.setup(device.type)
     if device.type == "cuda" and device.index is None:
@@ -173,19 +169,9 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
 
     step, history, elapsed_before = 0, [], 0.0
     if resume and ckpt_path is not None and ckpt_path.exists():
-        payload = _load_checkpoint(ckpt_path, fingerprint)
-        raw_model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        torch.set_rng_state(payload["rng"])
-        step, history, elapsed_before = payload["step"], payload["history"], payload["seconds"]
+        step, history, elapsed_before = _restore(ckpt_path, fingerprint, raw_model, optimizer)
         say(f"resuming from {ckpt_path} at step {step}/{total_steps}")
-
-    model = raw_model
-    if ctx.active:
-        model = torch.nn.parallel.DistributedDataParallel(
-            raw_model, device_ids=[device.index] if device.type == "cuda" else None)
-    if fit_cfg.compile:
-        model = torch.compile(model)
+    model = _wrap(raw_model, fit_cfg, ctx, device)
 
     blend_psnr = _blend_psnr(clips, ctx, device)
     say(f"floor (keyframe blend): {blend_psnr:.2f} dB over {int(clips.mask.sum())} frames, "
@@ -207,25 +193,10 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     try:
         with _catch_signals() as caught:
             while step < total_steps:
-                index = batcher.indices(step)
-                kf_start, kf_end, t_video, t_local = batcher.tensors(index)
-                mask = torch.from_numpy(trainable_mask(model_cfg, clips, index)).to(device)
-                target = to_device(clips.frames[index], device)           # (b, T, 3, h, w)
                 lr = fit_cfg.lr * lr_factor(step, total_steps, fit_cfg.warmup_frac, fit_cfg.warmup_start)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with runtime.autocast(device):
-                    pred = model(kf_start, kf_end, t_video, t_local)
-                if mask.any():
-                    loss, mse = _loss(pred[mask].float(), target[mask], fit_cfg, win)
-                else:   # nothing to learn in this shard; keep DDP's collective calls in step
-                    loss = mse = pred.sum() * 0.0
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss_value, psnr = _train_step(model, optimizer, batcher, clips, model_cfg, fit_cfg, step, lr,
+                                               win, device)
                 step += 1
-                loss_value = loss.item()
-                psnr = 10 * math.log10(1.0 / max(mse.item(), 1e-10))
                 seconds = elapsed_before + time.perf_counter() - t0
                 history.append({"step": step, "loss": loss_value, "psnr": psnr, "lr": lr, "seconds": seconds})
                 bar.update(1)
@@ -252,6 +223,59 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     state = {k: v.detach().float().cpu().clone() for k, v in raw_model.state_dict().items()}
     return FitResult(state_dict=state, blend_psnr=blend_psnr, psnr=psnr, history=history,
                      seconds=seconds, steps=step)
+
+
+def _restore(ckpt_path: Path, fingerprint: dict, raw_model: DNeRV,
+             optimizer: torch.optim.Optimizer) -> tuple[int, list[dict], float]:
+    """Load a checkpoint of this fit into the model, the optimizer and torch's RNG:
+    (step, history, seconds already spent)."""
+    payload = _load_checkpoint(ckpt_path, fingerprint)
+    raw_model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["rng"])
+    return payload["step"], payload["history"], payload["seconds"]
+
+
+def _wrap(raw_model: DNeRV, fit_cfg: FitConfig, ctx: distributed.DistContext, device: torch.device):
+    """The module the steps call: DDP under torchrun, compiled when the fit asks for it."""
+    model = raw_model
+    if ctx.active:
+        model = torch.nn.parallel.DistributedDataParallel(
+            raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+    if fit_cfg.compile:
+        model = torch.compile(model)
+    return model
+
+
+def _check_clips(model_cfg: ModelConfig, clips: ClipSet) -> None:
+    if clips.frames is None:
+        raise ValueError("fit needs clips with frames (got a decode-only ClipSet)")
+    if clips.n_clips == 0:
+        raise ValueError("fit needs at least one clip")
+    if clips.tile_size != (model_cfg.tile_h, model_cfg.tile_w) or clips.clip_length != model_cfg.clip_length:
+        raise ValueError(f"clips are {clips.clip_length} x {clips.tile_size}, the model expects "
+                         f"{model_cfg.clip_length} x {(model_cfg.tile_h, model_cfg.tile_w)}")
+
+
+def _train_step(model, optimizer: torch.optim.Optimizer, batcher: Batcher, clips: ClipSet, model_cfg: ModelConfig,
+                fit_cfg: FitConfig, step: int, lr: float, win: int, device: torch.device) -> tuple[float, float]:
+    """One optimizer step on this rank's batch for ``step`` at learning rate ``lr``: (loss, batch PSNR)."""
+    index = batcher.indices(step)
+    kf_start, kf_end, t_video, t_local = batcher.tensors(index)
+    mask = torch.from_numpy(trainable_mask(model_cfg, clips, index)).to(device)
+    target = to_device(clips.frames[index], device)           # (b, T, 3, h, w)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with runtime.autocast(device):
+        pred = model(kf_start, kf_end, t_video, t_local)
+    if mask.any():
+        loss, mse = _loss(pred[mask].float(), target[mask], fit_cfg, win)
+    else:   # nothing to learn in this shard; keep DDP's collective calls in step
+        loss = mse = pred.sum() * 0.0
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), 10 * math.log10(1.0 / max(mse.item(), 1e-10))
 
 
 def _my_clips(clips: ClipSet, ctx: distributed.DistContext) -> np.ndarray:

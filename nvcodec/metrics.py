@@ -29,11 +29,19 @@ Definitions (stated once, here, and tested):
   separable unfold+matmul filter instead of pytorch-msssim's grouped 1×11
   conv2d, which is ~8× slower on CPU); the tests check it equals
   ``pytorch_msssim.ms_ssim`` / ``ssim`` to 1e-5.
+- **Blend floor** (``blend_psnr``): the PSNR above of round((1-t)·start + t·end) of
+  the two decoded keyframes around each in-between frame, on whole frames as coded,
+  mean over the frames of the clips (a clip's keyframes included). This is the report's
+  ``blend_psnr``. The .nvc's ``fit.blend_psnr`` (and ``fit.fit_psnr``) is the fit's own
+  measure of the same blend: per frame, but on the frame padded to whole tiles (a frame's
+  tiles pooled, ``nvcodec.fit``), so it differs from the report's by the padding only.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from nvcodec.corpus import clip_layout, keyframe_positions
 
 PSNR_CAP_DB = 100.0          # score of an identical frame; every PSNR is capped here
 PEAK = 255.0                 # 8-bit peak
@@ -228,3 +236,27 @@ def bits_per_pixel(n_bytes: int, n_pixels: int) -> float:
 __all__ = ["PSNR_CAP_DB", "bits_per_pixel", "ms_ssim_per_frame", "ms_ssim_scales", "mse_per_frame",
            "psnr_from_mse", "psnr_per_frame", "rgb_to_ycbcr_float", "y_psnr_per_frame",
            "yuv_psnr_per_frame"]
+
+
+def blend_psnr(frames, decoded_keyframes, interval: int) -> float:
+    """The blend floor over videos (DESIGN.md: what every network must beat): the mean over all
+    frames of the per-frame PSNR of round((1-t)*start + t*end) of the decoded keyframes.
+
+    ``frames``: each video's (L, H, W, 3) uint8 frames as coded; ``decoded_keyframes``: each
+    video's decoded keyframes (keyframe_positions(L, interval)); clips as ``corpus.clip_layout``."""
+    scores = []
+    for video, kf in zip(frames, decoded_keyframes):
+        _, start_kf, end_kf, frame, mask, _, t_local = clip_layout(len(video), interval)
+        for c in range(len(start_kf)):
+            t = t_local[c, mask[c], None, None, None]
+            blend = (1 - t) * kf[start_kf[c]].astype(np.float32) + t * kf[end_kf[c]].astype(np.float32)
+            blend = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+            scores.append(psnr_per_frame(video[frame[c, mask[c]]], blend))
+    return float(np.mean(np.concatenate(scores)))
+
+
+def keyframe_psnr(frames, decoded_keyframes, interval: int) -> float:
+    """Mean per-frame PSNR of the decoded keyframes against their source frames, over all videos."""
+    scores = [psnr_per_frame(video[keyframe_positions(len(video), interval)], kf)
+              for video, kf in zip(frames, decoded_keyframes)]
+    return float(np.mean(np.concatenate(scores)))

@@ -16,8 +16,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from nvcodec.config import FitConfig, ModelConfig, count_parameters
+from nvcodec.config import MAX_CLIP_LENGTH, FitConfig, ModelConfig, count_parameters
 from nvcodec.errors import NvcInputError
+from nvcodec.keyframes import KeyframeCodec
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,24 @@ class Preset:
                            embed_levels=self.embed_levels, mlp_width=self.mlp_width, min_width=self.min_width,
                            clip_length=clip_length, head=self.head, paste_keyframes=self.paste_keyframes)
 
-    def model_config(self, corpus_pixels: int, clip_length: int = 8) -> ModelConfig:
+    def model_config(self, corpus_pixels: int, clip_length: int = 8, *, weight_bpp: float | None = None,
+                     c0_min: int | None = None) -> ModelConfig:
         """The network for a corpus of ``corpus_pixels`` (sum over videos of frames x width x height
-        as coded): the largest C0 in [c0_min, c0_max] within the weight budget (c0_min if none is)."""
+        as coded): the largest C0 in [c0_min, c0_max] within the weight budget (c0_min if none is).
+
+        ``weight_bpp``/``c0_min`` replace the preset's for one sizing: the rate plan (``nvcodec.rate``)
+        sizes the network for the weight rate a byte budget leaves, which may call for a network
+        below the preset's range (down to ``c0_min``); both are checked as the preset's own are."""
         if corpus_pixels < 0:
             raise NvcInputError(f"corpus_pixels must be >= 0, got {corpus_pixels}")
-        budget = self.weight_bpp * corpus_pixels / self.quant_bits
-        lo, hi = self.c0_min, self.c0_max
+        weight_bpp = self.weight_bpp if weight_bpp is None else weight_bpp
+        c0_min = self.c0_min if c0_min is None else c0_min
+        if not 0 < weight_bpp <= 64:
+            raise NvcInputError(f"preset {self.name}: weight_bpp {weight_bpp} outside (0, 64]")
+        if type(c0_min) is not int or not 1 <= c0_min <= self.c0_max:
+            raise NvcInputError(f"preset {self.name}: c0_min {c0_min!r} outside [1, {self.c0_max}]")
+        budget = weight_bpp * corpus_pixels / self.quant_bits
+        lo, hi = c0_min, self.c0_max
         while lo < hi:                                   # parameter count grows with C0
             mid = (lo + hi + 1) // 2
             if count_parameters(self._config(mid, clip_length)) <= budget:
@@ -114,6 +126,108 @@ def resolve(name: str, /, **overrides) -> Preset:
         preset_kw["fit"] = dataclasses.replace(preset.fit, **fit_kw)
     return dataclasses.replace(preset, **preset_kw) if preset_kw else preset
 
+
+
+# --- the encode configuration: a preset plus the keyframe and quantization choices -------------------
+
+DEFAULT_KEYFRAME_INTERVAL = 8         # DESIGN.md: every 8th frame plus the last
+DEFAULT_KEYFRAME_CODEC = "av1"        # an inter-coded AV1 track: see benchmarks/bench_keyframes.py
+
+
+@dataclass(frozen=True)
+class PostTrainingQuant:
+    """Plain post-training quantization at ``bits`` bits per weight (nvcodec.quant)."""
+
+    bits: int
+
+
+@dataclass(frozen=True)
+class RateAwareQuant:
+    """Rate-aware quantization (nvcodec.qat): minimise MSE + ``rate_lambda`` x weight bpp."""
+
+    rate_lambda: float
+
+
+@dataclass(frozen=True)
+class ByteBudget:
+    """``--target-bpp``: the rate plan (nvcodec.rate) chooses the keyframe quality, the network
+    size and the weights' bytes jointly; the weights are quantized rate-aware to those bytes."""
+
+    target_bpp: float
+
+
+Quantization = PostTrainingQuant | RateAwareQuant | ByteBudget
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Everything ``nvcodec.encode`` decides with: the preset (network sizing and fit schedule,
+    including the seed), the keyframe codec and interval, and how the weights are quantized.
+
+    Build one with ``build_config`` (a registered preset plus checked overrides). The preset's
+    ``quant_bits`` keeps sizing the network in every variant; its ``rate_lambda`` is only the
+    default of ``quantization``."""
+
+    preset: Preset
+    keyframe_codec: KeyframeCodec
+    keyframe_interval: int
+    quantization: Quantization
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.preset, Preset):
+            raise NvcInputError(f"EncodeConfig.preset: expected a Preset, got {type(self.preset).__name__}")
+        if not isinstance(self.keyframe_codec, KeyframeCodec):
+            raise NvcInputError(f"EncodeConfig.keyframe_codec: expected a KeyframeCodec, "
+                                f"got {type(self.keyframe_codec).__name__}")
+        if type(self.keyframe_interval) is not int or not 1 <= self.keyframe_interval <= MAX_CLIP_LENGTH:
+            raise NvcInputError(f"EncodeConfig.keyframe_interval: {self.keyframe_interval!r} "
+                                f"outside [1, {MAX_CLIP_LENGTH}]")
+        q = self.quantization
+        if isinstance(q, PostTrainingQuant):
+            if type(q.bits) is not int or not 2 <= q.bits <= 16:
+                raise NvcInputError(f"quantization: bits {q.bits!r} outside [2, 16]")
+        elif isinstance(q, RateAwareQuant):
+            if not (isinstance(q.rate_lambda, (int, float)) and 0 <= q.rate_lambda < math.inf):
+                raise NvcInputError(f"quantization: rate_lambda {q.rate_lambda!r} is not a number >= 0")
+        elif isinstance(q, ByteBudget):
+            if not (isinstance(q.target_bpp, (int, float)) and 0 < q.target_bpp < math.inf):
+                raise NvcInputError(f"quantization: target_bpp {q.target_bpp!r} is not a number > 0")
+        else:
+            raise NvcInputError(f"EncodeConfig.quantization: expected PostTrainingQuant, RateAwareQuant or "
+                                f"ByteBudget, got {type(q).__name__}")
+
+
+def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = None,
+                 keyframe_codec: str | None = None, keyframe_quality: int | None = None,
+                 quant_bits: int | None = None, rate_lambda: float | None = None,
+                 target_bpp: float | None = None, **overrides) -> EncodeConfig:
+    """The encode configuration: ``resolve(preset, **overrides)`` (FitConfig fields such as ``epochs``
+    and ``seed``, Preset fields, ``c0``) plus the keyframe and quantization choices.
+
+    ``quant_bits`` (plain quantization), ``rate_lambda`` (rate-aware) and ``target_bpp`` (a byte
+    budget) each choose how the weights are quantized: at most one may be given (none: the preset's
+    lambda, or plain ``quant_bits`` when it has none). ``target_bpp`` chooses the keyframe quality
+    itself, so it refuses ``keyframe_quality``. Contradictions raise NvcInputError."""
+    if target_bpp is not None and keyframe_quality is not None:
+        raise NvcInputError("give either --target-bpp or --keyframe-quality: the rate control chooses the quality")
+    if sum(x is not None for x in (target_bpp, rate_lambda, quant_bits)) > 1:
+        raise NvcInputError("give at most one of --target-bpp, --lambda and --quant-bits: each sets how the weights "
+                            "are quantized")
+    if quant_bits is not None:
+        overrides.update(quant_bits=quant_bits, rate_lambda=None)     # the network is sized for these bits
+    chosen = resolve(preset, **overrides)
+    if target_bpp is not None:
+        quantization: Quantization = ByteBudget(target_bpp)
+    elif rate_lambda is not None:
+        quantization = RateAwareQuant(rate_lambda)
+    elif chosen.rate_lambda is not None:
+        quantization = RateAwareQuant(chosen.rate_lambda)
+    else:
+        quantization = PostTrainingQuant(chosen.quant_bits)
+    codec = KeyframeCodec(codec=keyframe_codec or DEFAULT_KEYFRAME_CODEC,
+                          quality=chosen.keyframe_quality if keyframe_quality is None else keyframe_quality)
+    return EncodeConfig(preset=chosen, keyframe_codec=codec,
+                        keyframe_interval=keyframe_interval or DEFAULT_KEYFRAME_INTERVAL, quantization=quantization)
 
 # Rate-aware quantization's lambda (MSE per weight bpp, nvcodec.qat) for every preset but tiny, which
 # keeps plain 8-bit quantization (the tests' reference). benchmarks/results/quant (fast, 4 corpus clips

@@ -1,4 +1,4 @@
-"""Rate control for ``--target-bpp``: split the bits between keyframes and weights.
+"""Rate control for ``--target-bpp`` (``ByteBudget``): split the bits between keyframes and weights.
 
 Every bit of an .nvc is keyframes, weights or a little container overhead
 (DESIGN.md, "The economics of a shared model"). Given a target rate, the plan:
@@ -9,6 +9,9 @@ Every bit of an .nvc is keyframes, weights or a little container overhead
 2. gives the weights what is left, as a weight rate (bits per corpus pixel)
    from which the preset sizes the network (``Preset.model_config``).
 
+``plan_target`` runs the plan for several keyframe shares, gives each distinct candidate
+a short pilot fit and keeps the one whose quantized network decodes best.
+
 The keyframe side is exact (measured bytes); the weight side is an estimate
 (quantization bits per parameter, before entropy coding, which only makes the
 file smaller), so the reached rate lands at or somewhat below the target. The
@@ -17,9 +20,27 @@ encoder reports the rate of the written file, never this plan's estimate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+import numpy as np
+
+from nvcodec.bitstream import tensor_chunk_n_bytes
+from nvcodec.config import ModelConfig
+from nvcodec.corpus import build_clipset, keyframe_positions
+from nvcodec.keyframes import CODECS, KeyframeCodec, encode_keyframes
+from nvcodec.presets import Preset
+
+# Keyframe shares of the budget tried, the pilot fit's share of the steps, and the bits per weight
+# rate-aware quantization costs, which sizes the network: benchmarks/results/quant/results.md
+# measured 3.95 / 3.38 / 2.48 bits per weight at lambda 1e-3 / 3e-3 / 1e-2 (fast, one fit); 3.0 lies
+# between the presets' lambda (3e-3) and the coarsest measured.
+KEYFRAME_SHARES = (0.35, 0.5, 0.65)
+PILOT_FRACTION = 0.2
+RATE_AWARE_BITS_PER_WEIGHT = 3.0
 OVERHEAD_BYTES = 2048      # metadata + chunk framing of a small corpus, a generous bound (see `nvcodec info`)
 
 
@@ -64,3 +85,105 @@ def plan_rate(target_bpp: float, n_pixels: int, keyframe_bytes: Callable[[int], 
             lo = mid + 1
     weight_bits = budget_bits - 8 * cost(lo)
     return RatePlan(keyframe_quality=lo, keyframe_bytes=cost(lo), weight_bpp=weight_bits / n_pixels)
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """What ``plan_target`` chose: the keyframe codec (its quality set), the network, and the
+    bytes the weights may take (rate-aware quantization lands on them)."""
+
+    keyframe_codec: KeyframeCodec
+    model_config: ModelConfig
+    weight_budget_bytes: float
+
+
+def keyframe_bytes(frames: Sequence[np.ndarray], interval: int, codec: KeyframeCodec) -> int:
+    """Bytes of every video's keyframes coded with ``codec`` (the rate plan's measurement)."""
+    return sum(len(data) for video in frames
+               for _, _, data in encode_keyframes(video[keyframe_positions(len(video), interval)], codec))
+
+
+def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels):
+    """(RatePlan, network, weight bytes) per distinct outcome of ``plan_rate`` over KEYFRAME_SHARES."""
+    kf_cache: dict[int, int] = {}
+
+    def kf_bytes(q: int) -> int:
+        if q not in kf_cache:
+            kf_cache[q] = keyframe_bytes(frames, interval, replace(kf_codec, quality=q))
+        return kf_cache[q]
+
+    candidates, seen = [], set()
+    for share in KEYFRAME_SHARES:
+        plan = plan_rate(target_bpp, n_pixels, kf_bytes, (kf_codec.min_quality, CODECS[kf_codec.codec].max_quality),
+                         keyframe_share=share)
+        # the network is sized for what rate-aware quantization costs per weight, not for plain quant_bits,
+        # and may go below the preset's smallest C0 when the budget asks for it
+        weight_bpp = min(max(plan.weight_bpp, 1e-6) * preset.quant_bits / RATE_AWARE_BITS_PER_WEIGHT, 64.0)
+        model_cfg = preset.model_config(n_pixels, interval, weight_bpp=weight_bpp, c0_min=1)
+        key = (plan.keyframe_quality, model_cfg.c0)
+        if key not in seen:
+            seen.add(key)
+            candidates.append((plan, model_cfg, target_bpp * n_pixels / 8 - plan.keyframe_bytes - OVERHEAD_BYTES))
+    return candidates
+
+
+def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeCodec, preset: Preset,
+                target_bpp: float, n_pixels: int, *, decode_keyframes: Callable[[KeyframeCodec], list[np.ndarray]],
+                device: str, workdir: Path, ctx, say: Callable[[str], None]) -> TargetPlan:
+    """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly.
+
+    ``frames``: each video's frames as coded; ``decode_keyframes(codec)``: each video's keyframes
+    coded with ``codec`` and decoded back, as the encoder will. Each share of ``KEYFRAME_SHARES``
+    gives a keyframe quality (measured bytes) and a network sized for what is left; each distinct
+    candidate gets a pilot fit of ``PILOT_FRACTION`` of the steps, its weights are quantized
+    rate-aware to exactly the bytes left, and the candidate whose whole corpus decodes best wins.
+    The choice is kept in the work folder, so --resume does not run the pilots again.
+    """
+    import torch
+
+    from nvcodec import distributed
+    from nvcodec.fit import clips_psnr, fit, total_steps_of
+    from nvcodec.model import DNeRV
+    from nvcodec.qat import rate_aware_quantize
+
+    candidates = _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels)
+    choice_path = workdir / "rate_choice.json"
+    main = ctx.is_main
+
+    def from_rank0(value: int) -> int:          # every rank must take the same path (the pilots are collective)
+        return int(distributed.all_reduce_sum([float(value if ctx.is_main else 0)], ctx, torch.device(device))[0])
+
+    kept = from_rank0(json.loads(choice_path.read_text())["candidate"] if main and choice_path.exists() else -1)
+    if len(candidates) == 1:
+        best = 0
+    elif kept >= 0:
+        best = kept
+    else:
+        scores = []
+        for plan, model_cfg, budget in candidates:
+            decoded_kf = decode_keyframes(replace(kf_codec, quality=plan.keyframe_quality))
+            clips = build_clipset([(video, kf, len(video)) for video, kf in zip(frames, decoded_kf)],
+                                  interval, model_cfg.tile_h, model_cfg.tile_w)
+            steps = max(1, round(PILOT_FRACTION * total_steps_of(preset.fit, clips.n_clips)))
+            result = fit(model_cfg, replace(preset.fit, max_steps=steps), clips, device=device, progress=False)
+            psnr = float("-inf")
+            if main:
+                q = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels,
+                                        budget_bytes=max(budget, 0.0), device=device, log=lambda _msg: None)
+                model = DNeRV(model_cfg)
+                model.load_state_dict({t.name: torch.from_numpy(t.dequantize()) for t in q.tensors})
+                psnr = clips_psnr(model, clips, device=device)
+                say(f"  candidate: keyframe quality {plan.keyframe_quality} "
+                    f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), C0={model_cfg.c0}, pilot of {steps} steps: "
+                    f"{psnr:.2f} dB with {8 * sum(tensor_chunk_n_bytes(t) for t in q.tensors) / n_pixels:.4f} bpp of weights")
+            scores.append(psnr)
+        best = int(np.argmax(scores)) if main else 0
+        if main:
+            tmp = choice_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"candidate": best, "psnr": scores}))
+            os.replace(tmp, choice_path)
+    best = from_rank0(best)                     # rank 0 decides
+    plan, model_cfg, budget = candidates[best]
+    say(f"rate plan for {target_bpp} bpp: keyframe quality {plan.keyframe_quality} "
+        f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), weights {8 * budget / n_pixels:.4f} bpp")
+    return TargetPlan(replace(kf_codec, quality=plan.keyframe_quality), model_cfg, max(budget, 0.0))

@@ -29,6 +29,7 @@ from nvcodec.bitstream import KeyframeSegment, NvcReader, VideoMotion, write_nvc
 from nvcodec.bitstream.motion import INTERP_BILINEAR, INTERP_NEAREST, clip_inbetween_counts, motion_grid
 from nvcodec.keyframes import KeyframeCodec, iter_keyframes
 from nvcodec.motion import floor_video
+from nvcodec.presets import build_config
 
 ROOT = Path(__file__).parents[1]
 HERE = ROOT / "tests" / "data" / "conformance"
@@ -133,7 +134,7 @@ def main() -> None:
         return
     nvc = HERE / "tiny.nvc"
     nvcodec.encode([ROOT / "samples" / "foreman_176x144.mp4", ROOT / "samples" / "dog_192x108.mp4"],
-                   nvc, preset="tiny", size=(48, 40), max_frames=9, epochs=2, force=True, quiet=True)
+                   nvc, build_config("tiny", epochs=2), size=(48, 40), max_frames=9, force=True, quiet=True)
     (HERE / "expected.json").write_text(json.dumps(digests(nvc), indent=2) + "\n")
 
 

@@ -16,6 +16,7 @@ from nvcodec.bitstream import NvcFormatError
 from nvcodec.cli.main import main as cli
 from nvcodec.media import VideoWriter, read_frames
 from nvcodec.metrics import psnr_per_frame
+from nvcodec.presets import build_config
 
 EPOCHS = 2          # enough to exercise fitting; quality is asserted against the keyframe blend
 
@@ -59,7 +60,7 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def encoded(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("enc") / "corpus.nvc"
-    report = nvcodec.encode([corpus], out, preset="tiny", epochs=EPOCHS, quiet=True)
+    report = nvcodec.encode([corpus], out, build_config("tiny", epochs=EPOCHS), quiet=True)
     return out, report
 
 
@@ -125,12 +126,12 @@ def test_decode_writes_each_video_under_its_name(encoded, tmp_path):
 def test_existing_output_is_refused_without_force(encoded, corpus):
     path, _ = encoded
     with pytest.raises(ValueError, match="exists; pass --force"):
-        nvcodec.encode([corpus], path, preset="tiny", epochs=1, quiet=True)
+        nvcodec.encode([corpus], path, build_config("tiny", epochs=1), quiet=True)
 
 
 def test_output_in_a_missing_folder_is_refused_before_any_work(corpus, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        nvcodec.encode([corpus], tmp_path / "no" / "x.nvc", preset="tiny", epochs=1, quiet=True)
+        nvcodec.encode([corpus], tmp_path / "no" / "x.nvc", build_config("tiny", epochs=1), quiet=True)
 
 
 def test_interrupted_encode_resumes_to_the_same_file(corpus, tmp_path, monkeypatch):
@@ -139,7 +140,7 @@ def test_interrupted_encode_resumes_to_the_same_file(corpus, tmp_path, monkeypat
 
     inputs = [corpus / "odd_37x29.mp4"]
     straight = tmp_path / "straight.nvc"
-    nvcodec.encode(inputs, straight, preset="tiny", epochs=EPOCHS, quiet=True)
+    nvcodec.encode(inputs, straight, build_config("tiny", epochs=EPOCHS), quiet=True)
 
     real_fit = fit_module.fit
 
@@ -150,14 +151,14 @@ def test_interrupted_encode_resumes_to_the_same_file(corpus, tmp_path, monkeypat
     resumed = tmp_path / "resumed.nvc"
     monkeypatch.setattr(fit_module, "fit", killed_fit)
     with pytest.raises(KeyboardInterrupt):
-        nvcodec.encode(inputs, resumed, preset="tiny", epochs=EPOCHS, quiet=True)
+        nvcodec.encode(inputs, resumed, build_config("tiny", epochs=EPOCHS), quiet=True)
     assert not resumed.exists()
     workdir = Path(str(resumed) + ".work")
     assert (workdir / fit_module.CHECKPOINT_NAME).exists()
     monkeypatch.setattr(fit_module, "fit", real_fit)
     with pytest.raises(ValueError, match="--resume"):
-        nvcodec.encode(inputs, resumed, preset="tiny", epochs=EPOCHS, quiet=True)
-    nvcodec.encode(inputs, resumed, preset="tiny", epochs=EPOCHS, quiet=True, resume=True)
+        nvcodec.encode(inputs, resumed, build_config("tiny", epochs=EPOCHS), quiet=True)
+    nvcodec.encode(inputs, resumed, build_config("tiny", epochs=EPOCHS), quiet=True, resume=True)
     assert resumed.read_bytes() == straight.read_bytes()
     assert not workdir.exists()
 
@@ -167,7 +168,7 @@ def test_resume_refuses_a_workdir_of_another_encode(corpus, tmp_path, monkeypatc
     workdir.mkdir()
     (workdir / "encode.json").write_text(json.dumps({"digest": "something else"}))
     with pytest.raises(ValueError, match="holds a different encode"):
-        nvcodec.encode([corpus / "odd_37x29.mp4"], tmp_path / "x.nvc", preset="tiny", epochs=1,
+        nvcodec.encode([corpus / "odd_37x29.mp4"], tmp_path / "x.nvc", build_config("tiny", epochs=1),
                        quiet=True, workdir=workdir, resume=True)
 
 
@@ -208,6 +209,40 @@ def test_cli_reports_a_corrupt_file_in_one_line(encoded, tmp_path):
         assert result.output.startswith("nvcodec: error: ")
         assert "Traceback" not in result.output
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.y4m"))
+
+
+def test_cli_reports_an_unusable_work_folder_as_a_user_error(corpus, tmp_path):
+    """--workdir under a regular file (an OSError at the user's path): one 'nvcodec: error:' line, exit 1."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    result = CliRunner().invoke(cli, ["encode", str(corpus), str(tmp_path / "x.nvc"), "--preset", "tiny",
+                                      "--epochs", "1", "--quiet", "--workdir", str(blocker / "work")])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"nvcodec: error: cannot use the work folder {blocker / 'work'}: ")
+    assert "internal error" not in result.output and "Traceback" not in result.output
+
+
+def test_an_unwritable_output_is_a_user_error(corpus, tmp_path, monkeypatch):
+    """An OSError while writing the output (disk full, say) is NvcInputError naming the path, not a bug."""
+    import errno
+
+    import nvcodec.encoder as encoder_module
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(encoder_module, "write_nvc", full_disk)
+    out = tmp_path / "x.nvc"
+    with pytest.raises(nvcodec.NvcInputError, match=f"cannot write {out}: No space left on device"):
+        nvcodec.encode([corpus / "odd_37x29.mp4"], out, build_config("tiny", epochs=1), quiet=True)
+
+
+def test_cli_builds_the_config_from_its_flags_and_refuses_contradictions(tmp_path):
+    """--target-bpp with --keyframe-quality is one user error line, before any video is read."""
+    result = CliRunner().invoke(cli, ["encode", str(tmp_path), str(tmp_path / "x.nvc"), "--target-bpp", "0.1",
+                                      "--keyframe-quality", "20"])
+    assert result.exit_code == 1
+    assert result.output.startswith("nvcodec: error: give either --target-bpp or --keyframe-quality")
 
 
 def test_cli_usage_errors_exit_2():
@@ -296,11 +331,11 @@ def test_rate_plan_splits_the_budget_and_bisects_the_quality():
 def test_target_bpp_lands_near_the_target(tmp_path):
     """--target-bpp: the written file's rate is within 15 % of the target on a real clip."""
     sample = Path(__file__).parents[1] / "samples" / "foreman_176x144.mp4"
-    report = nvcodec.encode([sample], tmp_path / "t.nvc", preset="tiny", max_frames=16, epochs=1,
-                            target_bpp=1.0, quiet=True)
+    report = nvcodec.encode([sample], tmp_path / "t.nvc", build_config("tiny", epochs=1, target_bpp=1.0),
+                            max_frames=16, quiet=True)
     assert report.bpp == pytest.approx(1.0, rel=0.15)
     with pytest.raises(ValueError, match="either --target-bpp or --keyframe-quality"):
-        nvcodec.encode([sample], tmp_path / "u.nvc", target_bpp=1.0, keyframe_quality=20)
+        build_config("fast", target_bpp=1.0, keyframe_quality=20)
 
 
 @pytest.mark.slow

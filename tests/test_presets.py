@@ -83,3 +83,46 @@ def test_tiny_fits_three_clips_of_16_frames_at_64x64_quickly():
     result = fit(p.model_config(3 * 16 * 64 * 64), p.fit, tiled, device="cpu", progress=False)
     assert time.perf_counter() - t0 < 30
     assert result.psnr > result.blend_psnr + 0.5
+
+
+def test_build_config_names_how_the_weights_are_quantized():
+    """PTQ, rate-aware and byte budget are explicit variants; the default is the preset's own."""
+    from nvcodec.presets import RATE_LAMBDA, ByteBudget, PostTrainingQuant, RateAwareQuant, build_config
+
+    assert build_config("tiny").quantization == PostTrainingQuant(8)
+    assert build_config("fast").quantization == RateAwareQuant(RATE_LAMBDA)
+    assert build_config("fast", rate_lambda=0.01).quantization == RateAwareQuant(0.01)
+    six = build_config("fast", quant_bits=6)
+    assert six.quantization == PostTrainingQuant(6) and six.preset.quant_bits == 6    # sizes the network too
+    assert build_config("fast", target_bpp=0.1).quantization == ByteBudget(0.1)
+    config = build_config("fast", epochs=3, seed=5, keyframe_interval=4, keyframe_quality=40)
+    assert (config.preset.fit.epochs, config.preset.fit.seed) == (3, 5)
+    assert (config.keyframe_interval, config.keyframe_codec.quality) == (4, 40)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"target_bpp": 0.1, "keyframe_quality": 20}, "either --target-bpp or --keyframe-quality"),
+    ({"target_bpp": 0.1, "rate_lambda": 0.01}, "at most one of --target-bpp, --lambda and --quant-bits"),
+    ({"quant_bits": 6, "rate_lambda": 0.01}, "at most one of"),
+    ({"target_bpp": 0.0}, "target_bpp 0.0 is not a number > 0"),
+    ({"rate_lambda": -1.0}, r"rate_lambda -1.0 is not a number >= 0"),
+    ({"quant_bits": 1}, r"quant_bits 1 outside \[2, 16\]"),
+    ({"keyframe_interval": 2000}, r"keyframe_interval: 2000 outside \[1, 1024\]"),
+    ({"epochz": 1}, r"unknown override\(s\) \['epochz'\]"),
+])
+def test_build_config_refuses_contradictions_loudly(kwargs, message):
+    from nvcodec.presets import build_config
+
+    with pytest.raises(ValueError, match=message):
+        build_config("fast", **kwargs)
+
+
+def test_the_rate_plan_sizes_the_network_explicitly_below_the_preset_range():
+    """model_config(weight_bpp=, c0_min=) is the rate plan's checked way to size a network."""
+    p = PRESETS["fast"]
+    assert p.model_config(10**6, weight_bpp=1e-6).c0 == p.c0_min
+    assert p.model_config(10**6, weight_bpp=1e-6, c0_min=1).c0 == 1
+    with pytest.raises(ValueError, match=r"c0_min 0 outside \[1, 24\]"):
+        p.model_config(10**6, c0_min=0)
+    with pytest.raises(ValueError, match=r"weight_bpp 0.0 outside \(0, 64\]"):
+        p.model_config(10**6, weight_bpp=0.0)

@@ -14,6 +14,7 @@ import nvcodec
 from nvcodec import qat
 from nvcodec.bitstream import NvcReader, QuantizedTensor, ints_code_length_bits
 from nvcodec.fit import fit
+from nvcodec.presets import build_config
 from tests.test_fit import TINY_FIT, TINY_MODEL, synthetic_clips
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -162,8 +163,8 @@ def test_bigger_lambda_gives_fewer_weight_bytes_at_a_price_in_quality(fitted):
 
 
 def test_encode_with_a_large_lambda_writes_a_smaller_file(tmp_path):
-    reports = [nvcodec.encode([SAMPLE], tmp_path / f"l{i}.nvc", preset="tiny", max_frames=9, epochs=2,
-                              rate_lambda=lam, quiet=True) for i, lam in enumerate((0.0, 10.0))]
+    reports = [nvcodec.encode([SAMPLE], tmp_path / f"l{i}.nvc", build_config("tiny", epochs=2, rate_lambda=lam),
+                              max_frames=9, quiet=True) for i, lam in enumerate((0.0, 10.0))]
     assert reports[1].n_bytes < reports[0].n_bytes
     assert reports[1].bytes_by_part["weights"] < 0.7 * reports[0].bytes_by_part["weights"]
     with NvcReader(tmp_path / "l1.nvc") as reader:
@@ -173,4 +174,4 @@ def test_encode_with_a_large_lambda_writes_a_smaller_file(tmp_path):
 
 def test_encode_refuses_two_ways_of_quantizing(tmp_path):
     with pytest.raises(ValueError, match="at most one of --target-bpp, --lambda and --quant-bits"):
-        nvcodec.encode([SAMPLE], tmp_path / "x.nvc", preset="tiny", rate_lambda=0.01, quant_bits=6)
+        build_config("tiny", rate_lambda=0.01, quant_bits=6)
