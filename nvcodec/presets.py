@@ -8,6 +8,11 @@ per preset. The figures behind each choice are in benchmarks/bench_fit.py's docs
 
 Overrides go through ``resolve`` (dataclasses.replace underneath) and fail loudly when
 they name nothing or contradict the preset, e.g. a C0 outside the preset's range.
+
+``EncodeConfig`` is what ``nvcodec.encode`` takes: a preset, the keyframe codec and
+interval, and how the weights are quantized (``PostTrainingQuant``, ``RateAwareQuant`` or
+``ByteBudget`` for ``--target-bpp``). ``build_config`` makes one from a preset name and the
+command line's overrides, refusing contradictions (two ways of quantizing, say).
 """
 
 from __future__ import annotations
