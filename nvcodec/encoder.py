@@ -251,7 +251,7 @@ def encode(
         raise NvcInputError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
-                     motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval, say))
+                     motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval))
     shutil.rmtree(workdir, ignore_errors=True)
     distributed.teardown(ctx)
     return report
@@ -283,7 +283,7 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     return report
 
 
-def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, say: Callable[[str], None]) -> float:
+def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int) -> float:
     """PSNR of the motion floor on the frames as coded (default MotionConfig): what a network must beat."""
     from nvcodec.metrics import psnr_per_frame
     from nvcodec.motion import MotionConfig, estimate_video, floor_video
