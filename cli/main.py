@@ -21,7 +21,7 @@ import click
 
 from nvcodec import __version__
 from nvcodec.keyframes import CODECS as KEYFRAME_CODECS
-from nvcodec.presets import PRESETS
+from nvcodec.presets import NETWORKS, PRESETS
 from nvcodec.media import MP4_CRF
 
 EXIT_ERROR = 1
@@ -181,6 +181,8 @@ def main(debug: bool) -> None:
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--preset", default="fast", show_default=True,
               type=click.Choice(list(PRESETS)), help="Model size and schedule.")
+@click.option("--network", type=click.Choice(NETWORKS), default="dnerv", show_default=True,
+              help="'none': no network, the file is the motion floor (keyframes + coded motion); seconds to encode.")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
               help="Rate control: choose keyframe quality and network size to land near this bpp.")
 @click.option("--size", type=SizeType(), help="Coding size WxH (default: each video's own size).")
@@ -205,16 +207,17 @@ def main(debug: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def encode(ctx: click.Context, inputs, output, as_json, preset, target_bpp, keyframe_interval, keyframe_codec,
+def encode(ctx: click.Context, inputs, output, as_json, preset, network, target_bpp, keyframe_interval, keyframe_codec,
            keyframe_quality, rate_lambda, quant_bits, epochs, seed, **settings) -> None:
-    """Fit one network to every video in INPUTS (folders or files) and write OUTPUT (.nvc)."""
+    """Fit one network to every video in INPUTS (folders or files) and write OUTPUT (.nvc); with
+    --network none, code keyframes and motion only (the motion floor)."""
     import nvcodec
     from nvcodec.presets import build_config
 
     fit_overrides = {"seed": seed, **({"epochs": epochs} if epochs is not None else {})}
     config = _run(ctx, build_config, preset, keyframe_interval=keyframe_interval, keyframe_codec=keyframe_codec,
                   keyframe_quality=keyframe_quality, quant_bits=quant_bits, rate_lambda=rate_lambda,
-                  target_bpp=target_bpp, **fit_overrides)
+                  target_bpp=target_bpp, network=network, **fit_overrides)
     # Progress lines go to stderr, so stdout holds the summary (or, with --json, the JSON) alone.
     report = _run(ctx, nvcodec.encode, list(inputs), output, config, **settings,
                   log=lambda msg: click.echo(msg, err=True),
@@ -230,9 +233,17 @@ def encode(ctx: click.Context, inputs, output, as_json, preset, target_bpp, keyf
     click.echo(f"  size  {report.n_bytes} bytes ({parts})")
     click.echo(f"  rate  {report.bpp:.4f} bpp")
     click.echo(f"  PSNR  {report.psnr:.2f} dB decoded, mean over the {report.n_frames} frames "
-               f"(floor: keyframe blend {report.blend_psnr:.2f} dB on the same frames; "
-               f"keyframes alone {report.keyframe_psnr:.2f} dB)")
+               f"(floors on the same frames: {_motion_floor_words(report)}keyframe blend "
+               f"{report.blend_psnr:.2f} dB; keyframes alone {report.keyframe_psnr:.2f} dB)")
     click.echo(f"  time  {report.seconds:.1f} s")
+
+
+def _motion_floor_words(report) -> str:
+    if report.motion_psnr is None:
+        return ""
+    if report.n_params == 0:
+        return "this file is the motion floor; "
+    return f"motion floor {report.motion_psnr:.2f} dB, "
 
 
 @main.command()

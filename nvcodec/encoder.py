@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -50,6 +50,7 @@ class EncodeReport:
     bpp: float                    # 8 * n_bytes / n_pixels
     psnr: float                   # RGB PSNR of the decoded file, mean over all frames
     blend_psnr: float             # the floor: linear blend of the decoded keyframes, whole frames
+    motion_psnr: float | None     # the motion floor: decoded keyframes warped by coded motion (None: not measured)
     keyframe_psnr: float          # decoded keyframes vs their source frames
     n_params: int
     preset: str
@@ -222,6 +223,10 @@ def encode(
         settings = {"config": _config_json(config), "size": size, "fps": str(fps) if fps else None,
                     "max_frames": max_frames}
         _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
+    if config.network == "none":
+        report = _encode_motion_floor(config, videos, n_pixels, output, workdir, started, device, say) if main else None
+        distributed.teardown(ctx)
+        return report
 
     kf_codec, model_cfg, budget_bytes = _plan_network(config, videos, n_pixels, device, workdir, ctx, say)
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
@@ -245,10 +250,49 @@ def encode(
     except OSError as exc:                      # the user's output path: full disk, no permission, ...
         raise NvcInputError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
-    report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device)
+    report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
+                     motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval))
     shutil.rmtree(workdir, ignore_errors=True)
     distributed.teardown(ctx)
     return report
+
+
+def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, output: Path, workdir: Path,
+                         started: float, device: str, say: Callable[[str], None]) -> EncodeReport:
+    """``--network none``: keyframes + one MOTN per video, metadata ``model: {}`` (FORMAT.md section 13);
+    no fit, no weights. The measuring decode is the decoder's floor path."""
+    from nvcodec.motion import MotionConfig, estimate_video
+
+    interval, kf_codec = config.keyframe_interval, config.keyframe_codec
+    say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
+        f"one every {interval} frames; no network: the motion floor")
+    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes")
+    motion_cfg = MotionConfig()
+    say(f"motion: {motion_cfg.grid}x{motion_cfg.grid} cells, step {motion_cfg.step_qpel}/4 pixel, {motion_cfg.interp}")
+    motion = [estimate_video(v.frames, kf, interval, motion_cfg) for v, kf in zip(videos, decoded_kf)]
+    # The tile means nothing without a network; the metadata requires one: the preset's.
+    metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
+                                                                           "network": "none"})
+    try:
+        n_bytes = write_nvc(output, metadata, segments, [], motion=motion)
+    except OSError as exc:                      # the user's output path: full disk, no permission, ...
+        raise NvcInputError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, [], config.preset.name, started, device)
+    report = replace(report, motion_psnr=report.psnr)          # the decoded file is the motion floor
+    shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int) -> float:
+    """PSNR of the motion floor on the frames as coded (default MotionConfig): what a network must beat."""
+    from nvcodec.metrics import psnr_per_frame
+    from nvcodec.motion import MotionConfig, estimate_video, floor_video
+
+    scores = []
+    for v, kf in zip(videos, decoded_kf):
+        motion = estimate_video(v.frames, kf, interval, MotionConfig())
+        scores.append(psnr_per_frame(v.frames, floor_video(kf, motion, len(v.frames), interval)))
+    return float(np.mean(np.concatenate(scores)))
 
 
 def _as_config(config: EncodeConfig | str) -> EncodeConfig:
@@ -323,7 +367,7 @@ def _quantize(config: EncodeConfig, model_cfg: ModelConfig, result, clips, n_pix
 
 
 def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video], decoded_kf, interval: int,
-            tensors, preset_name: str, started: float, device: str) -> EncodeReport:
+            tensors, preset_name: str, started: float, device: str, motion_psnr: float | None = None) -> EncodeReport:
     """Measure the written file: decode it back and compare with the frames as coded."""
     from nvcodec.decoder import measure_file
 
@@ -341,7 +385,7 @@ def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video],
     return EncodeReport(
         output=str(output), n_videos=len(videos), n_frames=sum(len(f) for f in frames),
         n_pixels=n_pixels, n_bytes=n_bytes, bytes_by_part=bytes_by_part,
-        bpp=8.0 * n_bytes / n_pixels, psnr=measured.psnr, blend_psnr=floor_psnr,
+        bpp=8.0 * n_bytes / n_pixels, psnr=measured.psnr, blend_psnr=floor_psnr, motion_psnr=motion_psnr,
         keyframe_psnr=kf_psnr, n_params=sum(int(t.q.size) for t in tensors),
         preset=preset_name, seconds=time.monotonic() - started, videos=measured.videos,
     )

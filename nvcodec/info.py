@@ -74,13 +74,19 @@ def format_text(summary: dict) -> str:
         f"  keyframes: every {summary['keyframe_interval']} frames, "
         + ", ".join(f"{k}={v}" for k, v in summary["keyframe_codec"].items() if k != "params")
         + " " + " ".join(f"{k}={v}" for k, v in summary["keyframe_codec"].get("params", {}).items()),
-        f"  tile: {summary['tile']['width']}x{summary['tile']['height']}",
-        "  model: " + " ".join(f"{k}={v}" for k, v in summary["model"].items()),
     ]
+    if summary["model"]:                          # without a network the tile is unused
+        lines.append(f"  tile: {summary['tile']['width']}x{summary['tile']['height']}")
+    motion_bytes = summary["bytes_by_part"].get("motion", 0)
+    if summary["model"]:
+        lines.append("  model: " + " ".join(f"{k}={v}" for k, v in summary["model"].items()))
+    else:   # FORMAT.md section 13 "No network": every frame is the motion floor
+        lines.append(f"  no network: decoded keyframes warped by coded motion ({motion_bytes} bytes), the motion floor")
     q = summary.get("quality")
     if q:
-        lines.append(f"  PSNR {q['psnr']:.2f} dB decoded, mean over {q['n_frames']} frames (floor: keyframe "
-                     f"blend {q['blend_psnr']:.2f} dB on the same frames; keyframes alone {q['keyframe_psnr']:.2f} dB "
+        floors = "this file is the motion floor; " if not summary["model"] else ""
+        lines.append(f"  PSNR {q['psnr']:.2f} dB decoded, mean over {q['n_frames']} frames (floors on the same frames: "
+                     f"{floors}keyframe blend {q['blend_psnr']:.2f} dB; keyframes alone {q['keyframe_psnr']:.2f} dB "
                      f"over {q['n_keyframes']}), measured by the encoder")
     if summary["fit"]:
         lines.append("  fit: " + " ".join(f"{k}={v}" for k, v in summary["fit"].items()))

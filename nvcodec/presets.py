@@ -163,11 +163,17 @@ class ByteBudget:
 
 Quantization = PostTrainingQuant | RateAwareQuant | ByteBudget
 
+# ``EncodeConfig.network`` (``--network``): the shared D-NeRV network fitted to the corpus, or none:
+# the file is the motion floor, decoded keyframes warped by coded motion (FORMAT.md section 13).
+NETWORKS = ("dnerv", "none")
+
 
 @dataclass(frozen=True)
 class EncodeConfig:
     """Everything ``nvcodec.encode`` decides with: the preset (network sizing and fit schedule,
-    including the seed), the keyframe codec and interval, and how the weights are quantized.
+    including the seed), the keyframe codec and interval, how the weights are quantized, and
+    whether there is a network at all (``network``: one of NETWORKS; 'none' writes the motion floor,
+    and the preset then only gives the keyframe quality).
 
     Build one with ``build_config`` (a registered preset plus checked overrides). The preset's
     ``quant_bits`` keeps sizing the network in every variant; its ``rate_lambda`` is only the
@@ -177,8 +183,13 @@ class EncodeConfig:
     keyframe_codec: KeyframeCodec
     keyframe_interval: int
     quantization: Quantization
+    network: str = "dnerv"
 
     def __post_init__(self) -> None:
+        if self.network not in NETWORKS:
+            raise NvcInputError(f"EncodeConfig.network: {self.network!r} is not one of {', '.join(NETWORKS)}")
+        if self.network == "none" and isinstance(self.quantization, ByteBudget):
+            raise NvcInputError("EncodeConfig: a byte budget (--target-bpp) sizes a network; --network none has none")
         if not isinstance(self.preset, Preset):
             raise NvcInputError(f"EncodeConfig.preset: expected a Preset, got {type(self.preset).__name__}")
         if not isinstance(self.keyframe_codec, KeyframeCodec):
@@ -205,14 +216,17 @@ class EncodeConfig:
 def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = None,
                  keyframe_codec: str | None = None, keyframe_quality: int | None = None,
                  quant_bits: int | None = None, rate_lambda: float | None = None,
-                 target_bpp: float | None = None, **overrides) -> EncodeConfig:
+                 target_bpp: float | None = None, network: str = "dnerv", **overrides) -> EncodeConfig:
     """The encode configuration: ``resolve(preset, **overrides)`` (FitConfig fields such as ``epochs``
     and ``seed``, Preset fields, ``c0``) plus the keyframe and quantization choices.
 
     ``quant_bits`` (plain quantization), ``rate_lambda`` (rate-aware) and ``target_bpp`` (a byte
     budget) each choose how the weights are quantized: at most one may be given (none: the preset's
     lambda, or plain ``quant_bits`` when it has none). ``target_bpp`` chooses the keyframe quality
-    itself, so it refuses ``keyframe_quality``. Contradictions raise NvcInputError."""
+    itself, so it refuses ``keyframe_quality``. ``network='none'`` (no weights) refuses all three.
+    Contradictions raise NvcInputError."""
+    if network == "none" and any(x is not None for x in (target_bpp, rate_lambda, quant_bits)):
+        raise NvcInputError("--network none has no weights: --target-bpp, --lambda and --quant-bits do not apply")
     if target_bpp is not None and keyframe_quality is not None:
         raise NvcInputError("give either --target-bpp or --keyframe-quality: the rate control chooses the quality")
     if sum(x is not None for x in (target_bpp, rate_lambda, quant_bits)) > 1:
@@ -232,7 +246,8 @@ def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = Non
     codec = KeyframeCodec(codec=keyframe_codec or DEFAULT_KEYFRAME_CODEC,
                           quality=chosen.keyframe_quality if keyframe_quality is None else keyframe_quality)
     return EncodeConfig(preset=chosen, keyframe_codec=codec,
-                        keyframe_interval=keyframe_interval or DEFAULT_KEYFRAME_INTERVAL, quantization=quantization)
+                        keyframe_interval=keyframe_interval or DEFAULT_KEYFRAME_INTERVAL, quantization=quantization,
+                        network=network)
 
 # Rate-aware quantization's lambda (MSE per weight bpp, nvcodec.qat) for every preset but tiny, which
 # keeps plain 8-bit quantization (the tests' reference). benchmarks/results/quant (fast, 4 corpus clips

@@ -379,7 +379,7 @@ def test_cli_encode_json_prints_only_json_and_info_shows_the_measured_psnr(corpu
                                   "n_frames": 6, "n_keyframes": 3}
     text = runner.invoke(cli, ["info", str(out)]).stdout
     assert f"PSNR {report['psnr']:.2f} dB decoded, mean over 6 frames" in text
-    assert f"keyframe blend {report['blend_psnr']:.2f} dB on the same frames" in text
+    assert f"floors on the same frames: keyframe blend {report['blend_psnr']:.2f} dB;" in text
 
 
 def test_info_of_a_file_without_stored_quality_says_nothing_of_it():
@@ -396,7 +396,8 @@ def test_encode_summary_gives_one_decoded_psnr_and_the_floor_on_the_same_frames(
                                       "--epochs", "1", "--max-frames", "5", "--quiet"])
     assert result.exit_code == 0, result.output
     [line] = [ln for ln in result.stdout.splitlines() if "PSNR" in ln]
-    assert "dB decoded, mean over the 6 frames (floor: keyframe blend" in line and "on the same frames" in line
+    assert "dB decoded, mean over the 6 frames (floors on the same frames: motion floor " in line
+    assert "keyframe blend" in line
 
 
 @pytest.mark.parametrize("frames", ["12:14", "10:13", "12:"])
