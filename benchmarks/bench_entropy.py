@@ -1,4 +1,4 @@
-"""Efficiency of nvcodec.bitstream's integer coder against the empirical entropy (issue 2).
+"""Efficiency of nvcodec.bitstream's integer coder against the empirical entropy.
 
 For arrays drawn from Laplace, Gaussian and real-weight-like distributions,
 quantized max-abs to n_bits like the codec's weights, prints per case:

@@ -8,8 +8,8 @@ at the coding size with ``nvcodec.media.read_frames``. Each candidate is a
 ``.nvc`` holds). Rate: bpp of the keyframe bytes over all frames of the videos (as in the
 ``.nvc``'s rate); quality: mean RGB PSNR over all keyframes (``nvcodec.metrics``). BD-rate
 (``benchmarks.bd``, pchip) is against the baseline, SVT-AV1 preset 5 at a quality
-ladder around its default, at equal keyframe PSNR (the baseline is the setting before
-issue 14, SVT-AV1 preset 5; the default is now preset 2, chosen from these figures).
+ladder around its default, at equal keyframe PSNR (the baseline is nvcodec's earlier
+setting; the default is now preset 2, chosen from these figures).
 Encode time: the CPU seconds of the ffmpeg children (user + sys, from ``getrusage``; the
 encoders are single-threaded, so this is robust to a loaded machine), with wall seconds
 beside it.
@@ -45,7 +45,7 @@ from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.media import ffmpeg_codecs, ffmpeg_exe, read_frames
 from nvcodec.metrics import bits_per_pixel, psnr_per_frame
 
-BASELINE = "svt p5 (old default)"     # KeyframeCodec() before issue 14: SVT-AV1 preset 5, 32 per segment
+BASELINE = "svt p5 (old default)"     # the earlier KeyframeCodec() default: SVT-AV1 preset 5, 32 per segment
 AV1_Q, HEVC_Q, VVC_Q = (36, 42, 48, 54), (22, 26, 30, 34), (28, 33, 38, 43)
 
 
@@ -147,8 +147,8 @@ def markdown(result: dict) -> str:
              f"- date (UTC): {result['date_utc']}; {result['n_videos']} videos, {result['n_frames']} frames, "
              f"{result['n_keyframes']} keyframes (every {result['interval']}th + last of the first "
              f"{result['max_frames']})",
-             f"- baseline: `{BASELINE}` = SVT-AV1 preset 5, 32 keyframes per segment (KeyframeCodec() before "
-             f"issue 14) at quality {list(CANDIDATES[BASELINE][1])}",
+             f"- baseline: `{BASELINE}` = SVT-AV1 preset 5, 32 keyframes per segment (KeyframeCodec()'s "
+             f"earlier default) at quality {list(CANDIDATES[BASELINE][1])}",
              f"- command: `{result['command']}`",
              "- rate: keyframe bytes over all frames' pixels; quality: mean RGB PSNR of the keyframes; "
              "encode: CPU s of the single-threaded ffmpeg encoders, summed over the ladder", "",

@@ -1,6 +1,6 @@
 """Keyframe codec choice by measurement: bpp and keyframe PSNR per codec / mode / quality.
 
-Superseded for the inter track by benchmarks/bench_keyframe_codecs.py (issue 14: BD-rate against
+Superseded for the inter track by benchmarks/bench_keyframe_codecs.py (BD-rate against
 the old default on the whole corpus; the default is now SVT-AV1 preset 2); the table below is
 the earlier measurement, which chose preset 5.
 

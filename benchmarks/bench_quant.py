@@ -1,4 +1,4 @@
-"""Weights benchmark (issue 7): plain post-training quantization vs rate-aware, from one fit.
+"""Weights benchmark: plain post-training quantization vs rate-aware, from one fit.
 
     nice python -m benchmarks.bench_quant --size 160x128 --max-frames 32 --preset fast \
         --out benchmarks/results/quant CLIP ...

@@ -1,4 +1,4 @@
-"""``--target-bpp`` accuracy (issue 7): the rate reached by ``nvcodec.encode(..., build_config(PRESET, target_bpp=T))`` over a sweep.
+"""``--target-bpp`` accuracy: the rate reached by ``nvcodec.encode(..., build_config(PRESET, target_bpp=T))`` over a sweep.
 
     nice python -m benchmarks.bench_target --corpus DIR --size 160x128 --max-frames 32 \
         --preset fast --epochs 20 --targets 0.1,0.2,0.4,0.8 --out benchmarks/results/target-bpp

@@ -2,7 +2,7 @@
 
 Pure numpy, no ffmpeg and no torch: the encoder runs it on the frames it has read (the
 same frames it codes), so the cuts depend only on those pixels. Nothing here is stored
-in the file yet; placing keyframes on the cuts is a later step (issue 14).
+in the file yet; placing keyframes on the cuts is a later step.
 
 The test compares each frame with the one before it on two cheap features:
 

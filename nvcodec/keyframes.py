@@ -79,7 +79,7 @@ class KeyframeCodec:
 
     Default (measured, benchmarks/bench_keyframe_codecs.py, benchmarks/results/keyframe-codecs):
     AV1 inter track, SVT-AV1 preset 2, crf 44, 32 keyframes per segment: BD-rate -10.5 % against
-    preset 5 (the default before issue 14) on 7 corpus clips at 160x128, at 4.9x its encode
+    preset 5 (nvcodec's earlier default) on 7 corpus clips at 160x128, at 4.9x its encode
     time; preset 4 gave -5.2 % (21 clips, 160x128) and -7.0 % (7 clips, 320x256) at 2-2.3x;
     libaom cpu-used 6 +17 %, x265 medium +36 %, VVC intra far worse. 'intra' defaults to libaom
     (SVT codes intra-only frames, which are not random-access points).

@@ -20,7 +20,7 @@ def test_summary_gives_bd_rate_and_time_against_the_baseline():
 
 
 def test_baseline_is_the_old_default_and_todays_default_is_a_candidate():
-    """The baseline is SVT-AV1 preset 5 (the default before issue 14); KeyframeCodec() today is the
+    """The baseline is SVT-AV1 preset 5 (the earlier default); KeyframeCodec() today is the
     candidate labelled default; every candidate builds at its ladder."""
     make, ladder = CANDIDATES[BASELINE]
     assert make(44) == KeyframeCodec("av1", "inter", quality=44, speed=5, encoder="libsvtav1", segment_length=32)

@@ -360,7 +360,7 @@ def test_torchrun_two_ranks_write_one_file(tmp_path):
         assert nvc.read(0).shape == (9, 108, 192, 3)
 
 
-# -- the first hour (issue 16): what the CLI prints and writes --------------------------------
+# -- the first hour: what the CLI prints and writes --------------------------------
 
 
 def test_cli_encode_json_prints_only_json_and_info_shows_the_measured_psnr(corpus, tmp_path):

@@ -1,4 +1,4 @@
-"""Files that pass every container check and still try to hurt the decoder (issue 17).
+"""Files that pass every container check and still try to hurt the decoder.
 
 Each file is built by the tests' own writer (``nvc_craft``, from FORMAT.md) out of the real pieces of
 the conformance file, with one lie or one extreme: a decoder must refuse it in one clean
