@@ -27,3 +27,20 @@ def test_ci_runs_the_readme_set_up_and_test_commands_verbatim():
     assert positions == sorted(positions)
     assert "python -m pytest -q" in readme and ci[-1] == "python -m pytest -q"
     assert not any(re.match(r"pip3? ", c) and c not in set_up for c in ci)     # no pip step the README does not show
+
+
+def test_readme_demo_figures_are_the_committed_demo_results():
+    """The demo paragraph's bytes, bpp and PSNRs are those of benchmarks/results/demo/fast.json."""
+    import json
+
+    report = json.loads((ROOT / "benchmarks" / "results" / "demo" / "fast.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    demo = readme.split("Measured on this project's 2-core CPU machine (no GPU), `nvcodec encode samples/", 1)[1]
+    demo = demo.split("Three short clips", 1)[0]
+    parts = report["bytes_by_part"]
+    expected = [f"{report['n_bytes']:,} bytes".replace(",", " "), f"{report['bpp']:.4f} bpp",
+                f"keyframes {parts['keyframes']:,}".replace(",", " "), f"weights {parts['weights']:,}".replace(",", " "),
+                f"{report['psnr']:.2f} dB decoded", f"keyframe blend {report['blend_psnr']:.2f} dB",
+                f"keyframes alone {report['keyframe_psnr']:.2f} dB", f"{report['n_params']:,} weights".replace(",", " ")]
+    squashed = re.sub(r"\s+", " ", demo)
+    assert [e for e in expected if e not in squashed] == []
