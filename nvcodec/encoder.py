@@ -245,16 +245,21 @@ def encode(
     fit_info = {"preset": preset.name, "epochs": preset.fit.epochs, "seed": preset.fit.seed,
                 "fit_psnr": round(result.psnr, 4), "blend_psnr": round(result.blend_psnr, 4), **quant_info}
     metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)
-    try:
-        n_bytes = write_nvc(output, metadata, segments, tensors)
-    except OSError as exc:                      # the user's output path: full disk, no permission, ...
-        raise NvcInputError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    n_bytes = _write(output, metadata, segments, tensors)
 
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
                      motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval))
     shutil.rmtree(workdir, ignore_errors=True)
     distributed.teardown(ctx)
     return report
+
+
+def _write(output: Path, metadata: dict, segments, tensors, motion=None) -> int:
+    """``write_nvc``, with a failure at the user's output path (full disk, no permission) as a user error."""
+    try:
+        return write_nvc(output, metadata, segments, tensors, motion=motion)
+    except OSError as exc:
+        raise NvcInputError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
 
 def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, output: Path, workdir: Path,
@@ -273,10 +278,7 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     # The tile means nothing without a network; the metadata requires one: the preset's.
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
-    try:
-        n_bytes = write_nvc(output, metadata, segments, [], motion=motion)
-    except OSError as exc:                      # the user's output path: full disk, no permission, ...
-        raise NvcInputError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    n_bytes = _write(output, metadata, segments, [], motion=motion)
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, [], config.preset.name, started, device)
     report = replace(report, motion_psnr=report.psnr)          # the decoded file is the motion floor
     shutil.rmtree(workdir, ignore_errors=True)
