@@ -1,4 +1,4 @@
-"""Reference anchor figures from issue 6 (measured on ../shared/corpus before this harness), to
+"""Reference anchor figures (x264/x265 on ../shared/corpus, measured before this harness existed), to
 check that the harness reproduces them: BD-rate of our curve against the reference curve.
 
 The reference values are rounded (bpp to 3 digits, PSNR to 0.1 dB), which alone moves a

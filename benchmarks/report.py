@@ -147,7 +147,7 @@ def markdown(result: dict) -> str:
                          f"{s['bpp']:.5f} bpp of the pooled rate")
     ref = result.get("reference_check")
     if ref:
-        lines += ["", "## Against the reference figures of issue 6 (BD of this run vs the reference curve)", "",
+        lines += ["", "## Against the reference figures in benchmarks/reference.py (BD of this run vs the reference curve)", "",
                   "| anchor | CRF | ref bpp | ref dB | this bpp | this dB |", "|---|---:|---:|---:|---:|---:|"]
         for anchor, r in ref.items():
             for crf, rb, rp, ob, op in r["points"]:

@@ -161,7 +161,7 @@ def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
 
 
 def test_reference_check_of_the_reference_itself_is_zero():
-    """Points equal to issue 6's x264-medium figures give BD-rate 0 against the reference."""
+    """Points equal to reference.py's x264-medium figures give BD-rate 0 against the reference."""
     from benchmarks.reference import REFERENCE, reference_check
 
     ref = REFERENCE[("native", 160, 128, 300)]["x264-medium"]

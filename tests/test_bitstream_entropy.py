@@ -98,7 +98,7 @@ def test_chosen_model_is_the_smallest_candidate():
 
 
 def test_categorical_coding_is_within_1_percent_of_empirical_entropy():
-    """Issue 2 target: coded <= 1.01 x sum(-log2 p_hat) (+ side information) for >= 10 000 symbols."""
+    """Target: coded <= 1.01 x sum(-log2 p_hat) (+ side information) for >= 10 000 symbols."""
     rng = np.random.default_rng(7)
     for x in (rng.laplace(0, 1, 20000), rng.normal(0, 1, 20000)):
         q = np.round(x / np.abs(x).max() * 127).astype(np.int32)
