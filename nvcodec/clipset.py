@@ -26,6 +26,9 @@ class ClipSet:
     ``start_kf``, ``end_kf``  int64 (n_clips,): indices into ``keyframes``.
     ``video``, ``tile``, ``first_frame``  int64 (n_clips,): where each clip comes from
         (video index, tile index within that video's grid, frame index of its first frame).
+    ``warped``    uint8 (n_clips, T, 2, 3, tile_h, tile_w) or ``None``: for a network that consumes
+        coded motion, each frame's start and end keyframe tiles warped at frame level by the
+        frame's decoded motion (``nvcodec.motion.warped_clip``, then tiled).
     """
 
     mask: np.ndarray
@@ -38,6 +41,7 @@ class ClipSet:
     tile: np.ndarray
     first_frame: np.ndarray
     frames: np.ndarray | None = None
+    warped: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_clips, n_t = self.mask.shape
@@ -62,6 +66,10 @@ class ClipSet:
             expected = (n_clips, n_t, 3, *self.tile_size)
             if self.frames.shape != expected or self.frames.dtype != np.uint8:
                 raise ValueError(f"frames: expected uint8 {expected}, got {self.frames.dtype} {self.frames.shape}")
+        if self.warped is not None:
+            expected = (n_clips, n_t, 2, 3, *self.tile_size)
+            if self.warped.shape != expected or self.warped.dtype != np.uint8:
+                raise ValueError(f"warped: expected uint8 {expected}, got {self.warped.dtype} {self.warped.shape}")
 
     @property
     def n_clips(self) -> int:
@@ -84,5 +92,5 @@ class ClipSet:
             mask=self.mask[index], t_video=self.t_video[index], t_local=self.t_local[index],
             keyframes=self.keyframes, start_kf=self.start_kf[index], end_kf=self.end_kf[index],
             video=self.video[index], tile=self.tile[index], first_frame=self.first_frame[index],
-            frames=pick(self.frames),
+            frames=pick(self.frames), warped=pick(self.warped),
         )

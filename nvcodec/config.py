@@ -61,6 +61,11 @@ class ModelConfig:
     ``paste_keyframes``: output the decoded keyframe itself at keyframe positions
     (t_local == 0 or 1), where the network can only approximate it.
     ``mean``/``std``: per-channel RGB normalisation of network inputs and outputs.
+    ``motion``: the network consumes coded motion (FORMAT.md 14.4): its keyframe inputs are each
+    frame's two keyframes already warped at frame level by the frame's decoded motion, its flow
+    heads predict a correction to that motion at every scale, and each head also predicts a
+    visibility logit that replaces the fixed (1 - t, t) fusion weights. Omitted from the metadata
+    when false, so files of networks without it read as before.
     """
 
     tile_h: int
@@ -77,6 +82,7 @@ class ModelConfig:
     paste_keyframes: bool = True
     mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    motion: bool = False
 
     def __post_init__(self) -> None:
         def check_int(name: str, lo: int, hi: int) -> None:
@@ -100,8 +106,9 @@ class ModelConfig:
         object.__setattr__(self, "embed_base", float(self.embed_base))
         if self.head not in HEADS:
             raise NvcInputError(f"ModelConfig.head: expected one of {HEADS}, got {self.head!r}")
-        if not isinstance(self.paste_keyframes, bool):
-            raise NvcInputError(f"ModelConfig.paste_keyframes: expected bool, got {self.paste_keyframes!r}")
+        for name in ("paste_keyframes", "motion"):
+            if not isinstance(getattr(self, name), bool):
+                raise NvcInputError(f"ModelConfig.{name}: expected bool, got {getattr(self, name)!r}")
         for name, lo in (("mean", -10.0), ("std", 1e-3)):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(
@@ -147,6 +154,8 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         for name in ("strides", "mean", "std"):
             d[name] = list(d[name])
+        if not d["motion"]:
+            del d["motion"]
         return d
 
     @classmethod
@@ -183,14 +192,20 @@ def count_parameters(cfg: ModelConfig) -> int:
 
     t = cfg.clip_length
     c_in = cfg.c0 + cfg.enc_width
+    flow_out = flow_channels(cfg)
     for c_out, stride in zip(decoder_widths(cfg.c0, cfg.strides, cfg.min_width), cfg.strides):
-        n += small_head(c_in, 4)                                                # flow head
+        n += small_head(c_in, flow_out)                                         # flow head
         n += conv(cfg.enc_width, 2 * c_in, 1)                                   # gamma, beta
         n += conv(c_in, c_out * stride * stride, 3)                             # up-conv
         n += c_out * t * t + c_out * t                                          # temporal MLP
         c_in = c_out
-    n += small_head(c_in, 4) + small_head(c_in + 3, 3)                          # head's flow, head
+    n += small_head(c_in, flow_out) + small_head(c_in + 3, 3)                   # head's flow, head
     return n
+
+
+def flow_channels(cfg: ModelConfig) -> int:
+    """Output channels of a flow head: flow to both keyframes (4), plus a visibility logit with motion."""
+    return 5 if cfg.motion else 4
 
 
 @dataclass(frozen=True)

@@ -202,29 +202,44 @@ def _tile_clips(n_frames: int, interval: int, n_tiles: int, first_clip: int, sto
     return arrays, frame_idx
 
 
+def tile_warped(warped: np.ndarray, tile_h: int, tile_w: int) -> np.ndarray:
+    """Per-clip warped keyframes (n_clips, T, 2, H, W, 3) -> (n_clips * n_tiles, T, 2, 3, th, tw),
+    clip-major and tile-minor like the clips of ``_tile_clips``."""
+    n_clips, clip_length = warped.shape[:2]
+    wt = split_tiles(warped.reshape(-1, *warped.shape[3:]), tile_h, tile_w)   # (n*T*2, n_tiles, 3, th, tw)
+    n_tiles = wt.shape[1]
+    wt = wt.reshape(n_clips, clip_length, 2, n_tiles, 3, tile_h, tile_w).transpose(0, 3, 1, 2, 4, 5, 6)
+    return np.ascontiguousarray(wt.reshape(n_clips * n_tiles, clip_length, 2, 3, tile_h, tile_w))
+
+
 def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, interval: int,
-                     tile_h: int, tile_w: int, first_clip: int, stop_clip: int) -> ClipSet:
+                     tile_h: int, tile_w: int, first_clip: int, stop_clip: int,
+                     warped: np.ndarray | None = None) -> ClipSet:
     """Decode-only clips ``first_clip .. stop_clip-1`` of one video, every tile, clip-major.
 
     ``keyframes`` (n, H, W, 3) are that video's decoded keyframes ``first_keyframe ..``: random
-    access decodes only the keyframes its clips need.
+    access decodes only the keyframes its clips need. ``warped``: those clips' motion-warped
+    keyframes (stop_clip - first_clip, K, 2, H, W, 3), for a network that consumes coded motion.
     """
     kt = split_tiles(keyframes, tile_h, tile_w)                           # (n, n_tiles, 3, th, tw)
     n_tiles = kt.shape[1]
     arrays, _ = _tile_clips(n_frames, interval, n_tiles, first_clip, stop_clip, -first_keyframe * n_tiles)
     return ClipSet(keyframes=kt.reshape(-1, 3, tile_h, tile_w),
-                   video=np.zeros(len(arrays["tile"]), np.int64), **arrays)
+                   video=np.zeros(len(arrays["tile"]), np.int64),
+                   warped=None if warped is None else tile_warped(warped, tile_h, tile_w), **arrays)
 
 
 def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], interval: int,
-                  tile_h: int, tile_w: int) -> ClipSet:
+                  tile_h: int, tile_w: int, warped: Sequence[np.ndarray] | None = None) -> ClipSet:
     """Clips of every tile-video of every video.
 
     ``videos``: per video (frames (L, H, W, 3) uint8 or None when decoding, decoded keyframes
     (n_kf, H, W, 3) uint8, L). Order: video, then clip, then tile (so one clip's tiles are
     adjacent and a frame can be stitched as soon as its clip is predicted). ``keyframes``
     holds video v's keyframe k, tile j at ``kf_base[v] + k * n_tiles_v + j``.
-    ``frames`` is None unless every video gives frames.
+    ``frames`` is None unless every video gives frames. ``warped``: per video, its clips'
+    motion-warped keyframes (n_clips, K, 2, H, W, 3) (``nvcodec.motion.warped_video``), for a
+    network that consumes coded motion.
     """
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
@@ -232,7 +247,7 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
         raise ValueError("build_clipset: no videos")
     with_frames = all(v[0] is not None for v in videos)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "mask", "t_video", "t_local", "start_kf", "end_kf", "video", "tile", "first_frame", "frames")}
+        "mask", "t_video", "t_local", "start_kf", "end_kf", "video", "tile", "first_frame", "frames", "warped")}
     kf_tiles, kf_base = [], 0
     for v, (frames, keyframes, n_frames) in enumerate(videos):
         n_kf = keyframe_count(n_frames, interval)
@@ -254,9 +269,11 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
             ft = split_tiles(frames, tile_h, tile_w)                      # (L, n_tiles, 3, th, tw)
             clips = ft[frame_idx]                                         # (n_clips, K, n_tiles, 3, th, tw)
             parts["frames"].append(clips.transpose(0, 2, 1, 3, 4, 5).reshape(-1, interval, 3, tile_h, tile_w))
+        if warped is not None:
+            parts["warped"].append(tile_warped(warped[v], tile_h, tile_w))
         kf_base += n_kf * n_tiles
     cat = {k: np.concatenate(a) for k, a in parts.items() if a}
     return ClipSet(mask=cat["mask"], t_video=cat["t_video"], t_local=cat["t_local"],
                    keyframes=np.concatenate(kf_tiles), start_kf=cat["start_kf"], end_kf=cat["end_kf"],
                    video=cat["video"], tile=cat["tile"], first_frame=cat["first_frame"],
-                   frames=cat.get("frames"))
+                   frames=cat.get("frames"), warped=cat.get("warped"))

@@ -70,10 +70,11 @@ class NvcFile:
                 _check_floor_only(self._reader)
                 need, what = floor_memory_bytes(self.videos, self.interval), "motion floor, no network"
             else:
-                if self._reader.has_motion:
-                    raise NvcFormatError("the file holds coded motion and a network; this decoder decodes "
-                                         "coded motion only without a network (the motion floor)")
                 self.model_config = _model_config(md)
+                if self._reader.has_motion != self.model_config.motion:
+                    raise NvcFormatError("metadata: the network consumes coded motion, but the file holds none"
+                                         if self.model_config.motion else
+                                         "the file holds coded motion, but its network does not consume it")
                 self.batch_size = predict_batch_size(self.model_config)
                 need = decode_memory_bytes(self.model_config, self.videos, self.batch_size)
                 what = (f"network {count_parameters(self.model_config)} parameters, "
@@ -193,6 +194,7 @@ class NvcFile:
         model = self.network()
         device = resolve_device(self._device)
         first_clip, stop_clip = start // k, (stop - 1) // k + 1
+        motion = self._reader.motion(v) if self.model_config.motion else None
         keyframes = self.iter_keyframes(v, first_clip)
         window: list[np.ndarray] = []                 # decoded keyframes first_kf .. first_kf + len - 1
         first_kf = first_clip
@@ -204,8 +206,9 @@ class NvcFile:
                 first_kf = c_lo
                 while first_kf + len(window) <= kf_last:
                     window.append(_next_keyframe(keyframes, entry, first_kf + len(window)))
-                clips = build_clip_range(np.stack(window[:kf_last - first_kf + 1]), first_kf, entry.n_frames,
-                                         k, tile_h, tile_w, c_lo, c_hi)
+                step_kf = np.stack(window[:kf_last - first_kf + 1])
+                warped = None if motion is None else _warped_clips(step_kf, first_kf, motion, n_kf, k, c_lo, c_hi)
+                clips = build_clip_range(step_kf, first_kf, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi, warped)
                 n_tiles = int(clips.tile.max()) + 1
                 out = np.empty((c_hi - c_lo, n_tiles, k, 3, tile_h, tile_w), np.uint8)
                 for index, pred in predict(model, clips, device=device, batch_size=self.batch_size):
@@ -255,6 +258,16 @@ class NvcFile:
         if not got:
             return np.empty((0, entry.height, entry.width, 3), np.uint8)
         return np.stack(got)
+
+
+def _warped_clips(keyframes: np.ndarray, first_kf: int, motion, n_kf: int, interval: int, c_lo: int,
+                  c_hi: int) -> np.ndarray:
+    """The motion-warped keyframes of clips c_lo..c_hi-1 (FORMAT.md 14.4), from that step's keyframes
+    ``first_kf ..`` and the video's decoded motion: (c_hi - c_lo, K, 2, H, W, 3) uint8."""
+    from nvcodec.motion import warped_clip
+
+    return np.stack([warped_clip(keyframes[c - first_kf], keyframes[min(c + 1, n_kf - 1) - first_kf],
+                                 motion.clip(c), motion, interval) for c in range(c_lo, c_hi)])
 
 
 def _next_keyframe(stream: Iterator[np.ndarray], entry: VideoRecord, index: int) -> np.ndarray:
@@ -312,11 +325,12 @@ def clip_activation_bytes(cfg) -> int:
     t, pixels = cfg.clip_length, cfg.tile_h * cfg.tile_w
     total_stride = math.prod(cfg.strides)
     res = pixels // (total_stride * total_stride)                 # coarse grid pixels
-    pyramid = 2 * (3 + cfg.enc_width) * pixels                    # both keyframes: raw + stem output
+    pairs = t if cfg.motion else 1                                # with coded motion: a keyframe pair per frame
+    pyramid = 2 * pairs * (3 + cfg.enc_width) * pixels            # both keyframes: raw + stem output
     worst = t * res * (cfg.mlp_width + 3 * (cfg.c0 + cfg.enc_width))
     c_in = cfg.c0 + cfg.enc_width
     for c_out, stride in zip(cfg.widths, cfg.strides):
-        pyramid += 2 * cfg.enc_width * res
+        pyramid += 2 * pairs * cfg.enc_width * res
         stage = t * res * (3 * c_in + 3 * cfg.enc_width + 8) + t * res * stride * stride * 3 * c_out
         worst = max(worst, stage)
         res, c_in = res * stride * stride, c_out
@@ -341,7 +355,10 @@ def decode_memory_bytes(cfg, videos: Sequence[VideoRecord], batch_size: int) -> 
         clips = step_clips(cfg, v)
         n_frames = clips * cfg.clip_length
         # predicted tiles + stitched frames of the step, its keyframes split into tiles (twice)
-        step = max(step, padded * n_frames + v.width * v.height * 3 * n_frames + 3 * padded * (clips + 1))
+        need = padded * n_frames + v.width * v.height * 3 * n_frames + 3 * padded * (clips + 1)
+        if cfg.motion:     # each frame's warped keyframe pair, whole and in tiles, and one warp's temporaries
+            need += 2 * n_frames * (v.width * v.height * 3 + padded) + v.width * v.height * FLOOR_BYTES_PER_PIXEL
+        step = max(step, need)
     return weights + batch + step
 
 

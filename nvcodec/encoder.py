@@ -30,6 +30,7 @@ from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.media import read_frames
 from nvcodec.metrics import blend_psnr, keyframe_psnr
+from nvcodec.motion import MotionConfig, estimate_video, floor_video, warped_video
 from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, RateAwareQuant
 from nvcodec.quant import quantize_state
 from nvcodec.rate import plan_target
@@ -232,8 +233,12 @@ def encode(
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None)
+    motion = _estimate_motion(videos, decoded_kf, interval, say) if model_cfg.motion else None
+    warped = None if motion is None else [warped_video(kf, m, len(v.frames), interval)
+                                          for v, kf, m in zip(videos, decoded_kf, motion)]
     clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
-                          interval, model_cfg.tile_h, model_cfg.tile_w)
+                          interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped)
+    del warped                                                 # the clips hold it, in tiles
     say(f"network: C0={model_cfg.c0}, tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
         f"{count_parameters(model_cfg)} parameters; {clips.n_clips} clips of {interval} frames")
     result = fit(model_cfg, preset.fit, clips, device=device, workdir=workdir, resume=resume, progress=not quiet)
@@ -245,10 +250,10 @@ def encode(
     fit_info = {"preset": preset.name, "epochs": preset.fit.epochs, "seed": preset.fit.seed,
                 "fit_psnr": round(result.psnr, 4), "blend_psnr": round(result.blend_psnr, 4), **quant_info}
     metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)
-    n_bytes = _write(output, metadata, segments, tensors)
+    n_bytes = _write(output, metadata, segments, tensors, motion=motion)
 
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
-                     motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval))
+                     motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval, motion))
     shutil.rmtree(workdir, ignore_errors=True)
     distributed.teardown(ctx)
     return report
@@ -266,15 +271,11 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
                          started: float, device: str, say: Callable[[str], None]) -> EncodeReport:
     """``--network none``: keyframes + one MOTN per video, metadata ``model: {}`` (FORMAT.md section 13);
     no fit, no weights. The measuring decode is the decoder's floor path."""
-    from nvcodec.motion import MotionConfig, estimate_video
-
     interval, kf_codec = config.keyframe_interval, config.keyframe_codec
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames; no network: the motion floor")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes")
-    motion_cfg = MotionConfig()
-    say(f"motion: {motion_cfg.grid}x{motion_cfg.grid} cells, step {motion_cfg.step_qpel}/4 pixel, {motion_cfg.interp}")
-    motion = [estimate_video(v.frames, kf, interval, motion_cfg) for v, kf in zip(videos, decoded_kf)]
+    motion = _estimate_motion(videos, decoded_kf, interval, say)
     # The tile means nothing without a network; the metadata requires one: the preset's.
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
@@ -285,15 +286,23 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     return report
 
 
-def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int) -> float:
-    """PSNR of the motion floor on the frames as coded (default MotionConfig): what a network must beat."""
-    from nvcodec.metrics import psnr_per_frame
-    from nvcodec.motion import MotionConfig, estimate_video, floor_video
+def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: Callable[[str], None]) -> list:
+    """Each video's coded motion (FORMAT.md section 14), estimated on whole frames against its decoded
+    keyframes with the default ``MotionConfig``."""
+    motion_cfg = MotionConfig()
+    say(f"motion: {motion_cfg.grid}x{motion_cfg.grid} cells, step {motion_cfg.step_qpel}/4 pixel, {motion_cfg.interp}")
+    return [estimate_video(v.frames, kf, interval, motion_cfg) for v, kf in zip(videos, decoded_kf)]
 
-    scores = []
-    for v, kf in zip(videos, decoded_kf):
-        motion = estimate_video(v.frames, kf, interval, MotionConfig())
-        scores.append(psnr_per_frame(v.frames, floor_video(kf, motion, len(v.frames), interval)))
+
+def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:
+    """PSNR of the motion floor on the frames as coded: what a network must beat. ``motion``: the
+    file's coded motion; None (a network without it): estimated here with the default MotionConfig."""
+    from nvcodec.metrics import psnr_per_frame
+
+    if motion is None:
+        motion = _estimate_motion(videos, decoded_kf, interval, lambda _msg: None)
+    scores = [psnr_per_frame(v.frames, floor_video(kf, m, len(v.frames), interval))
+              for v, kf, m in zip(videos, decoded_kf, motion)]
     return float(np.mean(np.concatenate(scores)))
 
 
@@ -344,7 +353,9 @@ def _plan_network(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int,
     plan = plan_target([v.frames for v in videos], interval, config.keyframe_codec, config.preset,
                        config.quantization.target_bpp, n_pixels,
                        decode_keyframes=lambda codec: _code_keyframes(videos, interval, codec, None)[1],
-                       device=device, workdir=workdir, ctx=ctx, say=say)
+                       device=device, workdir=workdir, ctx=ctx, say=say,
+                       estimate_motion=((lambda kf: _estimate_motion(videos, kf, interval, lambda _msg: None))
+                                        if config.preset.motion else None))
     return plan.keyframe_codec, plan.model_config, plan.weight_budget_bytes
 
 

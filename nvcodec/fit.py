@@ -261,13 +261,13 @@ def _train_step(model, optimizer: torch.optim.Optimizer, batcher: Batcher, clips
                 fit_cfg: FitConfig, step: int, lr: float, win: int, device: torch.device) -> tuple[float, float]:
     """One optimizer step on this rank's batch for ``step`` at learning rate ``lr``: (loss, batch PSNR)."""
     index = batcher.indices(step)
-    kf_start, kf_end, t_video, t_local = batcher.tensors(index)
+    inputs = batcher.tensors(index)
     mask = torch.from_numpy(trainable_mask(model_cfg, clips, index)).to(device)
     target = to_device(clips.frames[index], device)           # (b, T, 3, h, w)
     for group in optimizer.param_groups:
         group["lr"] = lr
     with runtime.autocast(device):
-        pred = model(kf_start, kf_end, t_video, t_local)
+        pred = model(*inputs)
     if mask.any():
         loss, mse = _loss(pred[mask].float(), target[mask], fit_cfg, win)
     else:   # nothing to learn in this shard; keep DDP's collective calls in step

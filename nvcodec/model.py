@@ -12,6 +12,12 @@ predicts at every scale:
              -> x*(1+gamma)+beta -> 3x3 conv -> PixelShuffle -> GELU -> temporal MLP
     head:    flow head -> warp raw keyframes -> [x, warped] -> 1x1 -> GELU -> 3x3 -> RGB
 
+With coded motion (``ModelConfig.motion``, FORMAT.md 14.4) the keyframes come in already warped at
+frame level by each frame's decoded coarse motion (so motion is not clamped at tile borders), one
+pair per frame: the content encoder runs per frame, every flow head predicts a *correction* to the
+coded motion, and a visibility logit per head replaces the fixed (1 - t, t) fusion. With the zero-
+initialised last layers the residual head starts as the motion floor itself.
+
 The architecture config, ``ModelConfig``, lives in the torch-free ``nvcodec.config``
 (the .nvc metadata records it; the decoder rebuilds the exact network from it).
 """
@@ -58,22 +64,31 @@ class SmallHead(nn.Module):
         return self.conv2(F.gelu(self.conv1(x)))
 
 
-class FlowHead(SmallHead):
-    """Flow (dx, dy in pixels) to the start and to the end keyframe, 4 channels.
+T_EPS = 1e-4        # t is clamped to [T_EPS, 1 - T_EPS] before its logit (the keyframe slots have t = 0, 1)
 
-    The last layer starts at zero so the warps start as the identity; the flow is learnt
-    only through the reconstruction loss (task-oriented, unsupervised).
+
+class FlowHead(SmallHead):
+    """Flow (dx, dy in pixels) to the start and to the end keyframe, 4 channels; with ``visibility``
+    a fifth, a logit added to logit(t) that weighs the end keyframe's warp in the fusion.
+
+    The last layer starts at zero so the warps start as the identity and the fusion as (1-t, t);
+    flow and visibility are learnt only through the reconstruction loss (task-oriented, unsupervised).
     """
 
-    def __init__(self, c_in: int) -> None:
-        super().__init__(c_in, 4, zero_init=True)
+    def __init__(self, c_in: int, visibility: bool = False) -> None:
+        super().__init__(c_in, 5 if visibility else 4, zero_init=True)
+        self.visibility = visibility
 
     def warp_fuse(self, x: Tensor, f_start: Tensor, f_end: Tensor, t_local: Tensor) -> Tensor:
-        """Warp both keyframes' features and blend them: (1-t)*warp(start) + t*warp(end)."""
-        flow = self(x).float()                                     # (N, 4, H, W)
-        warped_start = backward_warp(f_start, flow[:, :2])
-        warped_end = backward_warp(f_end, flow[:, 2:])
-        return warped_start.mul_(1 - t_local).add_(warped_end.mul_(t_local))
+        """Warp both keyframes' features and fuse them: (1-w)*warp(start) + w*warp(end), w = t, or with
+        visibility w = sigmoid(logit(t) + predicted logit)."""
+        out = self(x).float()                                      # (N, 4 or 5, H, W)
+        warped_start = backward_warp(f_start, out[:, 0:2])
+        warped_end = backward_warp(f_end, out[:, 2:4])
+        if not self.visibility:
+            return warped_start.mul_(1 - t_local).add_(warped_end.mul_(t_local))
+        w_end = torch.sigmoid(torch.logit(t_local.clamp(T_EPS, 1 - T_EPS)) + out[:, 4:5])
+        return warped_start + w_end * (warped_end - warped_start)
 
 
 class TemporalMLP(nn.Module):
@@ -102,7 +117,7 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int, cfg: ModelConfig) -> None:
         super().__init__()
-        self.flow = FlowHead(c_in)
+        self.flow = FlowHead(c_in, visibility=cfg.motion)
         self.affine = nn.Conv2d(cfg.enc_width, 2 * c_in, 1)      # -> gamma, beta
         self.conv = nn.Conv2d(c_in, c_out * stride * stride, 3, padding=1)
         self.shuffle = nn.PixelShuffle(stride)
@@ -158,7 +173,7 @@ class DNeRV(nn.Module):
             blocks.append(DecoderBlock(c_in, c_out, stride, cfg))
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
-        self.head_flow = FlowHead(c_in)
+        self.head_flow = FlowHead(c_in, visibility=cfg.motion)
         self.head = SmallHead(c_in + 3, 3, zero_init=cfg.head == "residual")
 
     def embed(self, t: Tensor) -> Tensor:
@@ -166,8 +181,11 @@ class DNeRV(nn.Module):
         angles = t.float().unsqueeze(1) * self.freqs
         return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1)
 
-    def forward(self, kf_start: Tensor, kf_end: Tensor, t_video: Tensor, t_local: Tensor) -> Tensor:
-        """kf_*: (B, 3, h, w) in [0, 1]; t_*: (B, T) -> (B, T, 3, h, w) in [0, 1]."""
+    def forward(self, kf_start: Tensor, kf_end: Tensor, t_video: Tensor, t_local: Tensor,
+                warped: Tensor | None = None) -> Tensor:
+        """kf_*: (B, 3, h, w) in [0, 1]; t_*: (B, T); ``warped`` (B, T, 2, 3, h, w) in [0, 1], each frame's
+        start and end keyframe warped by its decoded motion (required when the config has ``motion``,
+        refused otherwise) -> (B, T, 3, h, w) in [0, 1]."""
         cfg = self.cfg
         n_clips, clip_length = t_video.shape
         if clip_length != cfg.clip_length:
@@ -175,23 +193,37 @@ class DNeRV(nn.Module):
         if kf_start.shape[-2:] != (cfg.tile_h, cfg.tile_w):
             raise ValueError(f"keyframe tiles are {tuple(kf_start.shape[-2:])}, the model expects "
                              f"{(cfg.tile_h, cfg.tile_w)}")
+        if (warped is None) == cfg.motion:
+            raise ValueError("this network consumes coded motion: pass the warped keyframes" if cfg.motion
+                             else "this network does not consume coded motion: warped keyframes given")
         n = n_clips * clip_length
-        pyramid = self.encoder(torch.cat(((kf_start - self.mean) / self.std,
-                                          (kf_end - self.mean) / self.std)))
-
-        def per_frame(level: Tensor) -> tuple[Tensor, Tensor]:
-            # (2B, C, H, W) -> start and end features for every frame, (B*T, C, H, W) each
-            return (level[:n_clips].repeat_interleave(clip_length, dim=0),
-                    level[n_clips:].repeat_interleave(clip_length, dim=0))
-
         t = t_local.reshape(n, 1, 1, 1).float()
         h, w = cfg.grid
+        if cfg.motion:
+            # every frame has its own pair of (motion-warped) keyframes: (2N, 3, H, W), starts then ends
+            images = torch.cat((warped[:, :, 0].reshape(n, 3, cfg.tile_h, cfg.tile_w),
+                                warped[:, :, 1].reshape(n, 3, cfg.tile_h, cfg.tile_w)))
+            pyramid = self.encoder((images - self.mean) / self.std)
+
+            def per_frame(level: Tensor) -> tuple[Tensor, Tensor]:
+                return level[:n], level[n:]
+
+            blend = (1 - t) * pyramid[0][:n] + t * pyramid[0][n:]
+        else:
+            pyramid = self.encoder(torch.cat(((kf_start - self.mean) / self.std,
+                                              (kf_end - self.mean) / self.std)))
+
+            def per_frame(level: Tensor) -> tuple[Tensor, Tensor]:
+                # (2B, C, H, W) -> start and end features for every frame, (B*T, C, H, W) each
+                return (level[:n_clips].repeat_interleave(clip_length, dim=0),
+                        level[n_clips:].repeat_interleave(clip_length, dim=0))
+
+            # stage 0's time blend, broadcast over the clip's frames instead of repeating the features:
+            # (B, 1, C, h, w) x (B, T, 1, 1, 1) -> (B*T, C, h, w), the same products and sums
+            coarse = pyramid[0].unsqueeze(1)
+            t5 = t.view(n_clips, clip_length, 1, 1, 1)
+            blend = ((1 - t5) * coarse[:n_clips] + t5 * coarse[n_clips:]).view(n, -1, h, w)
         x = self.mlp(self.embed(t_video.reshape(n))).view(n, cfg.c0, h, w)
-        # stage 0's time blend, broadcast over the clip's frames instead of repeating the features:
-        # (B, 1, C, h, w) x (B, T, 1, 1, 1) -> (B*T, C, h, w), the same products and sums
-        coarse = pyramid[0].unsqueeze(1)
-        t5 = t.view(n_clips, clip_length, 1, 1, 1)
-        blend = ((1 - t5) * coarse[:n_clips] + t5 * coarse[n_clips:]).view(n, -1, h, w)
         x = torch.cat((x, blend), dim=1)
         x = F.instance_norm(x.float()).to(x.dtype)                 # stage 0, no affine
         for block, level in zip(self.blocks, pyramid[:-1]):

@@ -116,17 +116,44 @@ def fuse(warp_start: np.ndarray, warp_end: np.ndarray, w_start: int, w_end: int)
     return ((w_start * warp_start + w_end * warp_end + den // 2) // den).astype(np.uint8)
 
 
+def _clip_warps(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion):
+    """Per in-between frame j of a clip, its two keyframes warped by its motion: yields (j, start warp,
+    end warp), 12 fractional bits each (``warp``)."""
+    h, w = kf_start.shape[:2]
+    for j in range(q.shape[0]):
+        yield (j, *(warp(kf, pixel_field(q[j, k], motion.step_qpel, motion.grid, motion.interp, h, w))
+                    for k, kf in enumerate((kf_start, kf_end))))
+
+
 def floor_clip(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion: VideoMotion) -> np.ndarray:
     """The motion floor of one clip's in-between frames: (n, H, W, 3) uint8 from (H, W, 3) keyframes
     and q (n, 2, 2, rows, cols); frame j of n sits at t = (j + 1) / (n + 1)."""
-    h, w = kf_start.shape[:2]
     n = q.shape[0]
-    out = np.empty((n, h, w, 3), dtype=np.uint8)
-    for j in range(n):
-        warps = [warp(kf, pixel_field(q[j, k], motion.step_qpel, motion.grid, motion.interp, h, w))
-                 for k, kf in enumerate((kf_start, kf_end))]
-        out[j] = fuse(warps[0], warps[1], n - j, j + 1)
+    out = np.empty((n,) + kf_start.shape, dtype=np.uint8)
+    for j, warp_start, warp_end in _clip_warps(kf_start, kf_end, q, motion):
+        out[j] = fuse(warp_start, warp_end, n - j, j + 1)
     return out
+
+
+def warped_clip(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion, clip_length: int) -> np.ndarray:
+    """What a motion-consuming network sees of one clip (FORMAT.md 14.4): (clip_length, 2, H, W, 3) uint8,
+    each slot's start and end keyframes warped by that frame's decoded motion (``warp``, rounded half up
+    to 8 bits).  Slot 0 (the start keyframe), the slots after the q.shape[0] in-between frames (the end
+    keyframe, and the padding of a short last clip) hold the keyframes themselves."""
+    out = np.empty((clip_length, 2) + kf_start.shape, dtype=np.uint8)
+    out[:, 0], out[:, 1] = kf_start, kf_end
+    half = 1 << (SAMPLE_FRAC_BITS - 1)
+    for j, warp_start, warp_end in _clip_warps(kf_start, kf_end, q, motion):
+        out[1 + j, 0] = (warp_start + half) >> SAMPLE_FRAC_BITS
+        out[1 + j, 1] = (warp_end + half) >> SAMPLE_FRAC_BITS
+    return out
+
+
+def warped_video(dec_keyframes: np.ndarray, motion, n_frames: int, interval: int) -> np.ndarray:
+    """``warped_clip`` of every clip of a video: (n_clips, interval, 2, H, W, 3) uint8."""
+    _, start_kf, end_kf, *_ = clip_layout(n_frames, interval)
+    return np.stack([warped_clip(dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], motion.clips[c], motion,
+                                 interval) for c in range(len(start_kf))])
 
 
 def floor_video(dec_keyframes: np.ndarray, motion: VideoMotion | None, n_frames: int, interval: int) -> np.ndarray:

@@ -44,6 +44,7 @@ class Preset:
     min_width: int = 32
     head: str = "residual"
     paste_keyframes: bool = True
+    motion: bool = False               # the network consumes coded motion (ModelConfig.motion; the file holds MOTN)
 
     def __post_init__(self) -> None:
         if not 1 <= self.c0_min <= self.c0_max:
@@ -64,7 +65,8 @@ class Preset:
     def _config(self, c0: int, clip_length: int) -> ModelConfig:
         return ModelConfig(tile_h=self.tile[0], tile_w=self.tile[1], c0=c0, enc_width=self.enc_width,
                            embed_levels=self.embed_levels, mlp_width=self.mlp_width, min_width=self.min_width,
-                           clip_length=clip_length, head=self.head, paste_keyframes=self.paste_keyframes)
+                           clip_length=clip_length, head=self.head, paste_keyframes=self.paste_keyframes,
+                           motion=self.motion)
 
     def model_config(self, corpus_pixels: int, clip_length: int = 8, *, weight_bpp: float | None = None,
                      c0_min: int | None = None) -> ModelConfig:
@@ -227,6 +229,8 @@ def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = Non
     Contradictions raise NvcInputError."""
     if network == "none" and any(x is not None for x in (target_bpp, rate_lambda, quant_bits)):
         raise NvcInputError("--network none has no weights: --target-bpp, --lambda and --quant-bits do not apply")
+    if network == "none" and overrides.get("motion") is False:
+        raise NvcInputError("--network none is keyframes + coded motion: --no-motion contradicts it")
     if target_bpp is not None and keyframe_quality is not None:
         raise NvcInputError("give either --target-bpp or --keyframe-quality: the rate control chooses the quality")
     if sum(x is not None for x in (target_bpp, rate_lambda, quant_bits)) > 1:

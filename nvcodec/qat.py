@@ -54,7 +54,7 @@ from nvcodec.clipset import ClipSet
 from nvcodec.config import FitConfig, ModelConfig
 from nvcodec.distributed import DistContext
 from nvcodec.model import DNeRV
-from nvcodec.runtime import Batcher, lr_factor, to_device, trainable_mask
+from nvcodec.runtime import Batcher, clip_inputs, lr_factor, to_device, trainable_mask
 
 K_TABLE = tuple(range(0, 21))     # step = peak * 2**(-k/2): from ±1 level (k=0) to ±1024 (k=20)
 K_PTQ = 14                        # about 8-bit post-training quantization (peak/127 vs peak/128)
@@ -211,18 +211,17 @@ class _EvalSet:
         self.batches = []
         for first in range(0, len(index), 8):
             i = index[first:first + 8]
-            arrays = (c.keyframes[c.start_kf[i]], c.keyframes[c.end_kf[i]], c.t_video[i], c.t_local[i], c.frames[i])
-            tensors = tuple(to_device(a, device) for a in arrays)
+            inputs = clip_inputs(c, i, device)
             mask = torch.from_numpy(trainable_mask(model_cfg, clips, i)).to(device)
-            self.batches.append((tensors, mask))
+            self.batches.append((inputs, to_device(c.frames[i], device), mask))
 
     @torch.no_grad()
     def mse(self, params: Mapping[str, Tensor]) -> float:
         total, count = 0.0, 0
-        for (kf_start, kf_end, t_video, t_local, target), mask in self.batches:
+        for inputs, target, mask in self.batches:
             if not mask.any():
                 continue
-            pred = functional_call(self.model, dict(params), (kf_start, kf_end, t_video, t_local))
+            pred = functional_call(self.model, dict(params), inputs)
             diff = pred[mask].float() - target[mask]
             total += float(diff.double().pow(2).sum())
             count += diff.numel()
@@ -417,14 +416,14 @@ def _fine_tune(model: DNeRV, model_cfg: ModelConfig, params: dict[str, Tensor], 
             for name, term in terms.items():
                 term.refresh(leaves[name])
         index = batcher.indices(step)
-        kf_start, kf_end, t_video, t_local = batcher.tensors(index)
+        inputs = batcher.tensors(index)
         mask = torch.from_numpy(trainable_mask(model_cfg, clips, index)).to(device)
         if not mask.any():
             continue
         target = to_device(clips.frames[index], device)
         quantized = {name: fake_quant(w, scales[name], grids[name].axis) for name, w in leaves.items()}
         with runtime.autocast(device):
-            pred = functional_call(model, quantized, (kf_start, kf_end, t_video, t_local))
+            pred = functional_call(model, quantized, inputs)
         mse = torch.mean((pred[mask].float() - target[mask]) ** 2)
         bits = sum(term.bits(leaves[name]) for name, term in terms.items())
         loss = mse + lam * bits / n_pixels

@@ -1,7 +1,8 @@
-"""Rate control for ``--target-bpp`` (``ByteBudget``): split the bits between keyframes and weights.
+"""Rate control for ``--target-bpp`` (``ByteBudget``): split the bits between keyframes, motion and weights.
 
-Every bit of an .nvc is keyframes, weights or a little container overhead
-(DESIGN.md, "The economics of a shared model"). Given a target rate, the plan:
+Every bit of an .nvc is keyframes, coded motion (a network that consumes it), weights or a
+little container overhead (DESIGN.md, "The economics of a shared model"). Given a target rate,
+the plan first takes the motion's measured bytes off the budget, then:
 
 1. gives the keyframes ``keyframe_share`` of the budget and searches the
    keyframe codec's quality scale (bisection; real encodes, real byte counts)
@@ -28,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nvcodec.bitstream import tensor_chunk_n_bytes
+from nvcodec.bitstream import motion_chunk_n_bytes, tensor_chunk_n_bytes
 from nvcodec.config import ModelConfig
 from nvcodec.corpus import build_clipset, keyframe_positions
 from nvcodec.keyframes import CODECS, KeyframeCodec, encode_keyframes
+from nvcodec.motion import warped_video
 from nvcodec.presets import Preset
 
 # Keyframe shares of the budget tried, the pilot fit's share of the steps, and the bits per weight
@@ -52,17 +54,18 @@ class RatePlan:
 
 
 def plan_rate(target_bpp: float, n_pixels: int, keyframe_bytes: Callable[[int], int],
-              quality_range: tuple[int, int], keyframe_share: float = 0.5) -> RatePlan:
+              quality_range: tuple[int, int], keyframe_share: float = 0.5, reserved_bytes: int = 0) -> RatePlan:
     """Choose the keyframe quality and the weight rate for ``target_bpp``.
 
     ``keyframe_bytes(q)`` codes every keyframe of the corpus at quality ``q``
     (lower is better) and returns the bytes; it is called O(log range) times.
+    ``reserved_bytes`` (the coded motion) come off the budget before it is shared.
     """
     if not target_bpp > 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
     if not 0 < keyframe_share < 1:
         raise ValueError(f"keyframe_share must lie in (0, 1), got {keyframe_share}")
-    budget_bits = target_bpp * n_pixels - 8 * OVERHEAD_BYTES
+    budget_bits = target_bpp * n_pixels - 8 * (OVERHEAD_BYTES + reserved_bytes)
     best, worst = quality_range
     cache: dict[int, int] = {}
 
@@ -73,8 +76,8 @@ def plan_rate(target_bpp: float, n_pixels: int, keyframe_bytes: Callable[[int], 
 
     if 8 * cost(worst) > budget_bits:
         raise ValueError(f"target {target_bpp} bpp is too low for this corpus: the keyframes alone "
-                         f"cost {8 * (cost(worst) + OVERHEAD_BYTES) / n_pixels:.4f} bpp at the "
-                         f"lowest quality ({worst})")
+                         f"cost {8 * (cost(worst) + OVERHEAD_BYTES + reserved_bytes) / n_pixels:.4f} bpp at the "
+                         f"lowest quality ({worst})" + (" with the coded motion" if reserved_bytes else ""))
     allowed = keyframe_share * budget_bits
     lo, hi = best, worst                   # the smallest q within the share (worst if none is)
     while lo < hi:
@@ -103,7 +106,7 @@ def keyframe_bytes(frames: Sequence[np.ndarray], interval: int, codec: KeyframeC
                for _, _, data in encode_keyframes(video[keyframe_positions(len(video), interval)], codec))
 
 
-def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels):
+def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, motion_bytes: int = 0):
     """(RatePlan, network, weight bytes) per distinct outcome of ``plan_rate`` over KEYFRAME_SHARES."""
     kf_cache: dict[int, int] = {}
 
@@ -115,7 +118,7 @@ def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels):
     candidates, seen = [], set()
     for share in KEYFRAME_SHARES:
         plan = plan_rate(target_bpp, n_pixels, kf_bytes, (kf_codec.min_quality, CODECS[kf_codec.codec].max_quality),
-                         keyframe_share=share)
+                         keyframe_share=share, reserved_bytes=motion_bytes)
         # the network is sized for what rate-aware quantization costs per weight, not for plain quant_bits,
         # and may go below the preset's smallest C0 when the budget asks for it
         weight_bpp = min(max(plan.weight_bpp, 1e-6) * preset.quant_bits / RATE_AWARE_BITS_PER_WEIGHT, 64.0)
@@ -123,13 +126,15 @@ def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels):
         key = (plan.keyframe_quality, model_cfg.c0)
         if key not in seen:
             seen.add(key)
-            candidates.append((plan, model_cfg, target_bpp * n_pixels / 8 - plan.keyframe_bytes - OVERHEAD_BYTES))
+            candidates.append((plan, model_cfg,
+                               target_bpp * n_pixels / 8 - plan.keyframe_bytes - motion_bytes - OVERHEAD_BYTES))
     return candidates
 
 
 def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeCodec, preset: Preset,
                 target_bpp: float, n_pixels: int, *, decode_keyframes: Callable[[KeyframeCodec], list[np.ndarray]],
-                device: str, workdir: Path, ctx, say: Callable[[str], None]) -> TargetPlan:
+                device: str, workdir: Path, ctx, say: Callable[[str], None],
+                estimate_motion: Callable[[list[np.ndarray]], list] | None = None) -> TargetPlan:
     """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly.
 
     ``frames``: each video's frames as coded; ``decode_keyframes(codec)``: each video's keyframes
@@ -138,6 +143,11 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     candidate gets a pilot fit of ``PILOT_FRACTION`` of the steps, its weights are quantized
     rate-aware to exactly the bytes left, and the candidate whose whole corpus decodes best wins.
     The choice is kept in the work folder, so --resume does not run the pilots again.
+
+    ``estimate_motion(decoded keyframes)``, for a network that consumes coded motion, gives each
+    video's motion: the third share. Its bytes, measured once against the keyframes at the
+    codec's own quality (they move little with the keyframe quality), come off the budget first,
+    and each pilot fits on the motion estimated against its own keyframes.
     """
     import torch
 
@@ -146,7 +156,12 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     from nvcodec.model import DNeRV
     from nvcodec.qat import rate_aware_quantize
 
-    candidates = _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels)
+    motion_bytes = 0
+    if estimate_motion is not None:
+        motion = estimate_motion(decode_keyframes(kf_codec))
+        motion_bytes = sum(motion_chunk_n_bytes(v, m) for v, m in enumerate(motion))
+        say(f"  coded motion: {motion_bytes} bytes ({8 * motion_bytes / n_pixels:.4f} bpp) off the budget")
+    candidates = _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, motion_bytes)
     choice_path = workdir / "rate_choice.json"
     main = ctx.is_main
 
@@ -162,8 +177,12 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
         scores = []
         for plan, model_cfg, budget in candidates:
             decoded_kf = decode_keyframes(replace(kf_codec, quality=plan.keyframe_quality))
+            warped = None
+            if estimate_motion is not None:
+                warped = [warped_video(kf, m, len(video), interval)
+                          for video, kf, m in zip(frames, decoded_kf, estimate_motion(decoded_kf))]
             clips = build_clipset([(video, kf, len(video)) for video, kf in zip(frames, decoded_kf)],
-                                  interval, model_cfg.tile_h, model_cfg.tile_w)
+                                  interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped)
             steps = max(1, round(PILOT_FRACTION * total_steps_of(preset.fit, clips.n_clips)))
             result = fit(model_cfg, replace(preset.fit, max_steps=steps), clips, device=device, progress=False)
             psnr = float("-inf")

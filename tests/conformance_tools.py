@@ -3,6 +3,7 @@
 Regenerate on purpose only:
     NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py          # tiny.nvc (version 1.0)
     NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py motion   # motion.nvc (version 1.1)
+    NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py refine   # refine.nvc (version 1.1)
 
 tiny.nvc: two sample clips encoded with the tiny preset; expected.json records what a
 conforming CPU decoder must produce: the md5 of the decoded keyframes and weights
@@ -12,6 +13,10 @@ motion.nvc: tiny.nvc's metadata and keyframe segments, no network (``model`` is 
 TENS), and one MOTN per video (FORMAT.md section 14), written by ``bitstream.write_nvc``.
 motion_expected.json records every decoded motion integer and the md5 of each video's
 motion floor (section 14.3: integer arithmetic, bit-exact everywhere).
+
+refine.nvc: tiny.nvc's two clips encoded with the tiny preset and a network that consumes
+coded motion (``ModelConfig.motion``, FORMAT.md 14.4): keyframes, one MOTN per video and
+weights. refine_expected.json records ``digests`` plus the md5 of each video's motion integers.
 """
 
 import hashlib
@@ -35,6 +40,9 @@ ROOT = Path(__file__).parents[1]
 HERE = ROOT / "tests" / "data" / "conformance"
 MOTION_NVC = HERE / "motion.nvc"
 MOTION_EXPECTED = HERE / "motion_expected.json"
+REFINE_NVC = HERE / "refine.nvc"
+REFINE_EXPECTED = HERE / "refine_expected.json"
+REFINE_INPUTS = [ROOT / "samples" / "foreman_176x144.mp4", ROOT / "samples" / "dog_192x108.mp4"]
 
 
 def digests(path: Path) -> dict:
@@ -123,6 +131,18 @@ def motion_digests(path: Path) -> dict:
     return out
 
 
+# --- refine.nvc --------------------------------------------------------------------------------
+
+
+def refine_digests(path: Path) -> dict:
+    """``digests`` and the md5 of each video's decoded motion integers: a network that consumes coded motion."""
+    out = digests(path)
+    with NvcReader(path) as r:
+        out["motion"] = {v["name"]: hashlib.md5(b"".join(q.tobytes() for q in r.motion(i).read_all().clips)).hexdigest()
+                         for i, v in enumerate(r.metadata["videos"])}
+    return out
+
+
 def main() -> None:
     if os.environ.get("NVCODEC_REGENERATE_GOLDEN") != "1":
         sys.exit("set NVCODEC_REGENERATE_GOLDEN=1 to overwrite the conformance file")
@@ -131,6 +151,11 @@ def main() -> None:
         write_nvc(MOTION_NVC, metadata, segments, [], motion=motion_vector_fields(metadata))
         text = json.dumps(motion_digests(MOTION_NVC), indent=1)
         MOTION_EXPECTED.write_text(re.sub(r"\[[-\d,\s]*\]", lambda m: re.sub(r"\s", "", m[0]), text) + "\n")
+        return
+    if sys.argv[1:] == ["refine"]:
+        nvcodec.encode(REFINE_INPUTS, REFINE_NVC, build_config("tiny", epochs=2, motion=True), size=(48, 40),
+                       max_frames=9, force=True, quiet=True)
+        REFINE_EXPECTED.write_text(json.dumps(refine_digests(REFINE_NVC), indent=2) + "\n")
         return
     nvc = HERE / "tiny.nvc"
     nvcodec.encode([ROOT / "samples" / "foreman_176x144.mp4", ROOT / "samples" / "dog_192x108.mp4"],

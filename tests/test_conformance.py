@@ -6,6 +6,9 @@ exact on CPU with the same torch build; across devices it is within a tolerance 
 
 motion.nvc (version 1.1): coded motion and no network; its motion integers and its motion
 floor (integer arithmetic, FORMAT.md 14.3) are bit-exact everywhere.
+
+refine.nvc (version 1.1): coded motion and a network that consumes it (FORMAT.md 14.4): keyframes,
+motion integers and weights bit-exact; frames exact on CPU with this torch build, like tiny.nvc's.
 """
 
 import hashlib
@@ -19,6 +22,7 @@ import torch
 import nvcodec
 
 from conformance_tools import MOTION_EXPECTED, MOTION_NVC, motion_digests, motion_from_json, motion_vector_inputs
+from conformance_tools import REFINE_EXPECTED, REFINE_NVC, refine_digests
 from conformance_tools import digests as conformance_digests
 from nvcodec.bitstream import NvcFormatError, NvcReader, QuantizedTensor, write_nvc
 
@@ -115,15 +119,51 @@ def _motion_file(tmp_path, motion=True, tensors=(), model=None) -> Path:
 
 
 def test_decoder_refuses_what_it_cannot_decode_with_motion(tmp_path):
-    """No network and no motion, no network but weights, or motion with a network: one clean NvcFormatError."""
+    """No network and no motion, no network but weights, motion beside a network that does not consume it, or
+    a network that consumes motion without any: one clean NvcFormatError."""
     with NvcReader(HERE / "tiny.nvc") as r:
         tiny_model = r.metadata["model"]
     cases = [
         (dict(motion=False), r"^metadata: model is empty \(no network\), but the file holds no coded motion$"),
         (dict(tensors=[QuantizedTensor("w", np.zeros(3, np.int32), np.ones(1, np.float32), None, 2)]),
          r"^metadata: model is empty \(no network\), but the file holds 1 weight tensors$"),
-        (dict(model=tiny_model), r"^the file holds coded motion and a network; this decoder decodes coded motion only"),
+        (dict(model=tiny_model), r"^the file holds coded motion, but its network does not consume it$"),
+        (dict(motion=False, model=dict(tiny_model, motion=True)),
+         r"^metadata: the network consumes coded motion, but the file holds none$"),
     ]
     for kwargs, match in cases:
         with pytest.raises(NvcFormatError, match=match):
             nvcodec.open(_motion_file(tmp_path, **kwargs), device="cpu")
+
+
+# --- refine.nvc -------------------------------------------------------------------------------
+
+REFINE = json.loads(REFINE_EXPECTED.read_text())
+
+
+@pytest.fixture(scope="module")
+def decoded_refine():
+    return refine_digests(REFINE_NVC)
+
+
+def test_refine_vector_holds_motion_and_a_network_that_consumes_it():
+    with NvcReader(REFINE_NVC) as r:
+        types = [t for t, *_ in r.chunks()]
+        assert r.version == (1, 1) and r.metadata["model"]["motion"] is True
+        assert types.count("MOTN") == len(r.metadata["videos"]) == 2 and "TENS" in types
+
+
+@pytest.mark.parametrize("part", ["keyframes", "weights", "motion", "frames"])
+def test_refine_vector_decodes_bit_exactly(decoded_refine, part):
+    assert decoded_refine[part] == REFINE[part]
+
+
+def test_refine_vector_random_access_matches_the_full_decode():
+    """A frame range of a motion-consuming network decodes to the same pixels as the whole video
+    (the clips of a range are warped from the same decoded motion)."""
+    with nvcodec.open(REFINE_NVC, device="cpu") as nvc:
+        for v in nvc.videos:
+            frames = nvc.read(v.name)
+            assert hashlib.md5(frames.tobytes()).hexdigest() == REFINE["frames"][v.name]
+            for lo, hi in ((3, 9), (8, 9)):
+                assert (nvc.read(v.name, slice(lo, hi)) == frames[lo:hi]).all()

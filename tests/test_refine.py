@@ -1,0 +1,158 @@
+"""A network that consumes coded motion (``ModelConfig.motion``, FORMAT.md 14.4): inputs, network, file, decode."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import nvcodec
+from nvcodec.bitstream import NvcReader, VideoMotion
+from nvcodec.bitstream.motion import INTERP_NEAREST, clip_inbetween_counts, motion_grid
+from nvcodec.cli.main import main as cli
+from nvcodec.config import ModelConfig, count_parameters
+from nvcodec.corpus import build_clipset, split_tiles
+from nvcodec.errors import NvcInputError
+from nvcodec.media import read_frames
+from nvcodec.metrics import psnr_per_frame
+from nvcodec.model import DNeRV
+from nvcodec.motion import SAMPLE_FRAC_BITS, floor_clip, warp, pixel_field, warped_clip, warped_video
+from nvcodec.presets import build_config
+from tests.test_codec import moving_pattern, write_video
+
+TINY = dict(tile_h=32, tile_w=32, c0=4, enc_width=8, embed_levels=8, mlp_width=16, min_width=8)
+
+
+def _random_motion(rng, n_frames: int, interval: int, h: int, w: int, grid: int = 8, step: int = 2) -> VideoMotion:
+    rows, cols = motion_grid(h, w, grid)
+    clips = tuple(rng.integers(-6, 7, (n, 2, 2, rows, cols)).astype(np.int32)
+                  for n in clip_inbetween_counts(n_frames, interval))
+    return VideoMotion(grid, step, INTERP_NEAREST, rows, cols, clips)
+
+
+def test_warped_clip_holds_the_rounded_floor_warps_and_plain_keyframes_elsewhere():
+    """Slot 1 + j holds frame j's two warps rounded half up to 8 bits; slot 0 and the slots after the
+    in-between frames hold the keyframes; and fusing the unrounded warps is the floor."""
+    rng = np.random.default_rng(0)
+    kf_start, kf_end = (rng.integers(0, 256, (20, 28, 3), dtype=np.uint8) for _ in range(2))
+    motion = _random_motion(rng, 5, 8, 20, 28)          # one short clip: 3 in-between frames, then the end
+    q = motion.clips[0]
+    out = warped_clip(kf_start, kf_end, q, motion, 8)
+    assert out.shape == (8, 2, 20, 28, 3) and out.dtype == np.uint8
+    for slot in (0, 4, 5, 6, 7):
+        assert (out[slot, 0] == kf_start).all() and (out[slot, 1] == kf_end).all()
+    for j in range(3):
+        for k, kf in enumerate((kf_start, kf_end)):
+            exact = warp(kf, pixel_field(q[j, k], motion.step_qpel, motion.grid, motion.interp, 20, 28))
+            assert (out[1 + j, k] == (exact + (1 << (SAMPLE_FRAC_BITS - 1))) >> SAMPLE_FRAC_BITS).all()
+    floor = floor_clip(kf_start, kf_end, q, motion).astype(int)
+    fused = (3 - np.arange(3))[:, None, None, None] * out[1:4, 0].astype(int) \
+        + (1 + np.arange(3))[:, None, None, None] * out[1:4, 1].astype(int)
+    assert np.abs(floor - fused / 4).max() <= 1                            # the 8-bit rounding, nothing else
+
+
+def test_clipset_tiles_the_warped_pair_like_the_frames():
+    """Clip c, tile j of the ClipSet holds tile j of clip c's warped pair (clip-major, tile-minor)."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (10, 40, 50, 3), dtype=np.uint8)
+    keyframes = frames[[0, 8, 9]]
+    motion = _random_motion(rng, 10, 8, 40, 50)
+    warped = warped_video(keyframes, motion, 10, 8)
+    assert warped.shape == (2, 8, 2, 40, 50, 3)
+    clips = build_clipset([(frames, keyframes, 10)], 8, 32, 32, warped=[warped])
+    assert clips.warped.shape == (clips.n_clips, 8, 2, 3, 32, 32)
+    for i in range(clips.n_clips):
+        c, j = clips.first_frame[i] // 8, clips.tile[i]
+        for k in range(2):
+            assert (clips.warped[i, :, k] == split_tiles(warped[c, :, k], 32, 32)[:, j]).all()
+    assert (clips.subset(np.array([3])).warped == clips.warped[3:4]).all()
+
+
+def test_untrained_motion_network_outputs_the_fused_warps():
+    """Zero-initialised flow corrections, visibility logits and residual head: the motion floor (float)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(**TINY, motion=True)
+    net = DNeRV(cfg).eval()
+    b, t = 2, 8
+    kf = torch.rand(b, 3, 32, 32)
+    t_local = torch.linspace(0, 1, t).repeat(b, 1)
+    warped = torch.rand(b, t, 2, 3, 32, 32)
+    with torch.no_grad():
+        out = net(kf, kf, torch.rand(b, t), t_local, warped)
+    tt = t_local[..., None, None, None]
+    floor = (1 - tt) * warped[:, :, 0] + tt * warped[:, :, 1]
+    assert torch.allclose(out[:, 1:-1], floor[:, 1:-1], atol=1e-5)
+
+
+def test_motion_network_trains_its_visibility_and_flow_heads_and_refuses_the_wrong_inputs():
+    cfg = ModelConfig(**TINY, motion=True)
+    net = DNeRV(cfg)
+    assert count_parameters(cfg) == sum(p.numel() for p in net.parameters())
+    assert count_parameters(cfg) > count_parameters(dataclasses.replace(cfg, motion=False))
+    assert net.head_flow.conv2.out_channels == 5 and all(blk.flow.conv2.out_channels == 5 for blk in net.blocks)
+    kf, tv, tl = torch.rand(1, 3, 32, 32), torch.rand(1, 8), torch.linspace(0, 1, 8)[None]
+    net(kf, kf, tv, tl, torch.rand(1, 8, 2, 3, 32, 32)).mean().backward()
+    assert net.head_flow.conv2.weight.grad.abs()[4].sum() > 0          # the visibility logit learns
+    with pytest.raises(ValueError, match="consumes coded motion: pass the warped keyframes"):
+        net(kf, kf, tv, tl)
+    with pytest.raises(ValueError, match="does not consume coded motion"):
+        DNeRV(ModelConfig(**TINY))(kf, kf, tv, tl, torch.rand(1, 8, 2, 3, 32, 32))
+
+
+def test_model_json_carries_motion_only_when_true():
+    assert "motion" not in ModelConfig(**TINY).to_json()
+    d = ModelConfig(**TINY, motion=True).to_json()
+    assert d["motion"] is True and ModelConfig.from_json(d).motion is True
+    with pytest.raises(NvcInputError, match="ModelConfig.motion: expected bool"):
+        ModelConfig(**TINY, motion=1)
+
+
+def test_cli_motion_flag_and_its_contradiction_with_no_network(tmp_path):
+    ctx = cli.commands["encode"].make_context("encode", [str(tmp_path), "o.nvc", "--motion"])
+    assert ctx.params["motion"] is True
+    assert build_config("tiny", motion=True).preset.motion
+    with pytest.raises(NvcInputError, match="--no-motion contradicts it"):
+        build_config("tiny", network="none", motion=False)
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+VIDEOS = {
+    "moving_64x48.mp4": moving_pattern(18, 48, 64, seed=3),
+    "static_40x24.mp4": np.repeat(moving_pattern(1, 24, 40, seed=4), 11, axis=0),
+    "one_frame_24x16.mp4": moving_pattern(1, 16, 24, seed=5),
+}
+
+
+@pytest.fixture(scope="module")
+def refine_file(tmp_path_factory):
+    root = tmp_path_factory.mktemp("refine_corpus")
+    for name, frames in VIDEOS.items():
+        write_video(root / name, frames, (25, 1))
+    out = tmp_path_factory.mktemp("refine") / "r.nvc"
+    report = nvcodec.encode(root, out, build_config("tiny", motion=True, epochs=3), quiet=True)
+    return root, out, report
+
+
+def test_motion_network_file_holds_motion_weights_and_decodes_to_what_the_encoder_measured(refine_file):
+    """A static video, a one-frame video and one smaller than a motion cell included: the file decodes,
+    a frame range gives the full decode's pixels, and the decoded PSNR is the encoder's."""
+    root, out, report = refine_file
+    with NvcReader(out) as r:
+        types = [t for t, *_ in r.chunks()]
+        assert r.version == (1, 1) and r.metadata["model"]["motion"] is True
+        assert types.count("MOTN") == 3 and "TENS" in types
+    assert report.bytes_by_part["motion"] > 0 and report.bytes_by_part["weights"] > 0
+    assert report.motion_psnr is not None and report.n_params > 0
+    scores = []
+    with nvcodec.open(out, device="cpu") as nvc:
+        for v in nvc.videos:
+            frames = nvc.read(v.name)
+            scores.append(psnr_per_frame(np.stack(list(read_frames(root / v.name))), frames))
+            for lo, hi in ((2, 9), (8, 10)):
+                if hi <= v.n_frames:
+                    assert (nvc.read(v.name, slice(lo, hi)) == frames[lo:hi]).all()
+    assert np.mean(np.concatenate(scores)) == pytest.approx(report.psnr, abs=1e-9)
