@@ -314,6 +314,34 @@ def estimate_field(frame: np.ndarray, ref: np.ndarray, config: MotionConfig,
     return np.clip(q, -MAX_ABS_Q, MAX_ABS_Q).astype(np.int32)
 
 
+def _fused_choice(frame: np.ndarray, kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, w_start: int,
+                  w_end: int, config: MotionConfig) -> np.ndarray:
+    """Per cell, the pair of fields (2, 2, rows, cols) whose *fused* prediction (the decoder's interpolation,
+    warp and fusion) errs least, among the two estimates, zero motion, and either estimate with the other
+    field zero.  Each field was matched on its own keyframe; where content is flat, noisy or occluded,
+    the fusion of two such matches can be worse than the blend, and a zero field costs fewer bits."""
+    h, w = frame.shape[:2]
+    rows, cols = q.shape[-2:]
+    interp = INTERP_CODES[config.interp]
+    zero = np.zeros_like(q[0])
+    warps = {}
+
+    def warped(k: int, field: np.ndarray, key) -> np.ndarray:
+        if (k, key) not in warps:
+            warps[k, key] = warp((kf_start, kf_end)[k], pixel_field(field, config.step_qpel, config.grid, interp, h, w))
+        return warps[k, key]
+
+    target = frame.astype(np.int64)
+    candidates = [(q[0], q[1], "e", "e"), (zero, zero, "0", "0"), (q[0], zero, "e", "0"), (zero, q[1], "0", "e")]
+    costs, pairs = [], []
+    for f_start, f_end, k_start, k_end in candidates:
+        fused = fuse(warped(0, f_start, k_start), warped(1, f_end, k_end), w_start, w_end)
+        costs.append(_cell_sums(((fused - target) ** 2).sum(axis=2), config.grid, rows, cols))
+        pairs.append(np.stack([f_start, f_end]))
+    best = np.argmin(np.stack(costs), axis=0)                     # ties: the estimates, listed first
+    return np.take_along_axis(np.stack(pairs), best[None, None, None], axis=0)[0]
+
+
 def estimate_video(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int,
                    config: MotionConfig) -> VideoMotion:
     """Motion of every in-between frame of a video (frames: the source frames, (H, W, 3) uint8 each,
@@ -334,6 +362,8 @@ def estimate_video(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, inte
             now_start = q[j, 0].astype(np.int64) * config.step_qpel // 4
             prior_end = [-now_start * (n - j) // (j + 1)] + ([px[1] * (n - j) // (n - j + 1)] if j else [])
             q[j, 1] = estimate_field(frame, dec_keyframes[end_kf[c]], config, prior_end)
+            q[j] = _fused_choice(frame, dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], q[j], n - j, j + 1,
+                                 config)
             px = np.stack([now_start, q[j, 1].astype(np.int64) * config.step_qpel // 4])
         clips.append(q)
     return VideoMotion(config.grid, config.step_qpel, INTERP_CODES[config.interp], rows, cols, tuple(clips))
