@@ -20,14 +20,22 @@ QUALITY_FIELDS = {
     "n_frames": int,         # frames the two first figures average over
     "n_keyframes": int,      # keyframes the last one averages over
 }
+# optional keys: absent from files written before them, read when present
+OPTIONAL_FIELDS = {
+    "motion_psnr": float,    # dB: the motion floor on the same frames (keyframes warped by the coded motion)
+}
 
 
 def write_quality(quality: dict) -> bytes:
-    """The chunk's payload for ``quality`` (the keys of QUALITY_FIELDS); ValueError on a bad value."""
-    if set(quality) != set(QUALITY_FIELDS):
-        raise ValueError(f"quality: expected the keys {sorted(QUALITY_FIELDS)}, got {sorted(quality)}")
+    """The chunk's payload for ``quality`` (the keys of QUALITY_FIELDS, and any of OPTIONAL_FIELDS);
+    ValueError on a bad value."""
+    if not set(QUALITY_FIELDS) <= set(quality) <= set(QUALITY_FIELDS) | set(OPTIONAL_FIELDS):
+        raise ValueError(f"quality: expected the keys {sorted(QUALITY_FIELDS)} and optionally "
+                         f"{sorted(OPTIONAL_FIELDS)}, got {sorted(quality)}")
     out = {}
-    for name, kind in QUALITY_FIELDS.items():
+    for name, kind in {**QUALITY_FIELDS, **OPTIONAL_FIELDS}.items():
+        if name not in quality:
+            continue
         value = quality[name]
         if kind is int and (type(value) is not int or value < 0):
             raise ValueError(f"quality.{name}: expected a non-negative int, got {value!r}")
@@ -54,8 +62,10 @@ def read_quality(payload: bytes, chunk_type: str, offset_bytes: int) -> dict:
     if not isinstance(obj, dict):
         raise bad(f"expected a JSON object, got {type(obj).__name__}")
     out = {}
-    for name, kind in QUALITY_FIELDS.items():
+    for name, kind in {**QUALITY_FIELDS, **OPTIONAL_FIELDS}.items():
         if name not in obj:
+            if name in OPTIONAL_FIELDS:
+                continue
             raise bad(f"field {name!r} missing")
         value = obj[name]
         if kind is int and (type(value) is not int or value < 0):

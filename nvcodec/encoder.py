@@ -390,9 +390,11 @@ def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video],
     frames = [v.frames for v in videos]
     floor_psnr, kf_psnr = blend_psnr(frames, decoded_kf, interval), keyframe_psnr(frames, decoded_kf, interval)
     # The measured quality goes into the file (an ancillary chunk), for `nvcodec info`.
-    n_bytes = record_quality(output, {"psnr": measured.psnr, "blend_psnr": floor_psnr, "keyframe_psnr": kf_psnr,
-                                      "n_frames": sum(len(f) for f in frames),
-                                      "n_keyframes": sum(len(kf) for kf in decoded_kf)})
+    quality = {"psnr": measured.psnr, "blend_psnr": floor_psnr, "keyframe_psnr": kf_psnr,
+               "n_frames": sum(len(f) for f in frames), "n_keyframes": sum(len(kf) for kf in decoded_kf)}
+    if motion_psnr is not None or not tensors:                 # without weights the file is the motion floor
+        quality["motion_psnr"] = measured.psnr if motion_psnr is None else motion_psnr
+    n_bytes = record_quality(output, quality)
     bytes_by_part = dict(measured.bytes_by_part)
     bytes_by_part["container"] += n_bytes - sum(bytes_by_part.values())
     return EncodeReport(

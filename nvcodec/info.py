@@ -14,7 +14,7 @@ from nvcodec.bitstream.quality import read_quality, write_quality
 def record_quality(path: str | os.PathLike, quality: dict) -> int:
     """Store the quality the encoder measured on the decoded file (a ``qual`` chunk); return the new size.
 
-    ``quality``: the keys of ``nvcodec.bitstream.quality.QUALITY_FIELDS``.
+    ``quality``: the keys of ``nvcodec.bitstream.quality.QUALITY_FIELDS`` (and any of its OPTIONAL_FIELDS).
     """
     return add_chunk_before_end(Path(path), QUAL, write_quality(quality))
 
@@ -84,7 +84,8 @@ def format_text(summary: dict) -> str:
         lines.append(f"  no network: decoded keyframes warped by coded motion ({motion_bytes} bytes), the motion floor")
     q = summary.get("quality")
     if q:
-        floors = "this file is the motion floor; " if not summary["model"] else ""
+        floors = ("this file is the motion floor; " if not summary["model"] else
+                  f"motion floor {q['motion_psnr']:.2f} dB, " if "motion_psnr" in q else "")
         lines.append(f"  PSNR {q['psnr']:.2f} dB decoded, mean over {q['n_frames']} frames (floors on the same frames: "
                      f"{floors}keyframe blend {q['blend_psnr']:.2f} dB; keyframes alone {q['keyframe_psnr']:.2f} dB "
                      f"over {q['n_keyframes']}), measured by the encoder")

@@ -50,8 +50,17 @@ def test_adding_refuses_critical_types_and_a_second_quality_chunk(tmp_path):
         add_chunk_before_end(path, QUAL, write_quality(QUALITY))
 
 
+def test_optional_motion_floor_round_trips_and_may_be_absent():
+    """motion_psnr is read when present; a record without it (files before it) reads as before."""
+    with_motion = {**QUALITY, "motion_psnr": 34.00004}
+    assert read_quality(write_quality(with_motion), QUAL, 0) == {**QUALITY, "psnr": 35.1812, "motion_psnr": 34.0}
+    assert "motion_psnr" not in read_quality(write_quality(QUALITY), QUAL, 0)
+
+
 @pytest.mark.parametrize("edit, match", [
     (lambda q: {k: v for k, v in q.items() if k != "psnr"}, "expected the keys"),
+    (lambda q: {**q, "sharpness": 1.0}, "expected the keys"),
+    (lambda q: {**q, "motion_psnr": float("nan")}, "quality.motion_psnr: expected a finite number"),
     (lambda q: {**q, "n_frames": -1}, "quality.n_frames"),
     (lambda q: {**q, "psnr": float("inf")}, "quality.psnr: expected a finite number"),
 ])
@@ -69,6 +78,7 @@ def test_writer_refuses_bad_quality(edit, match):
     (json.dumps({**QUALITY, "n_frames": 9.5}).encode(), "field 'n_frames': expected a non-negative int"),
     (json.dumps({k: v for k, v in QUALITY.items() if k != "n_keyframes"}).encode(), "field 'n_keyframes' missing"),
     (b" " * (1 << 17), "more than the 65536"),
+    (json.dumps({**QUALITY, "motion_psnr": "low"}).encode(), "field 'motion_psnr': expected a finite number"),
 ])
 def test_hostile_quality_chunk_raises_format_error_naming_chunk_and_offset(tmp_path, payload, match):
     """A qual chunk with a valid CRC but bad content: NvcFormatError with chunk and byte offset."""

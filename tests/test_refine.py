@@ -16,6 +16,7 @@ from nvcodec.cli.main import main as cli
 from nvcodec.config import ModelConfig, count_parameters
 from nvcodec.corpus import build_clipset, split_tiles
 from nvcodec.errors import NvcInputError
+from nvcodec.info import describe, format_text
 from nvcodec.media import read_frames
 from nvcodec.metrics import psnr_per_frame
 from nvcodec.model import DNeRV
@@ -156,3 +157,10 @@ def test_motion_network_file_holds_motion_weights_and_decodes_to_what_the_encode
                 if hi <= v.n_frames:
                     assert (nvc.read(v.name, slice(lo, hi)) == frames[lo:hi]).all()
     assert np.mean(np.concatenate(scores)) == pytest.approx(report.psnr, abs=1e-9)
+
+
+def test_info_shows_the_motion_floor_the_encoder_measured(refine_file):
+    _, out, report = refine_file
+    summary = describe(out)
+    assert summary["quality"]["motion_psnr"] == round(report.motion_psnr, 4)
+    assert f"motion floor {report.motion_psnr:.2f} dB, keyframe blend" in format_text(summary)
