@@ -244,14 +244,20 @@ def parse_rate_point(spec: str) -> tuple[str, dict[str, int | float]]:
         if not sep or key not in RATE_POINT_SETTINGS:
             raise ValueError(f"rate point {spec!r}: expected PRESET[:KEY=VALUE...] with KEY in "
                              f"{tuple(RATE_POINT_SETTINGS)}")
-        settings[key] = RATE_POINT_SETTINGS[key](value)
+        try:
+            settings[key] = RATE_POINT_SETTINGS[key](value)
+        except (KeyError, ValueError):
+            raise ValueError(f"rate point {spec!r}: {key}={value!r} is not a valid value") from None
     return preset, settings
 
 
 # encode() keyword -> type; rate_lambda: rate-aware quantization (nvcodec.qat); keyframe_interval: frames per
 # clip (at 2 fps, the paper protocol, 8 frames are 4 s apart)
+# clip (at 2 fps, the paper protocol, 8 frames are 4 s apart); network=none: the motion floor alone; motion=1: a
+# network that consumes coded motion; weight_bpp / c0: the preset's network sizing
 RATE_POINT_SETTINGS = {"keyframe_quality": int, "quant_bits": int, "epochs": int, "rate_lambda": float,
-                       "keyframe_interval": int}
+                       "keyframe_interval": int, "network": str, "motion": lambda v: {"1": True, "0": False}[v],
+                       "weight_bpp": float, "c0": int}
 
 
 def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, work: Path,

@@ -181,6 +181,10 @@ def test_rate_point_spec_parses_preset_and_integer_settings():
         "small", {"keyframe_quality": 44, "quant_bits": 6})
     with pytest.raises(ValueError, match="expected PRESET"):
         parse_rate_point("small:lr=3")
+    assert parse_rate_point("fast:motion=1:c0=4:weight_bpp=0.01:network=dnerv") == (
+        "fast", {"motion": True, "c0": 4, "weight_bpp": 0.01, "network": "dnerv"})
+    with pytest.raises(ValueError, match="motion='yes' is not a valid value"):
+        parse_rate_point("fast:motion=yes")
 
 
 def test_bd_uses_each_curves_pareto_front_and_says_what_it_dropped():
