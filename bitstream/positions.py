@@ -131,10 +131,8 @@ class KeyframeLayout:
         first = p[c]
         end_kf = np.minimum(c + 1, n_kf - 1)
         end_frame = p[end_kf]
-        last = np.where(end_kf == n_kf - 1, L - 1, end_frame - 1)       # L-1 joins the last clip ...
-        last = np.where(c == n_kf - 1, L - 1, last)                     # ... or is a clip of its own
-        if n_clips == n_kf and n_kf > 1:                                # L-1 did not fit: clip n_kf-2 stops before it
-            last = np.where(c == n_kf - 2, L - 2, last)
+        # a clip stops before its end keyframe; the last clip ends at L-1 (joined to it, or L-1's own clip)
+        last = np.where(c == n_clips - 1, L - 1, end_frame - 1)
         return first, last, c, end_kf, end_frame
 
     def inbetween_counts(self) -> list[int]:

@@ -81,7 +81,9 @@ def format_text(summary: dict) -> str:
         f"{summary['file']}: nvc {summary['format_version']}, {summary['encoder']}",
         f"  size {summary['n_bytes']} bytes, {summary['bpp']:.4f} bpp over {summary['n_pixels']} pixels",
         "  bytes: " + ", ".join(f"{k} {v}" for k, v in summary["bytes_by_part"].items()),
-        f"  keyframes: every {summary['keyframe_interval']} frames, "
+        (f"  keyframes: at most {summary['keyframe_interval']} frames apart, on scene cuts (listed per video), "
+         if any(v["keyframes_rule"] == "listed" for v in summary["videos"])
+         else f"  keyframes: every {summary['keyframe_interval']} frames, ")
         + ", ".join(f"{k}={v}" for k, v in summary["keyframe_codec"].items() if k != "params")
         + " " + " ".join(f"{k}={v}" for k, v in summary["keyframe_codec"].get("params", {}).items()),
     ]

@@ -16,7 +16,7 @@ from nvcodec.bitstream import NvcReader
 from nvcodec.cli.main import main as cli
 from nvcodec.corpus import keyframe_positions
 from nvcodec.errors import NvcInputError
-from nvcodec.info import describe
+from nvcodec.info import describe, format_text
 from nvcodec.presets import build_config
 from tests.test_codec import moving_pattern, write_video
 
@@ -55,6 +55,9 @@ def test_encoder_puts_keyframes_on_detected_cuts_and_info_lists_them(floor_files
     assert videos["shots.mp4"]["keyframes_rule"] == "listed"
     assert videos["one_frame.mp4"]["keyframes"] == [0] and videos["one_frame.mp4"]["keyframes_rule"] == "regular"
     assert summary["format_version"] == "1.2" and "KPOS" in [c["type"] for c in summary["chunks"]]
+    text = format_text(summary)
+    assert "on scene cuts (listed per video)" in text
+    assert f"shots.mp4: 64x48, 25/1 fps, 21 frames, 0.84 s, {len(videos['shots.mp4']['keyframes'])} keyframes (listed)" in text
     result = CliRunner().invoke(cli, ["info", str(floor_files["cuts"]), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["videos"][1]["keyframes"] == videos["shots.mp4"]["keyframes"]
