@@ -225,15 +225,15 @@ def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, 
 
 
 def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], interval: int,
-                  tile_h: int, tile_w: int, keyframes: Sequence[np.ndarray | None] | None = None) -> ClipSet:
+                  tile_h: int, tile_w: int, positions: Sequence[np.ndarray | None] | None = None) -> ClipSet:
     """Clips of every tile-video of every video.
 
     ``videos``: per video (frames (L, H, W, 3) uint8 or None when decoding, decoded keyframes
     (n_kf, H, W, 3) uint8, L). Order: video, then clip, then tile (so one clip's tiles are
     adjacent and a frame can be stitched as soon as its clip is predicted). ``keyframes``
     holds video v's keyframe k, tile j at ``kf_base[v] + k * n_tiles_v + j``.
-    ``frames`` is None unless every video gives frames. ``keyframes``: per video its keyframe
-    frames (``keyframe_positions``), or None for the regular ones (all videos when omitted).
+    ``frames`` is None unless every video gives frames. ``positions``: per video its keyframes'
+    frame numbers (``keyframe_positions``), or None for the regular ones (all videos when omitted).
     """
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
@@ -243,19 +243,19 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (
         "mask", "t_video", "t_local", "start_kf", "end_kf", "video", "tile", "first_frame", "frames")}
     kf_tiles, kf_base = [], 0
-    positions = [None] * len(videos) if keyframes is None else list(keyframes)
+    positions = [None] * len(videos) if positions is None else list(positions)
     if len(positions) != len(videos):
-        raise ValueError(f"build_clipset: keyframes for {len(positions)} videos, {len(videos)} given")
-    for v, ((frames, dec_keyframes, n_frames), pos) in enumerate(zip(videos, positions)):
+        raise ValueError(f"build_clipset: keyframe positions for {len(positions)} videos, {len(videos)} given")
+    for v, ((frames, keyframes, n_frames), pos) in enumerate(zip(videos, positions)):
         n_kf = KeyframeLayout(n_frames, interval, pos).n_keyframes
-        if dec_keyframes.ndim != 4 or dec_keyframes.shape[0] != n_kf or dec_keyframes.shape[3] != 3:
+        if keyframes.ndim != 4 or keyframes.shape[0] != n_kf or keyframes.shape[3] != 3:
             raise ValueError(f"video {v}: expected {n_kf} keyframes (n_kf, H, W, 3) for L={n_frames}, "
-                             f"K={interval}; got {dec_keyframes.shape}")
-        height, width = dec_keyframes.shape[1:3]
+                             f"K={interval}; got {keyframes.shape}")
+        height, width = keyframes.shape[1:3]
         if frames is not None and frames.shape != (n_frames, height, width, 3):
             raise ValueError(f"video {v}: frames {frames.shape} do not match L={n_frames} and keyframes "
                              f"{width}x{height}")
-        kt = split_tiles(dec_keyframes, tile_h, tile_w)                   # (n_kf, n_tiles, 3, th, tw)
+        kt = split_tiles(keyframes, tile_h, tile_w)                       # (n_kf, n_tiles, 3, th, tw)
         n_tiles = kt.shape[1]
         kf_tiles.append(kt.reshape(-1, 3, tile_h, tile_w))
         arrays, frame_idx = _tile_clips(n_frames, interval, n_tiles, 0, None, kf_base, pos)

@@ -88,6 +88,24 @@ def test_edge_case_cuts():
         keyframe_positions(12, K, [1, 12])
 
 
+def test_build_clipset_follows_the_listed_keyframes():
+    """The fit's clips: per tile, clips start at the listed keyframes and index that video's keyframe tiles."""
+    from nvcodec.corpus import build_clipset
+
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (20, 8, 16, 3), dtype=np.uint8)          # two 8x8 tiles
+    pos = keyframe_positions(20, K, [5])                                     # 0, 4 | 5, 13, 19
+    other = rng.integers(0, 256, (9, 8, 16, 3), dtype=np.uint8)              # a regular video after it
+    clips = build_clipset([(frames, frames[pos], 20), (other, other[[0, 8]], 9)], K, 8, 8, [pos, None])
+    assert clips.first_frame.tolist() == [0, 0, 4, 4, 5, 5, 13, 13, 0, 0, 8, 8]
+    assert clips.start_kf.tolist()[:8] == [0, 1, 2, 3, 4, 5, 6, 7] and clips.end_kf.tolist()[:8] == [2, 3, 4, 5, 6, 7, 8, 9]
+    assert clips.start_kf.tolist()[8:] == [10, 11, 12, 13]                   # video 1's keyframes follow video 0's 5
+    assert clips.mask.sum(axis=1).tolist() == [4, 4, 1, 1, 8, 8, 7, 7, 8, 8, 1, 1]
+    assert np.array_equal(clips.keyframes[clips.start_kf[2]], frames[4, :, :8].transpose(2, 0, 1))
+    with pytest.raises(ValueError, match=r"video 0: expected 5 keyframes"):
+        build_clipset([(frames, frames[[0, 8, 16, 19]], 20)], K, 8, 8, [pos])
+
+
 @pytest.mark.parametrize("positions, message", [
     ([1, 5, 9], r"the first keyframe is frame 1, not 0"),
     ([0, 5], r"the last keyframe is frame 5, not the last frame 9"),
