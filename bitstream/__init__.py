@@ -5,6 +5,7 @@ from .entropy import decode_ints, encode_ints, ints_code_length_bits, ints_symbo
 from .errors import NvcFormatError
 from .metadata import VideoRecord, check_video_name, keyframe_count
 from .motion import MOTN, MotionReader, VideoMotion, read_motion, write_motion
+from .positions import KeyframeLayout, regular_keyframes
 from .segments import KeyframeSegment
 from .tensors import QuantizedTensor
 
@@ -25,6 +26,8 @@ __all__ = [
     "ints_symbol_costs_bits",
     "check_video_name",
     "keyframe_count",
+    "KeyframeLayout",
+    "regular_keyframes",
     "MOTN",
     "VideoMotion",
     "MotionReader",

@@ -20,6 +20,7 @@ SIGNATURE = b"\x8bNVC\r\n\x1a\n"
 FORMAT_MAJOR = 1  # incompatible changes; a reader refuses any other major
 FORMAT_MINOR = 0  # compatible additions (new ancillary chunks, new metadata keys); a reader reads newer minors
 MOTION_MINOR = 1  # section 14.1: the minor version of a file holding 'MOTN' chunks (files without stay 1.0)
+POSITIONS_MINOR = 2  # section 15.1: the minor version of a file holding a 'KPOS' chunk (with or without motion)
 _VERSION = struct.Struct("<HH")  # major, minor
 HEADER_N_BYTES = len(SIGNATURE) + _VERSION.size  # 12
 
@@ -31,17 +32,19 @@ MAX_CHUNKS = 1 << 20  # a file with more chunks is refused (bounds the reader's 
 
 # --- FORMAT.md section 4: chunk types (critical = upper-case first letter) -----------------
 META = "META"  # section 5: zstd-compressed JSON metadata; first critical chunk, exactly once
-KIDX = "KIDX"  # section 6: keyframe segment index; exactly once, right after META
+KPOS = "KPOS"  # section 15: listed keyframe positions; none, or one right after META (version 1.2)
+KIDX = "KIDX"  # section 6: keyframe segment index; exactly once, after META (and KPOS)
 KSEG = "KSEG"  # section 6: one keyframe segment's bytes; as many as KIDX lists, in its order
 MOTN = "MOTN"  # section 14: one video's coded motion; none, or one per video in video order, after the KSEGs
 TENS = "TENS"  # section 7: one quantized, entropy-coded tensor; zero or more, after the KSEGs
 FEND = "FEND"  # section 8: end of file; empty payload, last bytes of the file
 # FORMAT.md section 4's table: the critical chunks in file order, and how many of each a file holds
-# ("one"; "index": exactly as many as KIDX lists; "video": none, or one per video; "any": zero or
-# more). The writer writes in this order and the reader checks against it, so the two cannot drift.
-ONE, AS_INDEXED, PER_VIDEO, ANY = "one", "index", "video", "any"
-CHUNK_ORDER: tuple[tuple[str, str], ...] = ((META, ONE), (KIDX, ONE), (KSEG, AS_INDEXED), (MOTN, PER_VIDEO),
-                                            (TENS, ANY), (FEND, ONE))
+# ("one"; "optional": none or one; "index": exactly as many as KIDX lists; "video": none, or one per
+# video; "any": zero or more). The writer writes in this order and the reader checks against it, so
+# the two cannot drift.
+ONE, OPTIONAL, AS_INDEXED, PER_VIDEO, ANY = "one", "optional", "index", "video", "any"
+CHUNK_ORDER: tuple[tuple[str, str], ...] = ((META, ONE), (KPOS, OPTIONAL), (KIDX, ONE), (KSEG, AS_INDEXED),
+                                            (MOTN, PER_VIDEO), (TENS, ANY), (FEND, ONE))
 KNOWN_CRITICAL = tuple(ctype for ctype, _ in CHUNK_ORDER)
 
 

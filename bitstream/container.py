@@ -1,8 +1,9 @@
 """Writing and reading whole .nvc files (FORMAT.md sections 3-8: chunk order and limits).
 
-File = signature + version, then META, KIDX, one KSEG per segment, none or one
-MOTN per video (section 14; the file is then version 1.1), one TENS per tensor,
-FEND; ancillary chunks (lower-case first letter) may sit anywhere between the
+File = signature + version, then META, an optional KPOS (listed keyframe positions,
+section 15; the file is then version 1.2), KIDX, one KSEG per segment, none or one
+MOTN per video (section 14; the file is then version 1.1, or 1.2 with KPOS), one TENS
+per tensor, FEND; ancillary chunks (lower-case first letter) may sit anywhere between the
 header and FEND and are skipped by this reader.
 """
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Sequence
 
 from . import chunks
-from .chunks import FEND, KIDX, KSEG, META, MOTN, TENS, PayloadReader
+from .chunks import FEND, KIDX, KPOS, KSEG, META, MOTN, TENS, PayloadReader
 from .errors import NvcFormatError, at_chunk
-from .metadata import MetadataError, keyframe_counts, meta_error, read_meta, validate_metadata, write_meta
+from .metadata import MetadataError, meta_error, read_meta, validate_metadata, write_meta
 from .motion import MotionReader, VideoMotion, check_motion_fits, motion_video, write_motion
+from .positions import KeyframeLayout, layouts_of, read_positions, write_positions
 from .segments import KeyframeSegment, check_coverage, read_index, write_index
 from .tensors import (MAX_ELEMENTS, QuantizedTensor, TensorHeader, decode_tensor, read_tensor_header,
                       write_tensor)
@@ -24,12 +26,13 @@ from .tensors import (MAX_ELEMENTS, QuantizedTensor, TensorHeader, decode_tensor
 MAX_TENSORS = 1 << 16
 
 
-def _ordered_segments(metadata: dict, segments: Sequence[KeyframeSegment]) -> list[KeyframeSegment]:
+def _ordered_segments(layouts: Sequence[KeyframeLayout], segments: Sequence[KeyframeSegment]) -> list[KeyframeSegment]:
     for s in segments:
         if not isinstance(s, KeyframeSegment):
             raise TypeError(f"segments must be KeyframeSegment, got {type(s).__name__}")
     ordered = sorted(segments, key=lambda s: (s.video, s.first_keyframe))
-    why = check_coverage([(s.video, s.first_keyframe, s.n_keyframes) for s in ordered], keyframe_counts(metadata))
+    why = check_coverage([(s.video, s.first_keyframe, s.n_keyframes) for s in ordered],
+                         [lay.n_keyframes for lay in layouts])
     if why:
         raise ValueError(f"keyframe segments do not cover the videos' keyframes: {why}")
     return ordered
@@ -66,7 +69,8 @@ def motion_chunk_n_bytes(video: int, motion: VideoMotion) -> int:
     return chunks.chunk_n_bytes(len(write_motion(video, motion)))
 
 
-def _motion_payloads(metadata: dict, motion: Sequence[VideoMotion] | None) -> list[bytes]:
+def _motion_payloads(metadata: dict, layouts: Sequence[KeyframeLayout],
+                     motion: Sequence[VideoMotion] | None) -> list[bytes]:
     """One MOTN payload per video (section 14), or none when ``motion`` is None."""
     if motion is None:
         return []
@@ -74,14 +78,15 @@ def _motion_payloads(metadata: dict, motion: Sequence[VideoMotion] | None) -> li
     videos = metadata["videos"]
     if len(motion) != len(videos):
         raise ValueError(f"motion must hold one VideoMotion per video: {len(motion)} for {len(videos)} videos")
-    for v, (m, entry) in enumerate(zip(motion, videos)):
-        check_motion_fits(v, m, entry["height"], entry["width"], entry["n_frames"], metadata["keyframe_interval"])
+    for v, (m, entry, lay) in enumerate(zip(motion, videos, layouts)):
+        check_motion_fits(v, m, entry["height"], entry["width"], entry["n_frames"], metadata["keyframe_interval"],
+                          lay.positions)
     return [write_motion(v, m) for v, m in enumerate(motion)]
 
 
 def write_nvc(
     path, metadata: dict, segments: Sequence[KeyframeSegment], tensors: Sequence[QuantizedTensor],
-    motion: Sequence[VideoMotion] | None = None,
+    motion: Sequence[VideoMotion] | None = None, keyframes: Sequence | None = None,
 ) -> int:
     """Write an .nvc file atomically (temporary file in the destination folder, then os.replace).
 
@@ -89,19 +94,26 @@ def write_nvc(
     and must cover each video's keyframes 0..n_kf-1 without gap or overlap.
     ``motion``: None (a version 1.0 file, byte for byte what nvcodec 0.1 writes) or one
     VideoMotion per video, in video order (a version 1.1 file with one MOTN per video).
+    ``keyframes``: None (every video's keyframes are the regular ones) or, per video, None or its
+    keyframe frame numbers (section 15); a file where any video's differ from the regular list
+    holds a KPOS chunk and is version 1.2.
     Returns the file size in bytes.  Bad arguments raise ValueError / TypeError.
     """
     try:
         validate_metadata(metadata)
     except MetadataError as e:
         raise ValueError(str(e)) from None
-    ordered = _ordered_segments(metadata, segments)
+    layouts = layouts_of(metadata, keyframes)
+    listed = any(not lay.is_regular for lay in layouts)
+    ordered = _ordered_segments(layouts, segments)
     tensors = list(tensors)
     _check_tensors(tensors)
-    motion_payloads = _motion_payloads(metadata, motion)
-    payloads = {META: [write_meta(metadata)], KIDX: [write_index(ordered)], KSEG: [s.data for s in ordered],
+    motion_payloads = _motion_payloads(metadata, layouts, motion)
+    payloads = {META: [write_meta(metadata)], KPOS: [write_positions(layouts)] if listed else [],
+                KIDX: [write_index(ordered)], KSEG: [s.data for s in ordered],
                 MOTN: motion_payloads, TENS: [write_tensor(t) for t in tensors], FEND: [b""]}
-    minor = chunks.MOTION_MINOR if motion_payloads else chunks.FORMAT_MINOR
+    minor = (chunks.POSITIONS_MINOR if listed else chunks.MOTION_MINOR if motion_payloads
+             else chunks.FORMAT_MINOR)
 
     def write(f) -> int:
         n_bytes = chunks.write_header(f, minor=minor)
@@ -174,8 +186,8 @@ class NvcReader:
     """An open .nvc file (context manager).
 
     Opening checks the header, walks every chunk header (lengths against the file
-    size), checks chunk order, counts, the version a MOTN chunk needs and the FEND
-    chunk, and reads + CRC-checks META and KIDX.  Segment, motion and tensor payloads
+    size), checks chunk order, counts, the version a MOTN or KPOS chunk needs and the
+    FEND chunk, and reads + CRC-checks META, KPOS and KIDX.  Segment, motion and tensor payloads
     are read (and CRC-checked) only when asked for.  Every failure is an NvcFormatError naming chunk and byte offset.
     """
 
@@ -199,6 +211,7 @@ class NvcReader:
         self._motion_chunks: list[int] = []  # video v's MOTN is the v-th (section 14.1: video order)
         self._tensor_chunks: list[int] = []
         self.metadata: dict = {}
+        self._layouts: list[KeyframeLayout] = []
         index: list[dict] = []
         seen: dict[str, int] = {}
         offset = chunks.HEADER_N_BYTES
@@ -213,11 +226,14 @@ class NvcReader:
                 pass  # ancillary: skipped (FORMAT.md section 4)
             elif ctype not in chunks.KNOWN_CRITICAL:
                 raise at_chunk(ctype, offset, "unknown critical chunk type (written by a newer, incompatible encoder?)")
-            elif ctype in (META, KIDX, FEND) and ctype in seen:
+            elif ctype in (META, KPOS, KIDX, FEND) and ctype in seen:
                 raise at_chunk(ctype, offset, f"duplicate chunk (the first is at byte {seen[ctype]})")
             elif ctype == MOTN and self.version < (chunks.FORMAT_MAJOR, chunks.MOTION_MINOR):
                 raise at_chunk(ctype, offset, f"coded motion in a version {self.version[0]}.{self.version[1]} file "
                                               f"(it needs version {chunks.FORMAT_MAJOR}.{chunks.MOTION_MINOR})")
+            elif ctype == KPOS and self.version < (chunks.FORMAT_MAJOR, chunks.POSITIONS_MINOR):
+                raise at_chunk(ctype, offset, f"keyframe positions in a version {self.version[0]}.{self.version[1]} "
+                                              f"file (they need version {chunks.FORMAT_MAJOR}.{chunks.POSITIONS_MINOR})")
             else:
                 self._check_order(ctype, offset, seen, index)
                 if ctype == META:
@@ -226,12 +242,16 @@ class NvcReader:
                         self.metadata = read_meta(payload)
                     except MetadataError as e:
                         raise meta_error(e, offset) from None
+                    self._layouts = layouts_of(self.metadata)
+                elif ctype == KPOS:
+                    payload = chunks.read_chunk_payload(f, ctype, offset, n_payload)
+                    self._layouts = read_positions(PayloadReader(payload, ctype, offset), self.metadata)
                 elif ctype == KIDX:
                     payload = chunks.read_chunk_payload(f, ctype, offset, n_payload)
                     index = read_index(PayloadReader(payload, ctype, offset))
                     why = check_coverage(
                         [(e["video"], e["first_keyframe"], e["n_keyframes"]) for e in index],
-                        keyframe_counts(self.metadata),
+                        [lay.n_keyframes for lay in self._layouts],
                     )
                     if why:
                         raise at_chunk(ctype, offset, why)
@@ -272,7 +292,7 @@ class NvcReader:
         n_videos = len(self.metadata.get("videos", ()))
 
         def complete(t: str, count: str) -> bool:
-            return {chunks.ONE: t in seen, chunks.AS_INDEXED: n_segments == len(index),
+            return {chunks.ONE: t in seen, chunks.OPTIONAL: True, chunks.AS_INDEXED: n_segments == len(index),
                     chunks.PER_VIDEO: n_motion in (0, n_videos), chunks.ANY: True}[count]
 
         rank = chunks.KNOWN_CRITICAL.index(ctype)
@@ -296,12 +316,18 @@ class NvcReader:
         elif open_type == MOTN:
             want = f"{MOTN!r} for video {n_motion} (a file with motion has one per video)"
         elif open_type is not None and open_type != FEND:
-            want = f"{open_type!r} after {chunks.KNOWN_CRITICAL[first_open - 1]!r}"
+            before = [t for t in chunks.KNOWN_CRITICAL[:first_open] if t in seen] or [chunks.KNOWN_CRITICAL[0]]
+            want = f"{open_type!r} after {before[-1]!r}"
         else:
             want = f"{TENS!r} or {FEND!r} ({KSEG!r} chunks beyond the index's {len(index)})"
         raise at_chunk(ctype, offset, f"chunk out of order: expected {want}")
 
     # --- queries -----------------------------------------------------------------------
+
+    def keyframe_layout(self, video: int) -> KeyframeLayout:
+        """One video's keyframes and clips (section 15's list, or the regular rule), checked at open."""
+        self._video(video)
+        return self._layouts[video]
 
     def segments(self, video: int) -> list[tuple[int, int]]:
         """(first_keyframe, n_keyframes) of each segment of a video, in order."""
@@ -335,7 +361,8 @@ class NvcReader:
         if named not in (-1, video):
             raise at_chunk(ctype, offset, f"the file's 'MOTN' #{video} names video {named} "
                                           f"(one per video, in video order)")
-        return MotionReader(PayloadReader(payload, ctype, offset), self._geometry, self.metadata["keyframe_interval"])
+        return MotionReader(PayloadReader(payload, ctype, offset), self._geometry, self.metadata["keyframe_interval"],
+                            self._layouts)
 
     def tensor_headers(self) -> list[TensorHeader]:
         """Every tensor's manifest entry (name, shape, n_bits, axis, scales) in write order, CRC-checked
@@ -378,11 +405,11 @@ class NvcReader:
         return [(t, o, n + chunks.CHUNK_OVERHEAD_BYTES) for t, o, n in self._chunks]
 
     def byte_breakdown(self) -> dict[str, int]:
-        """Payload bytes of KSEG ("keyframes"), MOTN ("motion"), TENS ("weights"), META ("metadata");
+        """Payload bytes of KSEG ("keyframes"), MOTN ("motion"), TENS ("weights"), META and KPOS ("metadata");
         the rest (signature, version, chunk headers and CRCs, KIDX, FEND, ancillary chunks) is "container"."""
         parts = {"keyframes": 0, "motion": 0, "weights": 0, "metadata": 0}
         for ctype, _, n_payload in self._chunks:
-            key = {KSEG: "keyframes", MOTN: "motion", TENS: "weights", META: "metadata"}.get(ctype)
+            key = {KSEG: "keyframes", MOTN: "motion", TENS: "weights", META: "metadata", KPOS: "metadata"}.get(ctype)
             if key:
                 parts[key] += n_payload
         parts["container"] = self.n_bytes - sum(parts.values())

@@ -36,7 +36,8 @@ class MetadataError(ValueError):
 
 
 def keyframe_count(n_frames: int, interval: int) -> int:
-    """n_kf for a video of n_frames frames: positions 0, K, 2K, ... < L, plus L-1 if (L-1) % K != 0."""
+    """n_kf of the regular keyframes of a video of n_frames frames: 0, K, 2K, ... < L, plus L-1 if
+    (L-1) % K != 0 (listed keyframes, section 15, are ``positions.KeyframeLayout``)."""
     return len(range(0, n_frames, interval)) + (1 if (n_frames - 1) % interval else 0)
 
 
@@ -218,11 +219,6 @@ def validate_metadata(md: object) -> None:
         for k, x in _obj(md, "fit", "metadata").items():
             if not _is_scalar(x):
                 raise MetadataError(f"metadata.fit.{k}: must be a JSON scalar")
-
-
-def keyframe_counts(md: dict) -> list[int]:
-    """n_kf per video of a validated metadata dict."""
-    return [keyframe_count(v["n_frames"], md["keyframe_interval"]) for v in md["videos"]]
 
 
 # --- payload: write_meta / read_meta ------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 from .chunks import MOTN, PayloadReader, Record
 from .entropy import decode_ints, encode_ints
 from .errors import NvcFormatError
+from .positions import KeyframeLayout
 
 # MOTN (chunks.py) is critical: decoding without the motion would give other pictures (section 14.1).
 
@@ -50,12 +51,12 @@ def motion_grid(height: int, width: int, grid: int) -> tuple[int, int]:
     return math.ceil(height / grid), math.ceil(width / grid)
 
 
-def clip_inbetween_counts(n_frames: int, interval: int) -> list[int]:
-    """Frames strictly between each clip's start and end keyframe (FORMAT.md section 13's clips):
-    clip c starts at frame cK and ends at keyframe min((c+1)K, L-1)."""
+def clip_inbetween_counts(n_frames: int, interval: int, keyframes=None) -> list[int]:
+    """Frames strictly between each clip's start and end keyframe (FORMAT.md section 13's clips), for
+    the regular keyframes or the listed ``keyframes`` (frame numbers, section 15)."""
     if n_frames < 1 or interval < 1:
         raise ValueError(f"need n_frames >= 1 and interval >= 1, got {n_frames}, {interval}")
-    return [max(min(c + interval, n_frames - 1) - c - 1, 0) for c in range(0, n_frames, interval)]
+    return KeyframeLayout(n_frames, interval, keyframes).inbetween_counts()
 
 
 @dataclass(frozen=True)
@@ -105,16 +106,18 @@ class VideoMotion:
     __hash__ = None
 
 
-def check_motion_fits(video: int, motion: VideoMotion, height: int, width: int, n_frames: int, interval: int) -> None:
+def check_motion_fits(video: int, motion: VideoMotion, height: int, width: int, n_frames: int, interval: int,
+                      keyframes=None) -> None:
     """The writer's side of MotionReader's geometry checks (section 14.2): ValueError unless ``motion``
-    is exactly what a height x width video of n_frames frames at keyframe interval ``interval`` carries."""
+    is exactly what a height x width video of n_frames frames at keyframe interval ``interval`` carries
+    (keyframes: the regular ones, or the listed frame numbers)."""
     if not isinstance(motion, VideoMotion):
         raise TypeError(f"motion of video {video} must be a VideoMotion, got {type(motion).__name__}")
     rows, cols = motion_grid(height, width, motion.grid)
     if (motion.rows, motion.cols) != (rows, cols):
         raise ValueError(f"motion of video {video} has {motion.rows}x{motion.cols} cells, but {motion.grid}-pixel "
                          f"cells over {width}x{height} make {rows}x{cols}")
-    counts = clip_inbetween_counts(n_frames, interval)
+    counts = clip_inbetween_counts(n_frames, interval, keyframes)
     got = [q.shape[0] for q in motion.clips]
     if got != counts:
         raise ValueError(f"motion of video {video} has in-between frames {got} per clip, its {n_frames} frames at "
@@ -218,7 +221,8 @@ class MotionReader:
     entry, the integer count and the byte counts, before any decoding.
     """
 
-    def __init__(self, r: PayloadReader, geometry: Sequence[tuple[int, int, int]], interval: int):
+    def __init__(self, r: PayloadReader, geometry: Sequence[tuple[int, int, int]], interval: int,
+                 layouts: Sequence[KeyframeLayout] | None = None):
         head = r.record(_HEAD, "the motion header")
         video, grid, step, interp = head["video"], head["grid"], head["step_qpel"], head["interp"]
         if video >= len(geometry):
@@ -234,14 +238,15 @@ class MotionReader:
         if (head["rows"], head["cols"]) != (rows, cols):
             raise r.error(f"video {video}: motion has {head['rows']}x{head['cols']} cells, but {grid}-pixel cells "
                           f"over {width}x{height} make {rows}x{cols}")
-        counts = clip_inbetween_counts(n_frames, interval)
-        if head["n_clips"] != len(counts):
-            raise r.error(f"video {video}: motion lists {head['n_clips']} clips, the video has {len(counts)}")
-        n_values = sum(counts) * 4 * rows * cols
+        layout = KeyframeLayout(n_frames, interval) if layouts is None else layouts[video]
+        if head["n_clips"] != layout.n_clips:
+            raise r.error(f"video {video}: motion lists {head['n_clips']} clips, the video has {layout.n_clips}")
+        n_values = layout.n_inbetween * 4 * rows * cols
         if n_values > MAX_VALUES:
             raise r.error(f"video {video}: {n_values} motion integers exceed the limit of {MAX_VALUES}")
-        if r.n_left < len(counts) * _ENTRY.size:
-            raise r.error(f"video {video}: payload ends inside the table of {len(counts)} clips")
+        if r.n_left < layout.n_clips * _ENTRY.size:      # before the per-clip counts: memory follows the payload
+            raise r.error(f"video {video}: payload ends inside the table of {layout.n_clips} clips")
+        counts = layout.inbetween_counts()
         entries = [r.record(_ENTRY, f"clip {c}'s entry") for c in range(len(counts))]
         for c, (e, n) in enumerate(zip(entries, counts)):
             if e["pred"] not in PRED_NAMES:
@@ -289,8 +294,9 @@ class MotionReader:
 
 
 def read_motion(payload: bytes, geometry: Sequence[tuple[int, int, int]], interval: int,
-                offset_bytes: int = 0) -> tuple[int, VideoMotion]:
+                offset_bytes: int = 0, layouts: Sequence[KeyframeLayout] | None = None) -> tuple[int, VideoMotion]:
     """'MOTN' payload -> (video, VideoMotion), every clip decoded; geometry is (height, width, n_frames)
-    per video of the file, offset_bytes the chunk's position (for messages)."""
-    m = MotionReader(PayloadReader(payload, MOTN, offset_bytes), geometry, interval)
+    per video of the file, offset_bytes the chunk's position (for messages), layouts the videos'
+    keyframes (None: regular)."""
+    m = MotionReader(PayloadReader(payload, MOTN, offset_bytes), geometry, interval, layouts)
     return m.video, m.read_all()

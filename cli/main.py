@@ -20,6 +20,7 @@ from fractions import Fraction
 import click
 
 from nvcodec import __version__
+from nvcodec.encoder import KEYFRAME_PLACEMENTS
 from nvcodec.keyframes import CODECS as KEYFRAME_CODECS
 from nvcodec.presets import NETWORKS, PRESETS
 from nvcodec.media import MP4_CRF
@@ -195,6 +196,9 @@ def main(debug: bool) -> None:
 @click.option("--keyframe-codec", type=click.Choice(sorted(KEYFRAME_CODECS)),
               help="Classical codec for keyframes (default: av1, an inter-coded track).")
 @click.option("--keyframe-quality", type=click.IntRange(0, 63), help="Keyframe CRF/QP (lower is better).")
+@click.option("--keyframes", type=click.Choice(KEYFRAME_PLACEMENTS), default="cuts", show_default=True,
+              help="'cuts': also a keyframe on every detected scene cut and the frame before it (clips never "
+                   "span a cut); 'regular': every N frames whatever the content.")
 @click.option("--lambda", "rate_lambda", type=click.FloatRange(min=0),
               help="Rate-aware weights: minimise MSE + LAMBDA x weight bpp (default: the preset's; "
                    "MSE of RGB in [0, 1], so 0.001 trades 0.001 of MSE for 1 bpp).")

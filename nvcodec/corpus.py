@@ -2,11 +2,13 @@
 
 - :func:`scan` turns folders/files into probed :class:`SourceVideo` entries with stable
   names (relative POSIX paths, as stored in metadata["videos"][i]["name"]).
-- :func:`keyframe_positions` is the one home of the keyframe rule (FORMAT.md section 5):
-  frames 0, K, 2K, ... (< L) plus L-1 when (L-1) % K != 0.
+- :func:`keyframe_positions` is the one home of the keyframe rule: the regular frames 0, K,
+  2K, ... (< L) plus L-1 (FORMAT.md section 5), or, given scene cuts, the same rule inside each
+  shot (FORMAT.md section 15). The clips that follow from a list are
+  ``nvcodec.bitstream.KeyframeLayout``'s (FORMAT.md section 13).
 - :func:`split_tiles` / :func:`merge_tiles` pad a frame to whole tiles (edge padding)
   and back (crop); tile order is row-major over the grid.
-- :func:`build_clipset` cuts tile-videos into clips of K frames, a :class:`ClipSet`.
+- :func:`build_clipset` cuts tile-videos into clips of at most K frames, a :class:`ClipSet`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nvcodec.bitstream import check_video_name, keyframe_count
+from nvcodec.bitstream import KeyframeLayout, check_video_name, regular_keyframes
 from nvcodec.clipset import ClipSet
 from nvcodec.errors import NvcInputError
 from nvcodec.media import MediaError, VideoInfo, probe
@@ -115,14 +117,20 @@ def scan(inputs: Sequence[str | Path], *, skip_broken: bool = False, warn=print)
     return videos
 
 
-def keyframe_positions(n_frames: int, interval: int) -> np.ndarray:
-    """Frame indices of the keyframes, int64: 0, K, 2K, ... (< L), plus L-1 if (L-1) % K != 0."""
+def keyframe_positions(n_frames: int, interval: int, cuts: Sequence[int] = ()) -> np.ndarray:
+    """Frame indices of the keyframes, int64.
+
+    Without ``cuts``: 0, K, 2K, ... (< L), plus L-1 if (L-1) % K != 0. A cut at frame c means c
+    starts a new shot; each shot a..b then gets that rule on its own (a, a+K, ..., b), so c is a
+    keyframe and so is c-1, the last frame of the shot before: no frame is ever predicted from
+    another shot's keyframe (a cut at 0 changes nothing)."""
     if n_frames < 1 or interval < 1:
         raise ValueError(f"keyframe_positions: need n_frames >= 1 and interval >= 1, got {n_frames}, {interval}")
-    pos = np.arange(0, n_frames, interval, dtype=np.int64)
-    if (n_frames - 1) % interval:
-        pos = np.append(pos, np.int64(n_frames - 1))
-    return pos
+    starts = sorted({int(c) for c in cuts} - {0})
+    if starts and not (1 <= starts[0] and starts[-1] < n_frames):
+        raise ValueError(f"keyframe_positions: cuts must be frames 0..{n_frames - 1}, got {starts[0]}..{starts[-1]}")
+    bounds = [0, *starts, n_frames]
+    return np.concatenate([a + regular_keyframes(b - a, interval) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 def tile_grid(height: int, width: int, tile_h: int, tile_w: int) -> tuple[int, int]:
@@ -156,30 +164,27 @@ def merge_tiles(tiles: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def clip_layout(n_frames: int, interval: int, first_clip: int = 0,
-                stop_clip: int | None = None) -> tuple[np.ndarray, ...]:
+                stop_clip: int | None = None, keyframes: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Clips ``first_clip .. stop_clip-1`` (default: all) of one video: (first_frame, start_kf, end_kf)
     int64 (n_clips,), then per clip slot frame index int64, mask bool, t_video float32, t_local
     float32, each (n_clips, K). Work and memory follow the clips asked for, not n_frames.
 
-    Clip c covers frames cK .. min(cK+K, L)-1; its start keyframe is frame cK (keyframe index c),
-    its end keyframe frame min((c+1)K, L-1) (keyframe index min(c+1, n_kf-1)). Padding slots of a
-    short last clip repeat the last frame (mask False, times of that frame). t_video = i/(L-1)
-    (0 when L=1); t_local = (i-s)/(e-s) (0 when e == s)."""
+    ``keyframes``: the video's keyframe frames (``keyframe_positions``), None for the regular ones.
+    Clip j starts at keyframe j and runs to the frame before its end keyframe j+1; the last frame
+    joins the last clip when it fits (KeyframeLayout, FORMAT.md section 13). With the regular
+    keyframes clip c covers frames cK .. min(cK+K, L)-1. Padding slots of a short clip repeat its
+    last frame (mask False, times of that frame). t_video = i/(L-1) (0 when L=1); t_local =
+    (i-s)/(e-s) with s, e the frames of its keyframes (0 when e == s)."""
     if n_frames < 1 or interval < 1:
         raise ValueError(f"clip_layout: need n_frames >= 1 and interval >= 1, got {n_frames}, {interval}")
-    n_clips_total = -(-n_frames // interval)
-    stop_clip = n_clips_total if stop_clip is None else stop_clip
-    if not 0 <= first_clip <= stop_clip <= n_clips_total:
-        raise ValueError(f"clip_layout: clips {first_clip}..{stop_clip} outside 0..{n_clips_total}")
-    n_kf = keyframe_count(n_frames, interval)
-    clip = np.arange(first_clip, stop_clip, dtype=np.int64)
-    first = clip * interval
-    end_frame = np.minimum(first + interval, n_frames - 1)
-    start_kf = clip
-    end_kf = np.minimum(clip + 1, n_kf - 1)
+    layout = KeyframeLayout(n_frames, interval, keyframes)
+    try:
+        first, last, start_kf, end_kf, end_frame = layout.clips(first_clip, stop_clip)
+    except ValueError as e:
+        raise ValueError(f"clip_layout: {e}") from None
     slot = first[:, None] + np.arange(interval, dtype=np.int64)[None, :]                # (n_clips, K)
-    mask = slot < n_frames
-    frame = np.minimum(slot, n_frames - 1)
+    mask = slot <= last[:, None]
+    frame = np.minimum(slot, last[:, None])
     t_video = (frame / (n_frames - 1) if n_frames > 1 else np.zeros(frame.shape)).astype(np.float32)
     span = (end_frame - first)[:, None]
     t_local = np.where(span > 0, (frame - first[:, None]) / np.maximum(span, 1), 0.0).astype(np.float32)
@@ -187,11 +192,12 @@ def clip_layout(n_frames: int, interval: int, first_clip: int = 0,
 
 
 def _tile_clips(n_frames: int, interval: int, n_tiles: int, first_clip: int, stop_clip: int | None,
-                kf_offset: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                kf_offset: int, keyframes: np.ndarray | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The ClipSet arrays of one video's clips ``first_clip .. stop_clip-1`` for every tile
     (clip-major, tile-minor), and the clips' frame indices (n, K). Keyframe tile indices are
     ``kf_offset + k * n_tiles + j`` for keyframe k of the video, tile j."""
-    first, start_kf, end_kf, frame_idx, mask, t_video, t_local = clip_layout(n_frames, interval, first_clip, stop_clip)
+    first, start_kf, end_kf, frame_idx, mask, t_video, t_local = clip_layout(n_frames, interval, first_clip, stop_clip,
+                                                                             keyframes)
     n_clips = len(first)
     tile = np.tile(np.arange(n_tiles, dtype=np.int64), n_clips)
     rep = lambda a: np.repeat(a, n_tiles, axis=0)                         # noqa: E731
@@ -214,23 +220,25 @@ def tile_warped(warped: np.ndarray, tile_h: int, tile_w: int) -> np.ndarray:
 
 def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, interval: int,
                      tile_h: int, tile_w: int, first_clip: int, stop_clip: int,
-                     warped: np.ndarray | None = None) -> ClipSet:
+                     warped: np.ndarray | None = None, positions: np.ndarray | None = None) -> ClipSet:
     """Decode-only clips ``first_clip .. stop_clip-1`` of one video, every tile, clip-major.
 
     ``keyframes`` (n, H, W, 3) are that video's decoded keyframes ``first_keyframe ..``: random
     access decodes only the keyframes its clips need. ``warped``: those clips' motion-warped
     keyframes (stop_clip - first_clip, K, 2, H, W, 3), for a network that consumes coded motion.
+    ``positions``: the video's keyframe frames (None: the regular ones).
     """
     kt = split_tiles(keyframes, tile_h, tile_w)                           # (n, n_tiles, 3, th, tw)
     n_tiles = kt.shape[1]
-    arrays, _ = _tile_clips(n_frames, interval, n_tiles, first_clip, stop_clip, -first_keyframe * n_tiles)
+    arrays, _ = _tile_clips(n_frames, interval, n_tiles, first_clip, stop_clip, -first_keyframe * n_tiles, positions)
     return ClipSet(keyframes=kt.reshape(-1, 3, tile_h, tile_w),
                    video=np.zeros(len(arrays["tile"]), np.int64),
                    warped=None if warped is None else tile_warped(warped, tile_h, tile_w), **arrays)
 
 
 def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], interval: int,
-                  tile_h: int, tile_w: int, warped: Sequence[np.ndarray] | None = None) -> ClipSet:
+                  tile_h: int, tile_w: int, warped: Sequence[np.ndarray] | None = None,
+                  positions: Sequence[np.ndarray | None] | None = None) -> ClipSet:
     """Clips of every tile-video of every video.
 
     ``videos``: per video (frames (L, H, W, 3) uint8 or None when decoding, decoded keyframes
@@ -239,7 +247,8 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
     holds video v's keyframe k, tile j at ``kf_base[v] + k * n_tiles_v + j``.
     ``frames`` is None unless every video gives frames. ``warped``: per video, its clips'
     motion-warped keyframes (n_clips, K, 2, H, W, 3) (``nvcodec.motion.warped_video``), for a
-    network that consumes coded motion.
+    network that consumes coded motion. ``positions``: per video its keyframes' frame numbers
+    (``keyframe_positions``), or None for the regular ones (all videos when omitted).
     """
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
@@ -249,8 +258,11 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (
         "mask", "t_video", "t_local", "start_kf", "end_kf", "video", "tile", "first_frame", "frames", "warped")}
     kf_tiles, kf_base = [], 0
-    for v, (frames, keyframes, n_frames) in enumerate(videos):
-        n_kf = keyframe_count(n_frames, interval)
+    positions = [None] * len(videos) if positions is None else list(positions)
+    if len(positions) != len(videos):
+        raise ValueError(f"build_clipset: keyframe positions for {len(positions)} videos, {len(videos)} given")
+    for v, ((frames, keyframes, n_frames), pos) in enumerate(zip(videos, positions)):
+        n_kf = KeyframeLayout(n_frames, interval, pos).n_keyframes
         if keyframes.ndim != 4 or keyframes.shape[0] != n_kf or keyframes.shape[3] != 3:
             raise ValueError(f"video {v}: expected {n_kf} keyframes (n_kf, H, W, 3) for L={n_frames}, "
                              f"K={interval}; got {keyframes.shape}")
@@ -261,7 +273,7 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
         kt = split_tiles(keyframes, tile_h, tile_w)                       # (n_kf, n_tiles, 3, th, tw)
         n_tiles = kt.shape[1]
         kf_tiles.append(kt.reshape(-1, 3, tile_h, tile_w))
-        arrays, frame_idx = _tile_clips(n_frames, interval, n_tiles, 0, None, kf_base)
+        arrays, frame_idx = _tile_clips(n_frames, interval, n_tiles, 0, None, kf_base, pos)
         for key, arr in arrays.items():
             parts[key].append(arr)
         parts["video"].append(np.full(len(arrays["tile"]), v, np.int64))

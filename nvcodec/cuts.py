@@ -1,8 +1,9 @@
 """Scene-cut detection on decoded RGB frames: where a new shot starts.
 
 Pure numpy, no ffmpeg and no torch: the encoder runs it on the frames it has read (the
-same frames it codes), so the cuts depend only on those pixels. Nothing here is stored
-in the file yet; placing keyframes on the cuts is a later step.
+same frames it codes), so the cuts depend only on those pixels. The cuts themselves are not
+stored: the encoder turns them into keyframe positions (``nvcodec.corpus.keyframe_positions``),
+which the file lists (FORMAT.md section 15).
 
 The test compares each frame with the one before it on two cheap features:
 

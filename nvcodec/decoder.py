@@ -5,8 +5,9 @@ its weights are the container's integers times their steps, and the keyframes
 are decoded by ``nvcodec.keyframes`` (bit-exact YUV, our own conversion).
 Anything wrong inside the file surfaces as ``NvcFormatError``.
 
-Random access: a frame range needs only the clips that hold it, and those
-need only the keyframe segments that hold their start and end keyframes;
+Random access: a frame range needs only the clips that hold it (found from the video's
+keyframe layout, ``NvcReader.keyframe_layout``: the regular rule or the listed positions),
+and those need only the keyframe segments that hold their start and end keyframes;
 ``NvcReader.read_segment`` reads just those bytes.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord, keyframe_count
+from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord
 from nvcodec.bitstream.tensors import MAX_ELEMENTS
 from nvcodec.config import count_parameters
 from nvcodec.corpus import build_clip_range, merge_tiles
@@ -129,6 +130,10 @@ class NvcFile:
         raise NvcInputError(f"no video named {video!r} in {self.path}; it holds {names}"
                          + (" ..." if len(self.videos) > 10 else ""))
 
+    def keyframe_layout(self, video: str | int):
+        """The video's keyframes and clips (``nvcodec.bitstream.KeyframeLayout``), as the file gives them."""
+        return self._reader.keyframe_layout(self.video_index(video))
+
     # -- the network -------------------------------------------------------
 
     def network(self):
@@ -189,13 +194,14 @@ class NvcFile:
             return
         k = self.interval
         tile_h, tile_w = self.model_config.tile_h, self.model_config.tile_w
-        n_kf = keyframe_count(entry.n_frames, k)
+        layout = self.keyframe_layout(v)
+        n_kf = layout.n_keyframes
         clips_per_step = step_clips(self.model_config, entry)
         model = self.network()
         device = resolve_device(self._device)
-        first_clip, stop_clip = start // k, (stop - 1) // k + 1
+        first_clip, stop_clip = layout.clip_of_frame(start), layout.clip_of_frame(stop - 1) + 1
         motion = self._reader.motion(v) if self.model_config.motion else None
-        keyframes = self.iter_keyframes(v, first_clip)
+        keyframes = self.iter_keyframes(v, first_clip)         # clip c starts at keyframe c
         window: list[np.ndarray] = []                 # decoded keyframes first_kf .. first_kf + len - 1
         first_kf = first_clip
         try:
@@ -208,16 +214,18 @@ class NvcFile:
                     window.append(_next_keyframe(keyframes, entry, first_kf + len(window)))
                 step_kf = np.stack(window[:kf_last - first_kf + 1])
                 warped = None if motion is None else _warped_clips(step_kf, first_kf, motion, n_kf, k, c_lo, c_hi)
-                clips = build_clip_range(step_kf, first_kf, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi, warped)
+                clips = build_clip_range(step_kf, first_kf, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi, warped,
+                                         layout.positions)
+                firsts, lasts = layout.clips(c_lo, c_hi)[:2]
                 n_tiles = int(clips.tile.max()) + 1
                 out = np.empty((c_hi - c_lo, n_tiles, k, 3, tile_h, tile_w), np.uint8)
                 for index, pred in predict(model, clips, device=device, batch_size=self.batch_size):
-                    out[clips.first_frame[index] // k - c_lo, clips.tile[index]] = pred
-                for c in range(c_lo, c_hi):
-                    tiles = out[c - c_lo].transpose(1, 0, 2, 3, 4)                # (T, n_tiles, 3, th, tw)
+                    out[np.searchsorted(firsts, clips.first_frame[index]), clips.tile[index]] = pred
+                for c in range(c_hi - c_lo):
+                    tiles = out[c].transpose(1, 0, 2, 3, 4)                       # (T, n_tiles, 3, th, tw)
                     decoded = merge_tiles(tiles, entry.height, entry.width)    # (T, H, W, 3)
-                    for t in range(k):
-                        i = c * k + t
+                    for t in range(int(lasts[c] - firsts[c]) + 1):
+                        i = int(firsts[c]) + t
                         if start <= i < stop:
                             yield decoded[t]
         finally:
@@ -228,19 +236,19 @@ class NvcFile:
         14.3), clip by clip; only the motion clips and keyframe segments those frames need are read."""
         from nvcodec.motion import floor_clip_frames
 
-        entry, k = self.videos[v], self.interval
-        n_kf = keyframe_count(entry.n_frames, k)
+        entry, layout = self.videos[v], self.keyframe_layout(v)
         motion = self._reader.motion(v)
-        first_clip, stop_clip = start // k, (stop - 1) // k + 1
-        keyframes = self.iter_keyframes(v, first_clip)
+        first_clip, stop_clip = layout.clip_of_frame(start), layout.clip_of_frame(stop - 1) + 1
+        firsts, lasts, _, end_kfs, _ = layout.clips(first_clip, stop_clip)
+        keyframes = self.iter_keyframes(v, first_clip)         # clip c starts at keyframe c
         try:
             kf_start = _next_keyframe(keyframes, entry, first_clip)
-            for c in range(first_clip, stop_clip):
-                end = min(c + 1, n_kf - 1)
+            for c, first, last, end in zip(range(first_clip, stop_clip), firsts.tolist(), lasts.tolist(),
+                                           end_kfs.tolist()):
                 kf_end = kf_start if end == c else _next_keyframe(keyframes, entry, end)
-                n_clip_frames = min(c * k + k, entry.n_frames) - c * k
+                n_clip_frames = last - first + 1
                 for i, frame in enumerate(floor_clip_frames(kf_start, kf_end, motion.clip(c), motion, n_clip_frames),
-                                          c * k):
+                                          first):
                     if start <= i < stop:
                         yield frame
                 kf_start = kf_end
@@ -608,8 +616,8 @@ def decode(
 class ClipDataset(Dataset):
     """A ``torch.utils.data.Dataset`` of clips decoded straight from an .nvc file.
 
-    Item ``i`` is one clip (``keyframe_interval`` frames, fewer for a video's
-    short last clip) of one video, as a uint8 tensor (n, 3, H, W), with the
+    Item ``i`` is one clip (at most ``keyframe_interval`` frames: fewer for a
+    video's short last clip, or a clip that ends before a listed keyframe) of one video, as a uint8 tensor (n, 3, H, W), with the
     network on ``device`` (CUDA when present): a training pipeline can read
     compressed data directly, as the paper does for action recognition.
     """
@@ -619,9 +627,10 @@ class ClipDataset(Dataset):
         self._device = device
         self._nvc: NvcFile | None = None
         with open_nvc(path) as nvc:
-            k = nvc.interval
-            self.items = [(v, c * k, min(c * k + k, e.n_frames))
-                          for v, e in enumerate(nvc.videos) for c in range(-(-e.n_frames // k))]
+            self.items = []
+            for v in range(len(nvc.videos)):
+                first, last = nvc.keyframe_layout(v).clips()[:2]
+                self.items += [(v, a, b + 1) for a, b in zip(first.tolist(), last.tolist())]
             self.videos = nvc.videos
 
     def __len__(self) -> int:

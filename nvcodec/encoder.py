@@ -1,7 +1,7 @@
 """``nvcodec.encode``: a folder of videos in, one ``.nvc`` file out (DESIGN.md, "The data flow").
 
-scan -> read frames -> code keyframes (and decode them back: the network is fed
-what the decoder will have) -> tile and clip -> fit one network -> quantize ->
+scan -> read frames -> detect scene cuts and place the keyframes -> code keyframes (and
+decode them back: the network is fed what the decoder will have) -> tile and clip -> fit one network -> quantize ->
 write the container atomically -> decode the written file and measure it.
 
 Every figure in the report comes from the written file: the rate is its size,
@@ -26,6 +26,7 @@ from nvcodec import __version__
 from nvcodec.bitstream import KeyframeSegment, VideoRecord, write_nvc
 from nvcodec.config import ModelConfig, count_parameters
 from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
+from nvcodec.cuts import detect_cuts
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.media import read_frames
@@ -36,6 +37,9 @@ from nvcodec.quant import quantize_state
 from nvcodec.rate import plan_target
 
 WORKDIR_SUFFIX = ".work"
+# How keyframes are placed (``encode(keyframes=...)``, ``--keyframes``): every K frames plus the last
+# ("regular"), or that rule inside every shot between detected scene cuts ("cuts", FORMAT.md section 15).
+KEYFRAME_PLACEMENTS = ("cuts", "regular")
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class _Video:
     frames: np.ndarray            # (L, H, W, 3) uint8, as coded
     fps_num: int
     fps_den: int
+    keyframes: np.ndarray         # (n_kf,) int64: the keyframes' frame numbers (corpus.keyframe_positions)
 
     def record(self) -> VideoRecord:
         n_frames, height, width = (int(n) for n in self.frames.shape[:3])
@@ -84,7 +89,9 @@ def _coded_fps(source: SourceVideo, fps: Fraction | None) -> tuple[int, int]:
     return fps.numerator, fps.denominator
 
 
-def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, log) -> list[_Video]:
+def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, interval: int, placement: str,
+                 log) -> list[_Video]:
+    """Each source's frames as coded, and where its keyframes go (``placement``, KEYFRAME_PLACEMENTS)."""
     videos = []
     for source in sources:
         frames = list(read_frames(source.path, size=size, fps=fps, max_frames=max_frames))
@@ -92,9 +99,13 @@ def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, log) -> 
             raise NvcInputError(f"{source.name}: no frames left to code (after --fps/--max-frames)")
         frames = np.stack(frames)
         fps_num, fps_den = _coded_fps(source, fps)
+        cuts = detect_cuts(frames) if placement == "cuts" else []
+        note = ""
+        if placement == "cuts":
+            note = f"; {len(cuts)} scene cut(s)" + (f" at frames {cuts}" if 0 < len(cuts) <= 8 else "")
         log(f"  {source.name}: {source.info.width}x{source.info.height} -> "
-            f"{frames.shape[2]}x{frames.shape[1]}, {frames.shape[0]} frames at {fps_num}/{fps_den} fps")
-        videos.append(_Video(source, frames, fps_num, fps_den))
+            f"{frames.shape[2]}x{frames.shape[1]}, {frames.shape[0]} frames at {fps_num}/{fps_den} fps{note}")
+        videos.append(_Video(source, frames, fps_num, fps_den, keyframe_positions(len(frames), interval, cuts)))
     return videos
 
 
@@ -147,7 +158,7 @@ def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCode
             index = json.loads(index_path.read_text())
             coded = [(first, n, (cache / f"{v}_{i}.bin").read_bytes()) for i, (first, n) in enumerate(index)]
         else:
-            coded = encode_keyframes(video.frames[keyframe_positions(n_frames, interval)], codec)
+            coded = encode_keyframes(video.frames[video.keyframes], codec)
         if index_path is not None and not index_path.exists():
             for i, (_, _, data) in enumerate(coded):
                 (cache / f"{v}_{i}.bin").write_bytes(data)
@@ -188,6 +199,7 @@ def encode(
     resume: bool = False,
     force: bool = False,
     skip_broken: bool = False,
+    keyframes: str = "cuts",
     quiet: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> EncodeReport | None:
@@ -197,6 +209,9 @@ def encode(
     overrides; it says how the weights are quantized: plainly, rate-aware, or to a byte budget
     ``--target-bpp`` whose rate plan is ``nvcodec.rate``), or a preset name, i.e.
     ``build_config(name)``. ``size``/``fps``/``max_frames`` select what is read from the inputs.
+    ``keyframes``: "cuts" (default) puts a keyframe on every detected scene cut (``nvcodec.cuts``)
+    and on the frame before it, keeping at most K frames between keyframes; "regular" puts them
+    every K frames whatever the content.
     Returns the report (measured on the written file), or ``None`` on ranks other than 0 under
     torchrun, where only rank 0 writes.
     """
@@ -206,6 +221,8 @@ def encode(
 
     started = time.monotonic()
     config = _as_config(config)
+    if keyframes not in KEYFRAME_PLACEMENTS:
+        raise NvcInputError(f"keyframes must be one of {', '.join(KEYFRAME_PLACEMENTS)}, got {keyframes!r}")
     output, fps = _check_output(output, force), _check_fps(fps)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -217,12 +234,15 @@ def encode(
 
     sources = scan(inputs, skip_broken=skip_broken, warn=say)
     say(f"nvcodec {__version__}: {len(sources)} video(s), preset {preset.name!r}")
-    videos = _read_videos(sources, size, fps, max_frames, say)
+    videos = _read_videos(sources, size, fps, max_frames, interval, keyframes, say)
+    if keyframes == "cuts":
+        say(f"keyframes on scene cuts: {sum(len(v.keyframes) for v in videos)} keyframes, "
+            f"{sum(len(keyframe_positions(len(v.frames), interval)) for v in videos)} without cut detection")
     n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
     workdir = Path(workdir) if workdir is not None else output.with_name(output.name + WORKDIR_SUFFIX)
     if main:
         settings = {"config": _config_json(config), "size": size, "fps": str(fps) if fps else None,
-                    "max_frames": max_frames}
+                    "max_frames": max_frames, "keyframes": keyframes}
         _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
     if config.network == "none":
         report = _encode_motion_floor(config, videos, n_pixels, output, workdir, started, device, say) if main else None
@@ -234,10 +254,11 @@ def encode(
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None)
     motion = _estimate_motion(videos, decoded_kf, interval, say) if model_cfg.motion else None
-    warped = None if motion is None else [warped_video(kf, m, len(v.frames), interval)
+    warped = None if motion is None else [warped_video(kf, m, len(v.frames), interval, v.keyframes)
                                           for v, kf, m in zip(videos, decoded_kf, motion)]
     clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
-                          interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped)
+                          interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped,
+                          positions=[v.keyframes for v in videos])
     del warped                                                 # the clips hold it, in tiles
     say(f"network: C0={model_cfg.c0}, tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
         f"{count_parameters(model_cfg)} parameters; {clips.n_clips} clips of {interval} frames")
@@ -250,7 +271,7 @@ def encode(
     fit_info = {"preset": preset.name, "epochs": preset.fit.epochs, "seed": preset.fit.seed,
                 "fit_psnr": round(result.psnr, 4), "blend_psnr": round(result.blend_psnr, 4), **quant_info}
     metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)
-    n_bytes = _write(output, metadata, segments, tensors, motion=motion)
+    n_bytes = _write(output, metadata, segments, tensors, motion=motion, keyframes=[v.keyframes for v in videos])
 
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
                      motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval, motion))
@@ -259,10 +280,10 @@ def encode(
     return report
 
 
-def _write(output: Path, metadata: dict, segments, tensors, motion=None) -> int:
+def _write(output: Path, metadata: dict, segments, tensors, motion=None, keyframes=None) -> int:
     """``write_nvc``, with a failure at the user's output path (full disk, no permission) as a user error."""
     try:
-        return write_nvc(output, metadata, segments, tensors, motion=motion)
+        return write_nvc(output, metadata, segments, tensors, motion=motion, keyframes=keyframes)
     except OSError as exc:
         raise NvcInputError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
@@ -279,7 +300,7 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     # The tile means nothing without a network; the metadata requires one: the preset's.
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
-    n_bytes = _write(output, metadata, segments, [], motion=motion)
+    n_bytes = _write(output, metadata, segments, [], motion=motion, keyframes=[v.keyframes for v in videos])
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, [], config.preset.name, started, device)
     report = replace(report, motion_psnr=report.psnr)          # the decoded file is the motion floor
     shutil.rmtree(workdir, ignore_errors=True)
@@ -291,7 +312,7 @@ def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: C
     keyframes with the default ``MotionConfig``."""
     motion_cfg = MotionConfig()
     say(f"motion: {motion_cfg.grid}x{motion_cfg.grid} cells, step {motion_cfg.step_qpel}/4 pixel, {motion_cfg.interp}")
-    return [estimate_video(v.frames, kf, interval, motion_cfg) for v, kf in zip(videos, decoded_kf)]
+    return [estimate_video(v.frames, kf, interval, motion_cfg, v.keyframes) for v, kf in zip(videos, decoded_kf)]
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:
@@ -301,7 +322,7 @@ def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, moti
 
     if motion is None:
         motion = _estimate_motion(videos, decoded_kf, interval, lambda _msg: None)
-    scores = [psnr_per_frame(v.frames, floor_video(kf, m, len(v.frames), interval))
+    scores = [psnr_per_frame(v.frames, floor_video(kf, m, len(v.frames), interval, v.keyframes))
               for v, kf, m in zip(videos, decoded_kf, motion)]
     return float(np.mean(np.concatenate(scores)))
 
@@ -353,7 +374,7 @@ def _plan_network(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int,
     plan = plan_target([v.frames for v in videos], interval, config.keyframe_codec, config.preset,
                        config.quantization.target_bpp, n_pixels,
                        decode_keyframes=lambda codec: _code_keyframes(videos, interval, codec, None)[1],
-                       device=device, workdir=workdir, ctx=ctx, say=say,
+                       device=device, workdir=workdir, ctx=ctx, say=say, keyframes=[v.keyframes for v in videos],
                        estimate_motion=((lambda kf: _estimate_motion(videos, kf, interval, lambda _msg: None))
                                         if config.preset.motion else None))
     return plan.keyframe_codec, plan.model_config, plan.weight_budget_bytes
@@ -388,7 +409,9 @@ def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video],
 
     measured = measure_file(output, {v.source.name: v.frames for v in videos}, device=device)
     frames = [v.frames for v in videos]
-    floor_psnr, kf_psnr = blend_psnr(frames, decoded_kf, interval), keyframe_psnr(frames, decoded_kf, interval)
+    positions = [v.keyframes for v in videos]
+    floor_psnr = blend_psnr(frames, decoded_kf, interval, positions)
+    kf_psnr = keyframe_psnr(frames, decoded_kf, interval, positions)
     # The measured quality goes into the file (an ancillary chunk), for `nvcodec info`.
     quality = {"psnr": measured.psnr, "blend_psnr": floor_psnr, "keyframe_psnr": kf_psnr,
                "n_frames": sum(len(f) for f in frames), "n_keyframes": sum(len(kf) for kf in decoded_kf)}

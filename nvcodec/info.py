@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nvcodec.bitstream import NvcReader, VideoRecord
+from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord
 from nvcodec.bitstream.chunks import QUAL
 from nvcodec.bitstream.container import add_chunk_before_end
+from nvcodec.bitstream.positions import MAX_LISTED_KEYFRAMES
 from nvcodec.bitstream.quality import read_quality, write_quality
 
 
@@ -26,17 +27,24 @@ def stored_quality(reader: NvcReader) -> dict | None:
 
 
 def describe(path: str | os.PathLike) -> dict:
-    """A JSON-ready summary: format, encoder, videos, settings, bytes by part and by chunk, bpp.
+    """A JSON-ready summary: format, encoder, videos (each with its keyframes' frame numbers),
+    settings, bytes by part and by chunk, bpp.
 
-    Every chunk's CRC is checked first: ``info`` on a damaged file says so.
+    Every chunk's CRC is checked first: ``info`` on a damaged file says so. A file declaring more
+    keyframes than a KPOS chunk may list (MAX_LISTED_KEYFRAMES) is refused rather than listed.
     """
     with NvcReader(Path(path)) as reader:
         reader.verify()
         md = reader.metadata
         records = [VideoRecord.from_json(v) for v in md["videos"]]
         n_pixels = sum(v.n_pixels for v in records)
+        layouts = [reader.keyframe_layout(i) for i in range(len(records))]
+        n_keyframes = sum(lay.n_keyframes for lay in layouts)
+        if n_keyframes > MAX_LISTED_KEYFRAMES:
+            raise NvcFormatError(f"the videos declare {n_keyframes} keyframes, more than the {MAX_LISTED_KEYFRAMES} "
+                                 f"info lists")
         videos = []
-        for i, v in enumerate(records):
+        for i, (v, layout) in enumerate(zip(records, layouts)):
             videos.append({
                 "name": v.name,
                 "width": v.width, "height": v.height,
@@ -45,6 +53,8 @@ def describe(path: str | os.PathLike) -> dict:
                 "n_frames": v.n_frames,
                 "duration_s": round(v.duration_s, 3),
                 "n_keyframe_segments": len(reader.segments(i)),
+                "keyframes_rule": "regular" if layout.is_regular else "listed",
+                "keyframes": layout.keyframe_frames().tolist(),
             })
         return {
             "file": str(path),
@@ -71,7 +81,9 @@ def format_text(summary: dict) -> str:
         f"{summary['file']}: nvc {summary['format_version']}, {summary['encoder']}",
         f"  size {summary['n_bytes']} bytes, {summary['bpp']:.4f} bpp over {summary['n_pixels']} pixels",
         "  bytes: " + ", ".join(f"{k} {v}" for k, v in summary["bytes_by_part"].items()),
-        f"  keyframes: every {summary['keyframe_interval']} frames, "
+        (f"  keyframes: at most {summary['keyframe_interval']} frames apart, on scene cuts (listed per video), "
+         if any(v["keyframes_rule"] == "listed" for v in summary["videos"])
+         else f"  keyframes: every {summary['keyframe_interval']} frames, ")
         + ", ".join(f"{k}={v}" for k, v in summary["keyframe_codec"].items() if k != "params")
         + " " + " ".join(f"{k}={v}" for k, v in summary["keyframe_codec"].get("params", {}).items()),
     ]
@@ -96,7 +108,8 @@ def format_text(summary: dict) -> str:
         size = f"{v['width']}x{v['height']}"
         if (v["source_width"], v["source_height"]) != (v["width"], v["height"]):
             size += f" (source {v['source_width']}x{v['source_height']})"
-        lines.append(f"    {v['name']}: {size}, {v['fps']} fps, {v['n_frames']} frames, {v['duration_s']} s")
+        lines.append(f"    {v['name']}: {size}, {v['fps']} fps, {v['n_frames']} frames, {v['duration_s']} s, "
+                     f"{len(v['keyframes'])} keyframes ({v['keyframes_rule']})")
     lines.append("  chunks (type: count, bytes; --json lists each with its offset):")
     totals: dict[str, list[int]] = {}
     for c in summary["chunks"]:

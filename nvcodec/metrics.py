@@ -238,15 +238,16 @@ __all__ = ["PSNR_CAP_DB", "bits_per_pixel", "ms_ssim_per_frame", "ms_ssim_scales
            "yuv_psnr_per_frame"]
 
 
-def blend_psnr(frames, decoded_keyframes, interval: int) -> float:
+def blend_psnr(frames, decoded_keyframes, interval: int, keyframes=None) -> float:
     """The blend floor over videos (DESIGN.md: what every network must beat): the mean over all
     frames of the per-frame PSNR of round((1-t)*start + t*end) of the decoded keyframes.
 
     ``frames``: each video's (L, H, W, 3) uint8 frames as coded; ``decoded_keyframes``: each
-    video's decoded keyframes (keyframe_positions(L, interval)); clips as ``corpus.clip_layout``."""
+    video's decoded keyframes; ``keyframes``: per video their frames (None, or None for a video: the
+    regular ones, keyframe_positions(L, interval)); clips as ``corpus.clip_layout``."""
     scores = []
-    for video, kf in zip(frames, decoded_keyframes):
-        _, start_kf, end_kf, frame, mask, _, t_local = clip_layout(len(video), interval)
+    for video, kf, pos in zip(frames, decoded_keyframes, keyframes or [None] * len(frames)):
+        _, start_kf, end_kf, frame, mask, _, t_local = clip_layout(len(video), interval, keyframes=pos)
         for c in range(len(start_kf)):
             t = t_local[c, mask[c], None, None, None]
             blend = (1 - t) * kf[start_kf[c]].astype(np.float32) + t * kf[end_kf[c]].astype(np.float32)
@@ -255,8 +256,9 @@ def blend_psnr(frames, decoded_keyframes, interval: int) -> float:
     return float(np.mean(np.concatenate(scores)))
 
 
-def keyframe_psnr(frames, decoded_keyframes, interval: int) -> float:
-    """Mean per-frame PSNR of the decoded keyframes against their source frames, over all videos."""
-    scores = [psnr_per_frame(video[keyframe_positions(len(video), interval)], kf)
-              for video, kf in zip(frames, decoded_keyframes)]
+def keyframe_psnr(frames, decoded_keyframes, interval: int, keyframes=None) -> float:
+    """Mean per-frame PSNR of the decoded keyframes against their source frames, over all videos
+    (``keyframes``: per video their frames, as for ``blend_psnr``)."""
+    scores = [psnr_per_frame(video[keyframe_positions(len(video), interval) if pos is None else pos], kf)
+              for video, kf, pos in zip(frames, decoded_keyframes, keyframes or [None] * len(frames))]
     return float(np.mean(np.concatenate(scores)))

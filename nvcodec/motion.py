@@ -149,19 +149,22 @@ def warped_clip(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion,
     return out
 
 
-def warped_video(dec_keyframes: np.ndarray, motion, n_frames: int, interval: int) -> np.ndarray:
-    """``warped_clip`` of every clip of a video: (n_clips, interval, 2, H, W, 3) uint8."""
-    _, start_kf, end_kf, *_ = clip_layout(n_frames, interval)
+def warped_video(dec_keyframes: np.ndarray, motion, n_frames: int, interval: int,
+                 keyframes: np.ndarray | None = None) -> np.ndarray:
+    """``warped_clip`` of every clip of a video: (n_clips, interval, 2, H, W, 3) uint8. ``keyframes``: their
+    frames (None: the regular ones)."""
+    _, start_kf, end_kf, *_ = clip_layout(n_frames, interval, keyframes=keyframes)
     return np.stack([warped_clip(dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], motion.clips[c], motion,
                                  interval) for c in range(len(start_kf))])
 
 
-def floor_video(dec_keyframes: np.ndarray, motion: VideoMotion | None, n_frames: int, interval: int) -> np.ndarray:
+def floor_video(dec_keyframes: np.ndarray, motion: VideoMotion | None, n_frames: int, interval: int,
+                keyframes: np.ndarray | None = None) -> np.ndarray:
     """Every frame of a video from its decoded keyframes (n_kf, H, W, 3) and decoded motion:
     keyframes as they are, in-between frames the motion floor.  motion None: the blend floor
-    (zero motion, the same integer fusion)."""
-    first, start_kf, end_kf, *_ = clip_layout(n_frames, interval)
-    counts = clip_inbetween_counts(n_frames, interval)
+    (zero motion, the same integer fusion). ``keyframes``: their frames (None: the regular ones)."""
+    first, start_kf, end_kf, _, mask, *_ = clip_layout(n_frames, interval, keyframes=keyframes)
+    counts = clip_inbetween_counts(n_frames, interval, keyframes)
     h, w = dec_keyframes.shape[1:3]
     if motion is None:
         grid = min(max(h, w, MIN_GRID), MAX_GRID)
@@ -175,7 +178,7 @@ def floor_video(dec_keyframes: np.ndarray, motion: VideoMotion | None, n_frames:
     for c in range(len(counts)):
         s = int(first[c])
         clip = floor_clip_frames(dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], motion.clips[c], motion,
-                                 min(s + interval, n_frames) - s)
+                                 int(mask[c].sum()))
         out[s:s + len(clip)] = clip
     return out
 
@@ -343,15 +346,16 @@ def _fused_choice(frame: np.ndarray, kf_start: np.ndarray, kf_end: np.ndarray, q
 
 
 def estimate_video(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int,
-                   config: MotionConfig) -> VideoMotion:
+                   config: MotionConfig, keyframes: np.ndarray | None = None) -> VideoMotion:
     """Motion of every in-between frame of a video (frames: the source frames, (H, W, 3) uint8 each,
-    indexable by frame number) towards its clip's decoded start and end keyframes."""
+    indexable by frame number) towards its clip's decoded start and end keyframes (at frames
+    ``keyframes``; None: the regular ones)."""
     n_frames = len(frames)
     h, w = dec_keyframes.shape[1:3]
     rows, cols = motion_grid(h, w, config.grid)
-    first, start_kf, end_kf, *_ = clip_layout(n_frames, interval)
+    first, start_kf, end_kf, *_ = clip_layout(n_frames, interval, keyframes=keyframes)
     clips = []
-    for c, n in enumerate(clip_inbetween_counts(n_frames, interval)):
+    for c, n in enumerate(clip_inbetween_counts(n_frames, interval, keyframes)):
         q = np.zeros((n, 2, 2, rows, cols), dtype=np.int32)
         px = np.zeros((2, 2, rows, cols), dtype=np.int64)  # the previous frame's fields, whole pixels
         for j in range(n):
@@ -384,7 +388,8 @@ class MotionChoice:
 
 
 def choose_motion(frames: np.ndarray, dec_keyframes: np.ndarray, interval: int,
-                  candidates: Sequence[MotionConfig], lam: float) -> tuple[MotionChoice, list[MotionChoice]]:
+                  candidates: Sequence[MotionConfig], lam: float,
+                  keyframes: np.ndarray | None = None) -> tuple[MotionChoice, list[MotionChoice]]:
     """The candidate of least mse + lam * (motion bits / video pixels): the rate is the coded bytes,
     the distortion the motion floor's MSE over all frames (RGB in [0, 1]).  Returns (best, all)."""
     if not candidates:
@@ -393,8 +398,8 @@ def choose_motion(frames: np.ndarray, dec_keyframes: np.ndarray, interval: int,
     n_pixels = frames.shape[0] * frames.shape[1] * frames.shape[2]
     results = []
     for config in candidates:
-        motion = estimate_video(frames, dec_keyframes, interval, config)
-        floor = floor_video(dec_keyframes, motion, len(frames), interval)
+        motion = estimate_video(frames, dec_keyframes, interval, config, keyframes)
+        floor = floor_video(dec_keyframes, motion, len(frames), interval, keyframes)
         mse = float(np.mean((floor.astype(np.float64) - frames) ** 2)) / 255.0 ** 2
         n_bytes = motion_n_bytes(motion)
         results.append(MotionChoice(config, motion, n_bytes, mse, mse + lam * 8 * n_bytes / n_pixels))

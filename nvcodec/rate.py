@@ -100,19 +100,21 @@ class TargetPlan:
     weight_budget_bytes: float
 
 
-def keyframe_bytes(frames: Sequence[np.ndarray], interval: int, codec: KeyframeCodec) -> int:
-    """Bytes of every video's keyframes coded with ``codec`` (the rate plan's measurement)."""
-    return sum(len(data) for video in frames
-               for _, _, data in encode_keyframes(video[keyframe_positions(len(video), interval)], codec))
+def keyframe_bytes(frames: Sequence[np.ndarray], interval: int, codec: KeyframeCodec, keyframes=None) -> int:
+    """Bytes of every video's keyframes coded with ``codec`` (the rate plan's measurement);
+    ``keyframes``: per video their frames (None: the regular ones)."""
+    positions = keyframes or [keyframe_positions(len(video), interval) for video in frames]
+    return sum(len(data) for video, pos in zip(frames, positions)
+               for _, _, data in encode_keyframes(video[pos], codec))
 
 
-def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, motion_bytes: int = 0):
+def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, keyframes=None, motion_bytes: int = 0):
     """(RatePlan, network, weight bytes) per distinct outcome of ``plan_rate`` over KEYFRAME_SHARES."""
     kf_cache: dict[int, int] = {}
 
     def kf_bytes(q: int) -> int:
         if q not in kf_cache:
-            kf_cache[q] = keyframe_bytes(frames, interval, replace(kf_codec, quality=q))
+            kf_cache[q] = keyframe_bytes(frames, interval, replace(kf_codec, quality=q), keyframes)
         return kf_cache[q]
 
     candidates, seen = [], set()
@@ -134,11 +136,13 @@ def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, motion
 def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeCodec, preset: Preset,
                 target_bpp: float, n_pixels: int, *, decode_keyframes: Callable[[KeyframeCodec], list[np.ndarray]],
                 device: str, workdir: Path, ctx, say: Callable[[str], None],
+                keyframes: Sequence[np.ndarray] | None = None,
                 estimate_motion: Callable[[list[np.ndarray]], list] | None = None) -> TargetPlan:
     """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly.
 
     ``frames``: each video's frames as coded; ``decode_keyframes(codec)``: each video's keyframes
-    coded with ``codec`` and decoded back, as the encoder will. Each share of ``KEYFRAME_SHARES``
+    coded with ``codec`` and decoded back, as the encoder will (at the frames ``keyframes``, per
+    video; None: the regular ones). Each share of ``KEYFRAME_SHARES``
     gives a keyframe quality (measured bytes) and a network sized for what is left; each distinct
     candidate gets a pilot fit of ``PILOT_FRACTION`` of the steps, its weights are quantized
     rate-aware to exactly the bytes left, and the candidate whose whole corpus decodes best wins.
@@ -161,7 +165,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
         motion = estimate_motion(decode_keyframes(kf_codec))
         motion_bytes = sum(motion_chunk_n_bytes(v, m) for v, m in enumerate(motion))
         say(f"  coded motion: {motion_bytes} bytes ({8 * motion_bytes / n_pixels:.4f} bpp) off the budget")
-    candidates = _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, motion_bytes)
+    candidates = _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, keyframes, motion_bytes)
     choice_path = workdir / "rate_choice.json"
     main = ctx.is_main
 
@@ -179,10 +183,10 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
             decoded_kf = decode_keyframes(replace(kf_codec, quality=plan.keyframe_quality))
             warped = None
             if estimate_motion is not None:
-                warped = [warped_video(kf, m, len(video), interval)
-                          for video, kf, m in zip(frames, decoded_kf, estimate_motion(decoded_kf))]
+                warped = [warped_video(kf, m, len(video), interval, None if keyframes is None else keyframes[v])
+                          for v, (video, kf, m) in enumerate(zip(frames, decoded_kf, estimate_motion(decoded_kf)))]
             clips = build_clipset([(video, kf, len(video)) for video, kf in zip(frames, decoded_kf)],
-                                  interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped)
+                                  interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped, positions=keyframes)
             steps = max(1, round(PILOT_FRACTION * total_steps_of(preset.fit, clips.n_clips)))
             result = fit(model_cfg, replace(preset.fit, max_steps=steps), clips, device=device, progress=False)
             psnr = float("-inf")

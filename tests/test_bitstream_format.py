@@ -143,7 +143,7 @@ def test_chunk_order_table_is_format_md_table():
     text = FORMAT_MD.read_text(encoding="utf-8")
     rows = re.findall(r"^\| `([A-Z]{4})` \| \d+ \| ([^|]+) \|", text, re.M)
     assert [t for t, _ in rows] == list(chunks.KNOWN_CRITICAL)
-    spelled = {chunks.ONE: "exactly 1", chunks.AS_INDEXED: "as many as `KIDX` lists", chunks.PER_VIDEO: "0, or 1 per video",
+    spelled = {chunks.ONE: "exactly 1", chunks.OPTIONAL: "0 or 1", chunks.AS_INDEXED: "as many as `KIDX` lists", chunks.PER_VIDEO: "0, or 1 per video",
                chunks.ANY: "0 .."}
     for (ctype, count), (_, doc) in zip(chunks.CHUNK_ORDER, rows):
         assert doc.strip().startswith(spelled[count]), (ctype, doc)
