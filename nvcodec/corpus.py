@@ -220,7 +220,7 @@ def tile_warped(warped: np.ndarray, tile_h: int, tile_w: int) -> np.ndarray:
 
 def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, interval: int,
                      tile_h: int, tile_w: int, first_clip: int, stop_clip: int,
-                     warped: np.ndarray | None = None, positions: np.ndarray | None = None) -> ClipSet:
+                     positions: np.ndarray | None = None, warped: np.ndarray | None = None) -> ClipSet:
     """Decode-only clips ``first_clip .. stop_clip-1`` of one video, every tile, clip-major.
 
     ``keyframes`` (n, H, W, 3) are that video's decoded keyframes ``first_keyframe ..``: random
@@ -237,8 +237,8 @@ def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, 
 
 
 def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], interval: int,
-                  tile_h: int, tile_w: int, warped: Sequence[np.ndarray] | None = None,
-                  positions: Sequence[np.ndarray | None] | None = None) -> ClipSet:
+                  tile_h: int, tile_w: int, positions: Sequence[np.ndarray | None] | None = None,
+                  warped: Sequence[np.ndarray] | None = None) -> ClipSet:
     """Clips of every tile-video of every video.
 
     ``videos``: per video (frames (L, H, W, 3) uint8 or None when decoding, decoded keyframes

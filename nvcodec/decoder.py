@@ -214,8 +214,8 @@ class NvcFile:
                     window.append(_next_keyframe(keyframes, entry, first_kf + len(window)))
                 step_kf = np.stack(window[:kf_last - first_kf + 1])
                 warped = None if motion is None else _warped_clips(step_kf, first_kf, motion, n_kf, k, c_lo, c_hi)
-                clips = build_clip_range(step_kf, first_kf, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi, warped,
-                                         layout.positions)
+                clips = build_clip_range(step_kf, first_kf, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi,
+                                         positions=layout.positions, warped=warped)
                 firsts, lasts = layout.clips(c_lo, c_hi)[:2]
                 n_tiles = int(clips.tile.max()) + 1
                 out = np.empty((c_hi - c_lo, n_tiles, k, 3, tile_h, tile_w), np.uint8)
