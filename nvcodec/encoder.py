@@ -244,6 +244,11 @@ def encode(
         settings = {"config": _config_json(config), "size": size, "fps": str(fps) if fps else None,
                     "max_frames": max_frames, "keyframes": keyframes}
         _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
+    if (config.network == "dnerv" and config.preset.motion and not isinstance(config.quantization, ByteBudget)
+            and not config.preset.affords_network(n_pixels, interval)):
+        say(f"the corpus ({n_pixels} pixels) is too small to pay for preset {preset.name!r}'s smallest network at "
+            f"{preset.weight_bpp} bpp of weights: writing the motion floor (keyframes + coded motion), no network")
+        config = replace(config, network="none")
     if config.network == "none":
         report = _encode_motion_floor(config, videos, n_pixels, output, workdir, started, device, say) if main else None
         distributed.teardown(ctx)

@@ -68,6 +68,13 @@ class Preset:
                            clip_length=clip_length, head=self.head, paste_keyframes=self.paste_keyframes,
                            motion=self.motion)
 
+    def affords_network(self, corpus_pixels: int, clip_length: int = 8) -> bool:
+        """Whether the weight budget (``weight_bpp`` x corpus pixels / ``quant_bits``) holds the preset's
+        smallest network. A motion preset that cannot afford one writes the motion floor instead: on a
+        corpus that small no network repays its bits (benchmarks/results/refine)."""
+        return count_parameters(self._config(self.c0_min, clip_length)) <= \
+            self.weight_bpp * corpus_pixels / self.quant_bits
+
     def model_config(self, corpus_pixels: int, clip_length: int = 8, *, weight_bpp: float | None = None,
                      c0_min: int | None = None) -> ModelConfig:
         """The network for a corpus of ``corpus_pixels`` (sum over videos of frames x width x height
@@ -264,7 +271,8 @@ RATE_LAMBDA = 3e-3
 #
 #   preset  tile     C0 range  params (C0 min .. max)  fit                         keyframe q  use
 #   tiny    32x32    8         50,959                  10 epochs, lr 5e-3          32          tests (seconds)
-#   fast    64x64    12..24    149,348 .. 379,135      80 epochs, lr 2e-3          30          README demo, CPU
+#   fast    64x64    12..24    149,541 .. 379,427      80 epochs, lr 2e-3          20          README demo, CPU; coded motion,
+#                                                                                              the floor alone below 24 M pixels
 #   small   64x80    16..64    337,787 .. 2,385,851    300 epochs <= 2000 steps    36          low rate point, CPU
 #   medium  128x160  32..213   1.65 M .. 23.99 M       400 epochs, lr 1e-3         32          GPU
 #   large   256x320  64..361   3.93 M .. 61.30 M       800 epochs, lr 5e-4 (paper) 28          GPU, paper sizes
@@ -275,7 +283,8 @@ register(Preset(
 register(Preset(
     name="fast", tile=(64, 64), c0_min=12, c0_max=24, weight_bpp=0.05,
     fit=FitConfig(epochs=80, batch_size=4, lr=2e-3, checkpoint_every=200),
-    keyframe_quality=30, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=16, embed_levels=16, mlp_width=64, min_width=16))
+    keyframe_quality=20, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=16, embed_levels=16, mlp_width=64, min_width=16,
+    motion=True))
 register(Preset(
     name="small", tile=(64, 80), c0_min=16, c0_max=64, weight_bpp=0.02,
     fit=FitConfig(epochs=300, max_steps=2000, batch_size=8, lr=2e-3, checkpoint_every=500),

@@ -164,3 +164,21 @@ def test_info_shows_the_motion_floor_the_encoder_measured(refine_file):
     summary = describe(out)
     assert summary["quality"]["motion_psnr"] == round(report.motion_psnr, 4)
     assert f"motion floor {report.motion_psnr:.2f} dB, keyframe blend" in format_text(summary)
+
+
+def test_a_motion_preset_writes_the_motion_floor_when_the_corpus_cannot_pay_for_its_smallest_network(tmp_path):
+    """fast carries coded motion; its smallest network needs about 24 M pixels at its weight rate, so a small
+    corpus gets the floor (no weights, the same file as --network none) and the log says why."""
+    from nvcodec.presets import PRESETS
+
+    fast = PRESETS["fast"]
+    assert fast.motion and not fast.affords_network(10**6) and fast.affords_network(10**8)
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "a.mp4", VIDEOS["moving_64x48.mp4"], (25, 1))
+    lines = []
+    report = nvcodec.encode(src, tmp_path / "a.nvc", build_config("fast"), log=lines.append)
+    assert report.n_params == 0 and report.motion_psnr == report.psnr
+    assert any("too small to pay for preset 'fast'" in line for line in lines)
+    with NvcReader(tmp_path / "a.nvc") as r:
+        assert r.metadata["model"] == {} and r.has_motion
