@@ -86,28 +86,33 @@ def pixel_field(q: np.ndarray, step_qpel: int, grid: int, interp: int, height: i
     y0, y1, wy = _axis_weights(height, grid, rows)
     x0, x1, wx = _axis_weights(width, grid, cols)
     g2 = 2 * grid
-    wy, wx = wy[:, None], wx[None, :]
-    acc = ((g2 - wy) * (g2 - wx) * v[:, y0][:, :, x0] + (g2 - wy) * wx * v[:, y0][:, :, x1]
-           + wy * (g2 - wx) * v[:, y1][:, :, x0] + wy * wx * v[:, y1][:, :, x1])
+    # separable, the same integers as the four-term sum of FORMAT.md 14.3 (distributivity), fewer products
+    vx = (g2 - wx) * v[:, :, x0] + wx * v[:, :, x1]                           # (2, rows, width)
+    acc = (g2 - wy)[:, None] * vx[:, y0] + wy[:, None] * vx[:, y1]            # (2, height, width)
     return np.floor_divide(acc + g2 * g2 // 2, g2 * g2)
 
 
 def warp(ref: np.ndarray, field: np.ndarray) -> np.ndarray:
     """Bilinear backward warp of ref (H, W[, C]) uint8 by field (2, H, W) in 1/64 pixel, border-clamped:
-    int64 samples with 12 fractional bits (out[p] ~ 4096 ref[p + v])."""
+    int32 samples with 12 fractional bits (out[p] ~ 4096 ref[p + v]; at most 4096 x 255, and a per-pixel
+    vector, at most MAX_ABS_Q x 16 x 16, keeps every coordinate within int32)."""
     h, w = ref.shape[:2]
-    sy = (np.arange(h, dtype=np.int64) << PIX_FRAC_BITS)[:, None] + field[0]
-    sx = (np.arange(w, dtype=np.int64) << PIX_FRAC_BITS)[None, :] + field[1]
+    sy = (np.arange(h, dtype=np.int32) << PIX_FRAC_BITS)[:, None] + field[0].astype(np.int32)
+    sx = (np.arange(w, dtype=np.int32) << PIX_FRAC_BITS)[None, :] + field[1].astype(np.int32)
     iy, fy = sy >> PIX_FRAC_BITS, sy & (_PIX_ONE - 1)
     ix, fx = sx >> PIX_FRAC_BITS, sx & (_PIX_ONE - 1)
-    y0, y1 = np.clip(iy, 0, h - 1), np.clip(iy + 1, 0, h - 1)
+    row0, row1 = np.clip(iy, 0, h - 1) * w, np.clip(iy + 1, 0, h - 1) * w
     x0, x1 = np.clip(ix, 0, w - 1), np.clip(ix + 1, 0, w - 1)
-    r = ref.astype(np.int64)
+    flat = ref.reshape(h * w, -1) if ref.ndim == 3 else ref.reshape(h * w)   # gathers of flat indices, uint8
     if ref.ndim == 3:
         fy, fx = fy[..., None], fx[..., None]
-    top = (_PIX_ONE - fx) * r[y0, x0] + fx * r[y0, x1]
-    bottom = (_PIX_ONE - fx) * r[y1, x0] + fx * r[y1, x1]
-    return (_PIX_ONE - fy) * top + fy * bottom
+    gx = _PIX_ONE - fx
+    top = gx * flat[row0 + x0] + fx * flat[row0 + x1]
+    bottom = gx * flat[row1 + x0] + fx * flat[row1 + x1]
+    top *= _PIX_ONE - fy
+    bottom *= fy
+    top += bottom
+    return top
 
 
 def fuse(warp_start: np.ndarray, warp_end: np.ndarray, w_start: int, w_end: int) -> np.ndarray:

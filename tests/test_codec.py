@@ -376,10 +376,11 @@ def test_cli_encode_json_prints_only_json_and_info_shows_the_measured_psnr(corpu
     summary = json.loads(runner.invoke(cli, ["info", str(out), "--json"]).stdout)
     assert summary["quality"] == {"psnr": round(report["psnr"], 4), "blend_psnr": round(report["blend_psnr"], 4),
                                   "keyframe_psnr": round(report["keyframe_psnr"], 4),
-                                  "n_frames": 6, "n_keyframes": 3}
+                                  "motion_psnr": round(report["motion_psnr"], 4), "n_frames": 6, "n_keyframes": 3}
     text = runner.invoke(cli, ["info", str(out)]).stdout
     assert f"PSNR {report['psnr']:.2f} dB decoded, mean over 6 frames" in text
-    assert f"floors on the same frames: keyframe blend {report['blend_psnr']:.2f} dB;" in text
+    assert (f"floors on the same frames: motion floor {report['motion_psnr']:.2f} dB, "
+            f"keyframe blend {report['blend_psnr']:.2f} dB;") in text
 
 
 def test_info_of_a_file_without_stored_quality_says_nothing_of_it():
