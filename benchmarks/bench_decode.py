@@ -3,7 +3,8 @@
 The speed of a decode depends on the network's shape and the frame size, not on how
 long it was fitted: the benchmark file is a short fit (``--epochs 1``) of two corpus
 clips at 320x240 with the ``fast`` preset (plain 8-bit weights), made once and kept in
-``--workdir``. Each decode writes y4m files to a temporary folder; stages are timed by
+``--workdir``; ``--kind`` chooses what fast writes for them (``KINDS``: the motion floor, as these
+two clips cannot pay for a network), its refining network, or its network without coded motion. Each decode writes y4m files to a temporary folder; stages are timed by
 wrapping the decoder's own steps (no copy of its code):
 
     keyframes   ffmpeg decode of the keyframe segments + YUV -> RGB (nvcodec.keyframes)
@@ -11,6 +12,8 @@ wrapping the decoder's own steps (no copy of its code):
     clips       cutting decoded keyframes into tiles and clips
     network     the D-NeRV forward passes (nvcodec.runtime.predict)
     untile      stitching tiles into frames
+    warp        the network's inputs: keyframes warped by the coded motion (FORMAT.md 14.4)
+    floor       a file without a network: the motion floor's integer warp and fusion (14.3)
     write       RGB -> YCbCr 4:4:4 and the y4m file
 
 fps = decoded frames / wall seconds of the whole decode (the median of ``--repeat``
@@ -37,21 +40,28 @@ import torch
 import nvcodec
 from nvcodec import decoder as decoder_module
 from nvcodec import media as media_module
+from nvcodec import motion as motion_module
 from nvcodec import runtime as runtime_module
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 CLIPS = ("sam2_01_dog.mp4", "cotracker_bear.mp4")
 SIZE = (320, 240)
-STAGES = ("keyframes", "weights", "clips", "network", "untile", "write")
+STAGES = ("keyframes", "weights", "warp", "clips", "network", "untile", "floor", "write")
+# The files measured: what ``fast`` writes for these two clips (too few pixels for its smallest network:
+# the motion floor), fast's network that refines coded motion (its smallest, C0=12, paid for by a
+# weight rate override), and fast's network without coded motion (the network before coded motion).
+KINDS = {"fast": {}, "fast-refine": {"c0": 12, "weight_bpp": 1.0},
+         "fast-no-motion": {"motion": False}}
 
 
-def make_file(path: Path, max_frames: int) -> Path:
-    """The benchmark file: two corpus clips at 320x240, fast preset, one epoch, 8-bit weights."""
+def make_file(path: Path, max_frames: int, kind: str = "fast") -> Path:
+    """The benchmark file: two corpus clips at 320x240, fast preset (``KINDS``), one epoch, 8-bit weights."""
     if not path.exists():
         from nvcodec.presets import build_config
 
-        nvcodec.encode([CORPUS / name for name in CLIPS], path, build_config("fast", epochs=1, quant_bits=8),
+        nvcodec.encode([CORPUS / name for name in CLIPS], path,
+                       build_config("fast", epochs=1, quant_bits=8, **KINDS[kind]),
                        size=SIZE, max_frames=max_frames, quiet=True)
     return path
 
@@ -91,6 +101,8 @@ def stage_timers():
                (decoder_module, "_build_network", timed("weights", decoder_module._build_network)),
                (decoder_module, "build_clip_range", timed("clips", decoder_module.build_clip_range)),
                (decoder_module, "merge_tiles", timed("untile", decoder_module.merge_tiles)),
+               (decoder_module, "_warped_clips", timed("warp", decoder_module._warped_clips)),
+               (motion_module, "floor_clip_frames", timed("floor", motion_module.floor_clip_frames)),
                (runtime_module, "predict", timed_iter("network", runtime_module.predict)),
                (media_module.VideoWriter, "write", timed("write", media_module.VideoWriter.write))]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
@@ -111,8 +123,9 @@ def flops_per_tile_frame(nvc) -> float:
     cfg = model.cfg
     kf = torch.zeros(2, 3, cfg.tile_h, cfg.tile_w)
     t = torch.linspace(0, 1, cfg.clip_length).repeat(2, 1)
+    warped = torch.zeros(2, cfg.clip_length, 2, 3, cfg.tile_h, cfg.tile_w) if cfg.motion else None
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(kf, kf, t, t)
+        model(kf, kf, t, t, warped)
     return counter.get_total_flops() / (2 * cfg.clip_length)
 
 
@@ -143,6 +156,8 @@ def main() -> None:
     parser.add_argument("--max-frames", type=int, default=32, help="frames per clip of the made file")
     parser.add_argument("--device", action="append", help="cpu, cuda (repeatable; default: cpu, and cuda if present)")
     parser.add_argument("--threads", type=int, action="append", help="CPU threads (repeatable; default: torch's)")
+    parser.add_argument("--kind", choices=sorted(KINDS), default="fast",
+                        help="which file to make (KINDS; ignored with FILE)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--frames", default=":", help="decode only frames A:B of every video (default: all)")
     args = parser.parse_args()
@@ -150,15 +165,18 @@ def main() -> None:
     frames = slice(int(start) if start else None, int(stop) if stop else None)
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    path = args.file or make_file(args.workdir / f"fast_{SIZE[0]}x{SIZE[1]}_{args.max_frames}f.nvc", args.max_frames)
+    path = args.file or make_file(args.workdir / f"{args.kind}_{SIZE[0]}x{SIZE[1]}_{args.max_frames}f.nvc",
+                                  args.max_frames, args.kind)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     with nvcodec.open(path) as nvc:
         md = nvc.metadata
         sizes = sorted({f"{v.width}x{v.height}" for v in nvc.videos})
+        network = (f"tile {md['tile']['width']}x{md['tile']['height']}, C0={md['model']['c0']}"
+                   f"{', coded motion' if md['model'].get('motion') else ''}; "
+                   f"{flops_per_tile_frame(nvc) / 1e6:.1f} MFLOP per tile-frame") if md["model"] else \
+            "no network: the motion floor (keyframes + coded motion)"
         print(f"{path}: {len(nvc.videos)} video(s) {', '.join(sizes)}, {sum(v.n_frames for v in nvc.videos)} frames; "
-              f"tile {md['tile']['width']}x{md['tile']['height']}, C0={md['model']['c0']}, "
-              f"preset {md.get('fit', {}).get('preset', '?')}; "
-              f"{flops_per_tile_frame(nvc) / 1e6:.1f} MFLOP per tile-frame")
+              f"preset {md.get('fit', {}).get('preset', '?')}; {network}")
     print(f"torch {torch.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start")
     print(f"{'device':<8} {'threads':>7} {'frames':>6} {'wall s':>7} {'fps':>6} {'cpu s':>7}  "
           + " ".join(f"{s:>9}" for s in STAGES) + "   (stage seconds; all runs' wall s)")
