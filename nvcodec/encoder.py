@@ -244,11 +244,7 @@ def encode(
         settings = {"config": _config_json(config), "size": size, "fps": str(fps) if fps else None,
                     "max_frames": max_frames, "keyframes": keyframes}
         _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
-    if (config.network == "dnerv" and config.preset.motion and not isinstance(config.quantization, ByteBudget)
-            and not config.preset.affords_network(n_pixels, interval)):
-        say(f"the corpus ({n_pixels} pixels) is too small to pay for preset {preset.name!r}'s smallest network at "
-            f"{preset.weight_bpp} bpp of weights: writing the motion floor (keyframes + coded motion), no network")
-        config = replace(config, network="none")
+    config = _network_or_floor(config, n_pixels, say)
     if config.network == "none":
         report = _encode_motion_floor(config, videos, n_pixels, output, workdir, started, device, say) if main else None
         distributed.teardown(ctx)
@@ -283,6 +279,18 @@ def encode(
     shutil.rmtree(workdir, ignore_errors=True)
     distributed.teardown(ctx)
     return report
+
+
+def _network_or_floor(config: EncodeConfig, n_pixels: int, say: Callable[[str], None]) -> EncodeConfig:
+    """``config``, or, for a motion preset whose smallest network the corpus cannot pay for
+    (``Preset.affords_network``), the same config without a network: the file is then the motion floor."""
+    preset = config.preset
+    if (config.network != "dnerv" or not preset.motion or isinstance(config.quantization, ByteBudget)
+            or preset.affords_network(n_pixels, config.keyframe_interval)):
+        return config
+    say(f"the corpus ({n_pixels} pixels) is too small to pay for preset {preset.name!r}'s smallest network at "
+        f"{preset.weight_bpp} bpp of weights: writing the motion floor (keyframes + coded motion), no network")
+    return replace(config, network="none")
 
 
 def _write(output: Path, metadata: dict, segments, tensors, motion=None, keyframes=None) -> int:
