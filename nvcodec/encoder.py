@@ -1,6 +1,7 @@
 """``nvcodec.encode``: a folder of videos in, one ``.nvc`` file out (DESIGN.md, "The data flow").
 
-scan -> read frames -> code keyframes (and decode them back: the network is fed
+scan -> decode every video once into the frame store (``nvcodec.store``: on disk, read on
+demand, so memory follows the batch and the video, not the corpus) -> code keyframes (and decode them back: the network is fed
 what the decoder will have) -> tile and clip -> fit one network -> quantize ->
 write the container atomically -> decode the written file and measure it.
 
@@ -28,13 +29,15 @@ from nvcodec.config import ModelConfig, count_parameters
 from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
-from nvcodec.media import read_frames
 from nvcodec.metrics import blend_psnr, keyframe_psnr
 from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, RateAwareQuant
 from nvcodec.quant import quantize_state
 from nvcodec.rate import plan_target
+from nvcodec.store import FrameStore, StoredVideo, open_store
 
 WORKDIR_SUFFIX = ".work"
+STORE_DIRNAME = "store"          # the frame store's default folder inside the work folder
+STAMP_NAME = "encode.json"       # the work folder's stamp: which encode it belongs to
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class _Video:
     """A source video read for coding: its frames as coded, and the record the file will hold."""
 
     source: SourceVideo
-    frames: np.ndarray            # (L, H, W, 3) uint8, as coded
+    frames: StoredVideo           # (L, H, W, 3) uint8 as coded, in the frame store, read on demand
     fps_num: int
     fps_den: int
 
@@ -83,13 +86,9 @@ def _coded_fps(source: SourceVideo, fps: Fraction | None) -> tuple[int, int]:
     return fps.numerator, fps.denominator
 
 
-def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, log) -> list[_Video]:
+def _read_videos(sources: Sequence[SourceVideo], store: FrameStore, fps, log) -> list[_Video]:
     videos = []
-    for source in sources:
-        frames = list(read_frames(source.path, size=size, fps=fps, max_frames=max_frames))
-        if not frames:
-            raise NvcInputError(f"{source.name}: no frames left to code (after --fps/--max-frames)")
-        frames = np.stack(frames)
+    for source, frames in zip(sources, store.videos):
         fps_num, fps_den = _coded_fps(source, fps)
         log(f"  {source.name}: {source.info.width}x{source.info.height} -> "
             f"{frames.shape[2]}x{frames.shape[1]}, {frames.shape[0]} frames at {fps_num}/{fps_den} fps")
@@ -97,12 +96,61 @@ def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, log) -> 
     return videos
 
 
+def _open_store(store_dir: Path, sources: Sequence[SourceVideo], size, fps, max_frames, workdir: Path,
+                resume: bool, say: Callable[[str], None]) -> FrameStore:
+    """Rank 0's frame store; on --resume, a video that changed since the interrupted run is decoded
+    again and the work derived from the old frames (keyframes, checkpoint, rate plan) is dropped."""
+    store = open_store(store_dir, sources, size=size, fps=fps, max_frames=max_frames, log=say)
+    if resume and store.changed:
+        say(f"{len(store.changed)} video(s) changed since the interrupted run: the fit starts over")
+        for path in workdir.iterdir():
+            if path.name == STAMP_NAME or path.resolve() == store_dir.resolve():
+                continue
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return store
+
+
+def _shared_store(store_dir: Path, sources, size, fps, max_frames, workdir: Path, resume: bool, digest: str,
+                  ctx, device: str, say: Callable[[str], None]) -> FrameStore:
+    """The work folder and the frame store, made by rank 0; under torchrun the other ranks wait for
+    it and then open the same store (entries that match are reused, nothing is decoded twice)."""
+    from nvcodec import distributed
+    import torch
+
+    if ctx.is_main:
+        try:
+            _prepare_workdir(workdir, digest, resume)
+            store = _open_store(store_dir, sources, size, fps, max_frames, workdir, resume, say)
+        except BaseException:
+            distributed.all_reduce_sum([1.0], ctx, torch.device(device))    # tell the others, then stop
+            raise
+        distributed.all_reduce_sum([0.0], ctx, torch.device(device))
+        return store
+    if distributed.all_reduce_sum([0.0], ctx, torch.device(device))[0]:
+        raise NvcInputError("rank 0 could not prepare the work folder or the frame store")
+    return open_store(store_dir, sources, size=size, fps=fps, max_frames=max_frames, log=say)
+
+
+def _finish(workdir: Path, store: FrameStore, keep_store: bool) -> None:
+    """After a successful encode: the work folder goes, and the frame store unless asked to keep it."""
+    if not keep_store:
+        store.remove()
+    if not workdir.exists():
+        return
+    for path in workdir.iterdir():
+        if keep_store and path.resolve() == store.root.resolve():
+            continue
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    try:
+        workdir.rmdir()
+    except OSError:
+        pass                          # the kept store is inside it
+
+
 def _settings_digest(settings: dict, sources: Sequence[SourceVideo]) -> str:
-    """Identifies an encode, so that --resume refuses a workdir left by a different one."""
-    ident = {
-        "settings": settings,
-        "inputs": [[s.name, str(s.path), os.path.getsize(s.path), int(os.path.getmtime(s.path))] for s in sources],
-    }
+    """Identifies an encode, so that --resume refuses a workdir left by a different one. The inputs'
+    sizes and mtimes are the frame store's to check: a video changed since is decoded again."""
+    ident = {"settings": settings, "inputs": [[s.name, str(s.path)] for s in sources]}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -114,8 +162,9 @@ def _prepare_workdir(workdir: Path, digest: str, resume: bool) -> None:
 
 
 def _stamp_workdir(workdir: Path, digest: str, resume: bool) -> None:
-    stamp = workdir / "encode.json"
-    if workdir.exists() and any(workdir.iterdir()):
+    stamp = workdir / STAMP_NAME
+    # A frame store kept by an earlier encode (--keep-store) does not make the folder another encode's.
+    if workdir.exists() and any(p.name != STORE_DIRNAME for p in workdir.iterdir()):
         if not resume:
             raise NvcInputError(f"work folder {workdir} is not empty: pass --resume to continue "
                              f"that encode, or remove the folder")
@@ -185,6 +234,8 @@ def encode(
     device: str | None = None,
     workdir: str | os.PathLike | None = None,
     resume: bool = False,
+    store: str | os.PathLike | None = None,
+    keep_store: bool = False,
     force: bool = False,
     skip_broken: bool = False,
     quiet: bool = False,
@@ -196,6 +247,9 @@ def encode(
     overrides; it says how the weights are quantized: plainly, rate-aware, or to a byte budget
     ``--target-bpp`` whose rate plan is ``nvcodec.rate``), or a preset name, i.e.
     ``build_config(name)``. ``size``/``fps``/``max_frames`` select what is read from the inputs.
+    Every video is decoded once into the frame store (``store``, default ``workdir/store``; its
+    size is checked against the free space first), which the encode reads on demand; it is
+    deleted after a successful encode unless ``keep_store``, and reused by ``resume``.
     Returns the report (measured on the written file), or ``None`` on ranks other than 0 under
     torchrun, where only rank 0 writes.
     """
@@ -216,15 +270,18 @@ def encode(
 
     sources = scan(inputs, skip_broken=skip_broken, warn=say)
     say(f"nvcodec {__version__}: {len(sources)} video(s), preset {preset.name!r}")
-    videos = _read_videos(sources, size, fps, max_frames, say)
-    n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
     workdir = Path(workdir) if workdir is not None else output.with_name(output.name + WORKDIR_SUFFIX)
-    if main:
-        settings = {"config": _config_json(config), "size": size, "fps": str(fps) if fps else None,
-                    "max_frames": max_frames}
-        _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
+    store_dir = Path(store) if store is not None else workdir / STORE_DIRNAME
+    settings = {"config": _config_json(config), "size": size, "fps": str(fps) if fps else None,
+                "max_frames": max_frames}
+    frame_store = _shared_store(store_dir, sources, size, fps, max_frames, workdir, resume,
+                                _settings_digest(settings, sources), ctx, device, say)
+    videos = _read_videos(sources, frame_store, fps, say)
+    n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
     if config.network == "none":
         report = _encode_motion_floor(config, videos, n_pixels, output, workdir, started, device, say) if main else None
+        if main:
+            _finish(workdir, frame_store, keep_store)
         distributed.teardown(ctx)
         return report
 
@@ -249,7 +306,7 @@ def encode(
 
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
                      motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval))
-    shutil.rmtree(workdir, ignore_errors=True)
+    _finish(workdir, frame_store, keep_store)
     distributed.teardown(ctx)
     return report
 
@@ -274,15 +331,13 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes")
     motion_cfg = MotionConfig()
     say(f"motion: {motion_cfg.grid}x{motion_cfg.grid} cells, step {motion_cfg.step_qpel}/4 pixel, {motion_cfg.interp}")
-    motion = [estimate_video(v.frames, kf, interval, motion_cfg) for v, kf in zip(videos, decoded_kf)]
+    motion = [estimate_video(v.frames.read(), kf, interval, motion_cfg) for v, kf in zip(videos, decoded_kf)]
     # The tile means nothing without a network; the metadata requires one: the preset's.
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
     n_bytes = _write(output, metadata, segments, [], motion=motion)
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, [], config.preset.name, started, device)
-    report = replace(report, motion_psnr=report.psnr)          # the decoded file is the motion floor
-    shutil.rmtree(workdir, ignore_errors=True)
-    return report
+    return replace(report, motion_psnr=report.psnr)            # the decoded file is the motion floor
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int) -> float:
@@ -292,8 +347,9 @@ def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int) -> f
 
     scores = []
     for v, kf in zip(videos, decoded_kf):
-        motion = estimate_video(v.frames, kf, interval, MotionConfig())
-        scores.append(psnr_per_frame(v.frames, floor_video(kf, motion, len(v.frames), interval)))
+        frames = v.frames.read()                               # one video at a time
+        motion = estimate_video(frames, kf, interval, MotionConfig())
+        scores.append(psnr_per_frame(frames, floor_video(kf, motion, len(frames), interval)))
     return float(np.mean(np.concatenate(scores)))
 
 
