@@ -133,8 +133,7 @@ def _shared_store(store_dir: Path, sources, size, fps, max_frames, workdir: Path
 
 def _finish(workdir: Path, store: FrameStore, keep_store: bool) -> None:
     """After a successful encode: the work folder goes, and the frame store unless asked to keep it."""
-    if not keep_store:
-        store.remove()
+    store.remove(keep_frames=keep_store)
     if not workdir.exists():
         return
     for path in workdir.iterdir():
@@ -177,12 +176,13 @@ def _stamp_workdir(workdir: Path, digest: str, resume: bool) -> None:
     os.replace(tmp, stamp)
 
 
-def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCodec,
-                    cache: Path | None) -> tuple[list[KeyframeSegment], list[np.ndarray]]:
+def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCodec, cache: Path | None,
+                    store: FrameStore | None = None) -> tuple[list[KeyframeSegment], list[np.ndarray]]:
     """Keyframe segments and the decoded keyframes of each video.
 
     With ``cache`` (rank 0's work folder) the coded bytes are kept for --resume;
-    other ranks code them again in memory (the encoder is deterministic).
+    other ranks code them again in memory (the encoder is deterministic). With ``store``
+    the decoded keyframes go to the frame store and are read from there (``StoredVideo``).
     """
     if cache is not None:
         cache.mkdir(exist_ok=True)
@@ -205,8 +205,9 @@ def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCode
         segments += [KeyframeSegment(video=v, first_keyframe=first, n_keyframes=n, data=data)
                      for first, n, data in coded]
         # Segments concatenate into one valid stream: one ffmpeg process per video.
-        decoded.append(decode_keyframes(b"".join(data for _, _, data in coded), codec, width, height,
-                                        sum(n for _, n, _ in coded)))
+        keyframes = decode_keyframes(b"".join(data for _, _, data in coded), codec, width, height,
+                                     sum(n for _, n, _ in coded))
+        decoded.append(keyframes if store is None else store.hold_keyframes(v, keyframes))
     return segments, decoded
 
 
@@ -279,7 +280,8 @@ def encode(
     videos = _read_videos(sources, frame_store, fps, say)
     n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
     if config.network == "none":
-        report = _encode_motion_floor(config, videos, n_pixels, output, workdir, started, device, say) if main else None
+        report = (_encode_motion_floor(config, videos, n_pixels, output, workdir, frame_store, started, device, say)
+                  if main else None)
         if main:
             _finish(workdir, frame_store, keep_store)
         distributed.teardown(ctx)
@@ -288,7 +290,8 @@ def encode(
     kf_codec, model_cfg, budget_bytes = _plan_network(config, videos, n_pixels, device, workdir, ctx, say)
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames")
-    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None)
+    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None,
+                                           frame_store if main else None)
     clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
                           interval, model_cfg.tile_h, model_cfg.tile_w)
     say(f"network: C0={model_cfg.c0}, tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
@@ -320,7 +323,7 @@ def _write(output: Path, metadata: dict, segments, tensors, motion=None) -> int:
 
 
 def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, output: Path, workdir: Path,
-                         started: float, device: str, say: Callable[[str], None]) -> EncodeReport:
+                         store: FrameStore, started: float, device: str, say: Callable[[str], None]) -> EncodeReport:
     """``--network none``: keyframes + one MOTN per video, metadata ``model: {}`` (FORMAT.md section 13);
     no fit, no weights. The measuring decode is the decoder's floor path."""
     from nvcodec.motion import MotionConfig, estimate_video
@@ -328,10 +331,10 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     interval, kf_codec = config.keyframe_interval, config.keyframe_codec
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames; no network: the motion floor")
-    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes")
+    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes", store)
     motion_cfg = MotionConfig()
     say(f"motion: {motion_cfg.grid}x{motion_cfg.grid} cells, step {motion_cfg.step_qpel}/4 pixel, {motion_cfg.interp}")
-    motion = [estimate_video(v.frames.read(), kf, interval, motion_cfg) for v, kf in zip(videos, decoded_kf)]
+    motion = [estimate_video(v.frames.read(), np.asarray(kf), interval, motion_cfg) for v, kf in zip(videos, decoded_kf)]
     # The tile means nothing without a network; the metadata requires one: the preset's.
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
@@ -347,7 +350,7 @@ def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int) -> f
 
     scores = []
     for v, kf in zip(videos, decoded_kf):
-        frames = v.frames.read()                               # one video at a time
+        frames, kf = v.frames.read(), np.asarray(kf)           # one video at a time
         motion = estimate_video(frames, kf, interval, MotionConfig())
         scores.append(psnr_per_frame(frames, floor_video(kf, motion, len(frames), interval)))
     return float(np.mean(np.concatenate(scores)))

@@ -44,6 +44,7 @@ from nvcodec.media import read_frames
 STORE_VERSION = 1             # bump when the entry layout changes: older entries are decoded again
 ENTRY_SUFFIX = ".json"        # what an entry records (StoreKey + shape); written after the frames
 FRAMES_SUFFIX = ".u8"         # the frames: raw uint8 (L, H, W, 3), C order
+KEYFRAMES_SUFFIX = ".kf.u8"   # the encoder's decoded keyframes of the video (n_kf, H, W, 3), same layout
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,25 @@ class FrameStore:
     def n_bytes(self) -> int:
         return sum(math.prod(v.shape) for v in self.videos)
 
-    def remove(self) -> None:
-        """Delete this store's entries, and its folder when nothing else is left in it."""
+    def hold_keyframes(self, v: int, keyframes: np.ndarray) -> StoredVideo:
+        """Keep video ``v``'s decoded keyframes beside its frames until the store is removed, and
+        read them on demand from there (the encode's keyframes are 1/K of its frames)."""
+        path = self.root / (self.keys[v].name + KEYFRAMES_SUFFIX)
+        tmp = self.root / f".{path.name}.{os.getpid()}.tmp"
+        try:
+            np.ascontiguousarray(keyframes, dtype=np.uint8).tofile(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise NvcInputError(f"cannot write the frame store in {self.root} (decoded keyframes): "
+                                f"{exc.strerror or exc}; free some space and run again with --resume") from None
+        return StoredVideo(path, keyframes.shape)
+
+    def remove(self, *, keep_frames: bool = False) -> None:
+        """Delete this store's entries (only the held keyframes with ``keep_frames``: they belong to
+        one encode), and its folder when nothing else is left in it."""
         for key in self.keys:
-            for suffix in (ENTRY_SUFFIX, FRAMES_SUFFIX):
+            for suffix in (KEYFRAMES_SUFFIX,) if keep_frames else (ENTRY_SUFFIX, FRAMES_SUFFIX, KEYFRAMES_SUFFIX):
                 (self.root / (key.name + suffix)).unlink(missing_ok=True)
         try:
             self.root.rmdir()
