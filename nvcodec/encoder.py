@@ -1,8 +1,8 @@
 """``nvcodec.encode``: a folder of videos in, one ``.nvc`` file out (DESIGN.md, "The data flow").
 
 scan -> decode every video once into the frame store (``nvcodec.store``: on disk, read on
-demand, so memory follows the batch and the video, not the corpus) -> code keyframes (and decode them back: the network is fed
-what the decoder will have) -> tile and clip -> fit one network -> quantize ->
+demand, so memory follows the batch and the video, not the corpus) -> code keyframes (and
+decode them back: the network is fed what the decoder will have) -> tile and clip -> fit one network -> quantize ->
 write the container atomically -> decode the written file and measure it.
 
 Every figure in the report comes from the written file: the rate is its size,
@@ -103,19 +103,29 @@ def _open_store(store_dir: Path, sources: Sequence[SourceVideo], size, fps, max_
     store = open_store(store_dir, sources, size=size, fps=fps, max_frames=max_frames, log=say)
     if resume and store.changed:
         say(f"{len(store.changed)} video(s) changed since the interrupted run: the fit starts over")
-        for path in workdir.iterdir():
-            if path.name == STAMP_NAME or path.resolve() == store_dir.resolve():
-                continue
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        _clear_workdir(workdir, keep=(workdir / STAMP_NAME, store_dir))
     return store
+
+
+def _clear_workdir(workdir: Path, keep: Sequence[Path]) -> None:
+    """Delete what is in ``workdir`` but the paths ``keep``."""
+    kept = {p.resolve() for p in keep}
+    for path in workdir.iterdir():
+        if path.resolve() in kept:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _shared_store(store_dir: Path, sources, size, fps, max_frames, workdir: Path, resume: bool, digest: str,
                   ctx, device: str, say: Callable[[str], None]) -> FrameStore:
     """The work folder and the frame store, made by rank 0; under torchrun the other ranks wait for
     it and then open the same store (entries that match are reused, nothing is decoded twice)."""
-    from nvcodec import distributed
     import torch
+
+    from nvcodec import distributed
 
     if ctx.is_main:
         try:
@@ -136,14 +146,9 @@ def _finish(workdir: Path, store: FrameStore, keep_store: bool) -> None:
     store.remove(keep_frames=keep_store)
     if not workdir.exists():
         return
-    for path in workdir.iterdir():
-        if keep_store and path.resolve() == store.root.resolve():
-            continue
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    try:
+    _clear_workdir(workdir, keep=(store.root,) if keep_store else ())
+    if not any(workdir.iterdir()):    # else the kept store is inside it
         workdir.rmdir()
-    except OSError:
-        pass                          # the kept store is inside it
 
 
 def _settings_digest(settings: dict, sources: Sequence[SourceVideo]) -> str:
@@ -177,7 +182,7 @@ def _stamp_workdir(workdir: Path, digest: str, resume: bool) -> None:
 
 
 def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCodec, cache: Path | None,
-                    store: FrameStore | None = None) -> tuple[list[KeyframeSegment], list[np.ndarray]]:
+                    store: FrameStore | None = None) -> tuple[list[KeyframeSegment], list]:
     """Keyframe segments and the decoded keyframes of each video.
 
     With ``cache`` (rank 0's work folder) the coded bytes are kept for --resume;
