@@ -8,10 +8,11 @@ size in bytes and mtime (ns), and the size/fps/max_frames settings. An entry who
 changed is decoded again; an entry that matches is reused (``--resume``, or a kept store).
 
 Layout: one frame-major file per video, not a tile/clip-major one. A clip's frames are K
-whole frames, so one batch reads K x n_tiles times the tile's bytes; measured in
-``benchmarks/bench_store.py`` this costs little next to a fit step, and frame order keeps
-every consumer (keyframe coding, motion estimation, metrics, the measuring decode) and any
-keyframe placement working on the same file, whatever the tile or the clip layout.
+whole frames, so one batch reads K x n_tiles times the tile's bytes; measured by
+``benchmarks/bench_store.py`` (``benchmarks/results/store``) the fit still ran at 0.95-0.96 x
+its in-memory steps/s, and frame order keeps every consumer (keyframe coding, motion
+estimation, metrics, the measuring decode) and any keyframe placement working on the same
+file, whatever the tile or the clip layout.
 
 :class:`StoredVideo` is an array-like over one file: ``video[index]`` reads just those frames
 (a memory map opened for the read and closed after it, so pages do not stay mapped).
