@@ -208,6 +208,9 @@ def main(debug: bool) -> None:
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Work folder (default: OUTPUT.work).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted encode from its work folder.")
+@click.option("--store", type=click.Path(file_okay=False),
+              help="Frame store folder: every video's frames as coded, decoded once (default: WORKDIR/store).")
+@click.option("--keep-store", is_flag=True, help="Keep the frame store after a successful encode (for the next one).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("--skip-broken", is_flag=True, help="Skip videos that fail to decode instead of stopping.")

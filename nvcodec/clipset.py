@@ -18,7 +18,9 @@ import numpy as np
 class ClipSet:
     """Clips of tile-videos, ready for the network.
 
-    ``frames``    uint8 (n_clips, T, 3, tile_h, tile_w): target frames; ``None`` when decoding.
+    ``frames``    uint8 (n_clips, T, 3, tile_h, tile_w): target frames; ``None`` when decoding. An array,
+                  or an array-like whose ``frames[index]`` gives that array for the clips ``index``
+                  (``nvcodec.store.ClipFrames``: read from the frame store on demand).
     ``mask``      bool (n_clips, T): True for real frames, False for the padding of a short last clip.
     ``t_video``   float32 (n_clips, T): the frame's relative time in its own video, i/(L-1), 0 when L=1.
     ``t_local``   float32 (n_clips, T): weight of the end keyframe, (i-s)/(e-s), 0 when e == s.
@@ -88,9 +90,11 @@ class ClipSet:
         """The clips selected by ``index``, sharing the keyframe array (no copy of it)."""
         def pick(arr: np.ndarray | None) -> np.ndarray | None:
             return None if arr is None else arr[index]
+        # frames read on demand (nvcodec.store.ClipFrames) stay on demand
+        frames = self.frames.subset(index) if hasattr(self.frames, "subset") else pick(self.frames)
         return ClipSet(
             mask=self.mask[index], t_video=self.t_video[index], t_local=self.t_local[index],
             keyframes=self.keyframes, start_kf=self.start_kf[index], end_kf=self.end_kf[index],
             video=self.video[index], tile=self.tile[index], first_frame=self.first_frame[index],
-            frames=pick(self.frames), warped=pick(self.warped),
+            frames=frames, warped=pick(self.warped),
         )

@@ -245,16 +245,21 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
     (n_kf, H, W, 3) uint8, L). Order: video, then clip, then tile (so one clip's tiles are
     adjacent and a frame can be stitched as soon as its clip is predicted). ``keyframes``
     holds video v's keyframe k, tile j at ``kf_base[v] + k * n_tiles_v + j``.
-    ``frames`` is None unless every video gives frames. ``warped``: per video, its clips'
-    motion-warped keyframes (n_clips, K, 2, H, W, 3) (``nvcodec.motion.warped_video``), for a
-    network that consumes coded motion. ``positions``: per video its keyframes' frame numbers
-    (``keyframe_positions``), or None for the regular ones (all videos when omitted).
+    ``frames`` is None unless every video gives frames. Frames given as array-likes that are not
+    numpy arrays (the frame store's ``StoredVideo``) stay where they are: ``frames`` is then a
+    ``store.ClipFrames`` that reads a batch's clips when indexed, so memory follows the batch.
+    ``warped``: per video, its clips' motion-warped keyframes (n_clips, K, 2, H, W, 3)
+    (``nvcodec.motion.warped_video``), for a network that consumes coded motion. ``positions``: per
+    video its keyframes' frame numbers (``keyframe_positions``), or None for the regular ones (all
+    videos when omitted).
     """
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
     if not videos:
         raise ValueError("build_clipset: no videos")
     with_frames = all(v[0] is not None for v in videos)
+    on_demand = with_frames and not all(isinstance(v[0], np.ndarray) for v in videos)
+    frame_rows: list[np.ndarray] = []                                     # on demand: (n_clips * n_tiles, K)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (
         "mask", "t_video", "t_local", "start_kf", "end_kf", "video", "tile", "first_frame", "frames", "warped")}
     kf_tiles, kf_base = [], 0
@@ -277,7 +282,9 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
         for key, arr in arrays.items():
             parts[key].append(arr)
         parts["video"].append(np.full(len(arrays["tile"]), v, np.int64))
-        if with_frames:
+        if on_demand:
+            frame_rows.append(np.repeat(frame_idx, n_tiles, axis=0))
+        elif with_frames:
             ft = split_tiles(frames, tile_h, tile_w)                      # (L, n_tiles, 3, th, tw)
             clips = ft[frame_idx]                                         # (n_clips, K, n_tiles, 3, th, tw)
             parts["frames"].append(clips.transpose(0, 2, 1, 3, 4, 5).reshape(-1, interval, 3, tile_h, tile_w))
@@ -285,6 +292,11 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
             parts["warped"].append(tile_warped(warped[v], tile_h, tile_w))
         kf_base += n_kf * n_tiles
     cat = {k: np.concatenate(a) for k, a in parts.items() if a}
+    if on_demand:
+        from nvcodec.store import ClipFrames
+
+        cat["frames"] = ClipFrames([v[0] for v in videos], np.concatenate(frame_rows), cat["video"], cat["tile"],
+                                   tile_h, tile_w)
     return ClipSet(mask=cat["mask"], t_video=cat["t_video"], t_local=cat["t_local"],
                    keyframes=np.concatenate(kf_tiles), start_kf=cat["start_kf"], end_kf=cat["end_kf"],
                    video=cat["video"], tile=cat["tile"], first_frame=cat["first_frame"],

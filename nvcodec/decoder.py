@@ -429,15 +429,17 @@ class Measurement:
 
 
 def measure_file(path: str | os.PathLike, reference: dict[str, np.ndarray], *, device: str | None = None) -> Measurement:
-    """Decode ``path`` and compare with the frames that were encoded (name -> (L, H, W, 3) uint8).
+    """Decode ``path`` and compare with the frames that were encoded (name -> (L, H, W, 3) uint8, an
+    array or an array-like such as the frame store's ``StoredVideo``).
 
-    Frames are compared as they are decoded: nothing but the reference is held whole."""
+    Frames are compared as they are decoded, one video at a time: one video's reference is held
+    whole (read from the store when the reference is one), never the corpus."""
     from nvcodec.metrics import psnr_per_frame
 
     scores, per_video = [], []
     with open_nvc(path, device=device) as nvc:
         for entry in nvc.videos:
-            ref = reference[entry.name]
+            ref = np.asarray(reference[entry.name])
             if len(ref) != entry.n_frames:
                 raise ValueError(f"reference for {entry.name!r} has {len(ref)} frames, the file {entry.n_frames}")
             psnr = np.array([psnr_per_frame(ref[i:i + 1], frame[None])[0]

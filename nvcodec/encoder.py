@@ -1,6 +1,8 @@
 """``nvcodec.encode``: a folder of videos in, one ``.nvc`` file out (DESIGN.md, "The data flow").
 
-scan -> read frames -> detect scene cuts and place the keyframes -> code keyframes (and
+scan -> decode every video once into the frame store (``nvcodec.store``: on disk, read on
+demand, so memory follows the batch and the video, not the corpus) -> detect scene cuts and place
+the keyframes -> code keyframes (and
 decode them back: the network is fed what the decoder will have) -> tile and clip -> fit one network -> quantize ->
 write the container atomically -> decode the written file and measure it.
 
@@ -29,14 +31,16 @@ from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
 from nvcodec.cuts import detect_cuts
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
-from nvcodec.media import read_frames
 from nvcodec.metrics import blend_psnr, keyframe_psnr
 from nvcodec.motion import MotionConfig, estimate_video, floor_video, warped_video
 from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, RateAwareQuant
 from nvcodec.quant import quantize_state
 from nvcodec.rate import plan_target
+from nvcodec.store import FrameStore, StoredVideo, open_store
 
 WORKDIR_SUFFIX = ".work"
+STORE_DIRNAME = "store"          # the frame store's default folder inside the work folder
+STAMP_NAME = "encode.json"       # the work folder's stamp: which encode it belongs to
 # How keyframes are placed (``encode(keyframes=...)``, ``--keyframes``): every K frames plus the last
 # ("regular"), or that rule inside every shot between detected scene cuts ("cuts", FORMAT.md section 15).
 KEYFRAME_PLACEMENTS = ("cuts", "regular")
@@ -71,7 +75,7 @@ class _Video:
     """A source video read for coding: its frames as coded, and the record the file will hold."""
 
     source: SourceVideo
-    frames: np.ndarray            # (L, H, W, 3) uint8, as coded
+    frames: StoredVideo           # (L, H, W, 3) uint8 as coded, in the frame store, read on demand
     fps_num: int
     fps_den: int
     keyframes: np.ndarray         # (n_kf,) int64: the keyframes' frame numbers (corpus.keyframe_positions)
@@ -89,17 +93,14 @@ def _coded_fps(source: SourceVideo, fps: Fraction | None) -> tuple[int, int]:
     return fps.numerator, fps.denominator
 
 
-def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, interval: int, placement: str,
+def _read_videos(sources: Sequence[SourceVideo], store: FrameStore, fps, interval: int, placement: str,
                  log) -> list[_Video]:
-    """Each source's frames as coded, and where its keyframes go (``placement``, KEYFRAME_PLACEMENTS)."""
+    """Each source's frames as coded (in the frame store), and where its keyframes go (``placement``,
+    KEYFRAME_PLACEMENTS; the cut detector reads one video at a time)."""
     videos = []
-    for source in sources:
-        frames = list(read_frames(source.path, size=size, fps=fps, max_frames=max_frames))
-        if not frames:
-            raise NvcInputError(f"{source.name}: no frames left to code (after --fps/--max-frames)")
-        frames = np.stack(frames)
+    for source, frames in zip(sources, store.videos):
         fps_num, fps_den = _coded_fps(source, fps)
-        cuts = detect_cuts(frames) if placement == "cuts" else []
+        cuts = detect_cuts(frames.read()) if placement == "cuts" else []
         note = ""
         if placement == "cuts":
             note = f"; {len(cuts)} scene cut(s)" + (f" at frames {cuts}" if 0 < len(cuts) <= 8 else "")
@@ -109,12 +110,65 @@ def _read_videos(sources: Sequence[SourceVideo], size, fps, max_frames, interval
     return videos
 
 
+def _open_store(store_dir: Path, sources: Sequence[SourceVideo], size, fps, max_frames, workdir: Path,
+                resume: bool, say: Callable[[str], None]) -> FrameStore:
+    """Rank 0's frame store; on --resume, a video that changed since the interrupted run is decoded
+    again and the work derived from the old frames (keyframes, checkpoint, rate plan) is dropped."""
+    store = open_store(store_dir, sources, size=size, fps=fps, max_frames=max_frames, log=say)
+    if resume and store.changed:
+        say(f"{len(store.changed)} video(s) changed since the interrupted run: the fit starts over")
+        _clear_workdir(workdir, keep=(workdir / STAMP_NAME, store_dir))
+    return store
+
+
+def _clear_workdir(workdir: Path, keep: Sequence[Path]) -> None:
+    """Delete what is in ``workdir`` but the paths ``keep``."""
+    kept = {p.resolve() for p in keep}
+    for path in workdir.iterdir():
+        if path.resolve() in kept:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _shared_store(store_dir: Path, sources, size, fps, max_frames, workdir: Path, resume: bool, digest: str,
+                  ctx, device: str, say: Callable[[str], None]) -> FrameStore:
+    """The work folder and the frame store, made by rank 0; under torchrun the other ranks wait for
+    it and then open the same store (entries that match are reused, nothing is decoded twice)."""
+    import torch
+
+    from nvcodec import distributed
+
+    if ctx.is_main:
+        try:
+            _prepare_workdir(workdir, digest, resume)
+            store = _open_store(store_dir, sources, size, fps, max_frames, workdir, resume, say)
+        except BaseException:
+            distributed.all_reduce_sum([1.0], ctx, torch.device(device))    # tell the others, then stop
+            raise
+        distributed.all_reduce_sum([0.0], ctx, torch.device(device))
+        return store
+    if distributed.all_reduce_sum([0.0], ctx, torch.device(device))[0]:
+        raise NvcInputError("rank 0 could not prepare the work folder or the frame store")
+    return open_store(store_dir, sources, size=size, fps=fps, max_frames=max_frames, log=say)
+
+
+def _finish(workdir: Path, store: FrameStore, keep_store: bool) -> None:
+    """After a successful encode: the work folder goes, and the frame store unless asked to keep it."""
+    store.remove(keep_frames=keep_store)
+    if not workdir.exists():
+        return
+    _clear_workdir(workdir, keep=(store.root,) if keep_store else ())
+    if not any(workdir.iterdir()):    # else the kept store is inside it
+        workdir.rmdir()
+
+
 def _settings_digest(settings: dict, sources: Sequence[SourceVideo]) -> str:
-    """Identifies an encode, so that --resume refuses a workdir left by a different one."""
-    ident = {
-        "settings": settings,
-        "inputs": [[s.name, str(s.path), os.path.getsize(s.path), int(os.path.getmtime(s.path))] for s in sources],
-    }
+    """Identifies an encode, so that --resume refuses a workdir left by a different one. The inputs'
+    sizes and mtimes are the frame store's to check: a video changed since is decoded again."""
+    ident = {"settings": settings, "inputs": [[s.name, str(s.path)] for s in sources]}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -126,8 +180,9 @@ def _prepare_workdir(workdir: Path, digest: str, resume: bool) -> None:
 
 
 def _stamp_workdir(workdir: Path, digest: str, resume: bool) -> None:
-    stamp = workdir / "encode.json"
-    if workdir.exists() and any(workdir.iterdir()):
+    stamp = workdir / STAMP_NAME
+    # A frame store kept by an earlier encode (--keep-store) does not make the folder another encode's.
+    if workdir.exists() and any(p.name != STORE_DIRNAME for p in workdir.iterdir()):
         if not resume:
             raise NvcInputError(f"work folder {workdir} is not empty: pass --resume to continue "
                              f"that encode, or remove the folder")
@@ -140,12 +195,13 @@ def _stamp_workdir(workdir: Path, digest: str, resume: bool) -> None:
     os.replace(tmp, stamp)
 
 
-def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCodec,
-                    cache: Path | None) -> tuple[list[KeyframeSegment], list[np.ndarray]]:
+def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCodec, cache: Path | None,
+                    store: FrameStore | None = None) -> tuple[list[KeyframeSegment], list]:
     """Keyframe segments and the decoded keyframes of each video.
 
     With ``cache`` (rank 0's work folder) the coded bytes are kept for --resume;
-    other ranks code them again in memory (the encoder is deterministic).
+    other ranks code them again in memory (the encoder is deterministic). With ``store``
+    the decoded keyframes go to the frame store and are read from there (``StoredVideo``).
     """
     if cache is not None:
         cache.mkdir(exist_ok=True)
@@ -168,8 +224,9 @@ def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCode
         segments += [KeyframeSegment(video=v, first_keyframe=first, n_keyframes=n, data=data)
                      for first, n, data in coded]
         # Segments concatenate into one valid stream: one ffmpeg process per video.
-        decoded.append(decode_keyframes(b"".join(data for _, _, data in coded), codec, width, height,
-                                        sum(n for _, n, _ in coded)))
+        keyframes = decode_keyframes(b"".join(data for _, _, data in coded), codec, width, height,
+                                     sum(n for _, n, _ in coded))
+        decoded.append(keyframes if store is None else store.hold_keyframes(v, keyframes))
     return segments, decoded
 
 
@@ -197,6 +254,8 @@ def encode(
     device: str | None = None,
     workdir: str | os.PathLike | None = None,
     resume: bool = False,
+    store: str | os.PathLike | None = None,
+    keep_store: bool = False,
     force: bool = False,
     skip_broken: bool = False,
     keyframes: str = "cuts",
@@ -212,6 +271,9 @@ def encode(
     ``keyframes``: "cuts" (default) puts a keyframe on every detected scene cut (``nvcodec.cuts``)
     and on the frame before it, keeping at most K frames between keyframes; "regular" puts them
     every K frames whatever the content.
+    Every video is decoded once into the frame store (``store``, default ``workdir/store``; its
+    size is checked against the free space first), which the encode reads on demand; it is
+    deleted after a successful encode unless ``keep_store``, and reused by ``resume``.
     Returns the report (measured on the written file), or ``None`` on ranks other than 0 under
     torchrun, where only rank 0 writes.
     """
@@ -234,28 +296,33 @@ def encode(
 
     sources = scan(inputs, skip_broken=skip_broken, warn=say)
     say(f"nvcodec {__version__}: {len(sources)} video(s), preset {preset.name!r}")
-    videos = _read_videos(sources, size, fps, max_frames, interval, keyframes, say)
+    workdir = Path(workdir) if workdir is not None else output.with_name(output.name + WORKDIR_SUFFIX)
+    store_dir = Path(store) if store is not None else workdir / STORE_DIRNAME
+    settings = {"config": _config_json(config), "size": size, "fps": str(fps) if fps else None,
+                "max_frames": max_frames, "keyframes": keyframes}
+    frame_store = _shared_store(store_dir, sources, size, fps, max_frames, workdir, resume,
+                                _settings_digest(settings, sources), ctx, device, say)
+    videos = _read_videos(sources, frame_store, fps, interval, keyframes, say)
     if keyframes == "cuts":
         say(f"keyframes on scene cuts: {sum(len(v.keyframes) for v in videos)} keyframes, "
             f"{sum(len(keyframe_positions(len(v.frames), interval)) for v in videos)} without cut detection")
     n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
-    workdir = Path(workdir) if workdir is not None else output.with_name(output.name + WORKDIR_SUFFIX)
-    if main:
-        settings = {"config": _config_json(config), "size": size, "fps": str(fps) if fps else None,
-                    "max_frames": max_frames, "keyframes": keyframes}
-        _prepare_workdir(workdir, _settings_digest(settings, sources), resume)
     config = _network_or_floor(config, n_pixels, say)
     if config.network == "none":
-        report = _encode_motion_floor(config, videos, n_pixels, output, workdir, started, device, say) if main else None
+        report = (_encode_motion_floor(config, videos, n_pixels, output, workdir, frame_store, started, device, say)
+                  if main else None)
+        if main:
+            _finish(workdir, frame_store, keep_store)
         distributed.teardown(ctx)
         return report
 
     kf_codec, model_cfg, budget_bytes = _plan_network(config, videos, n_pixels, device, workdir, ctx, say)
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames")
-    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None)
+    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None,
+                                           frame_store if main else None)
     motion = _estimate_motion(videos, decoded_kf, interval, say) if model_cfg.motion else None
-    warped = None if motion is None else [warped_video(kf, m, len(v.frames), interval, v.keyframes)
+    warped = None if motion is None else [warped_video(np.asarray(kf), m, len(v.frames), interval, v.keyframes)
                                           for v, kf, m in zip(videos, decoded_kf, motion)]
     clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
                           interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped,
@@ -276,7 +343,7 @@ def encode(
 
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
                      motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval, motion))
-    shutil.rmtree(workdir, ignore_errors=True)
+    _finish(workdir, frame_store, keep_store)
     distributed.teardown(ctx)
     return report
 
@@ -302,22 +369,20 @@ def _write(output: Path, metadata: dict, segments, tensors, motion=None, keyfram
 
 
 def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, output: Path, workdir: Path,
-                         started: float, device: str, say: Callable[[str], None]) -> EncodeReport:
+                         store: FrameStore, started: float, device: str, say: Callable[[str], None]) -> EncodeReport:
     """``--network none``: keyframes + one MOTN per video, metadata ``model: {}`` (FORMAT.md section 13);
     no fit, no weights. The measuring decode is the decoder's floor path."""
     interval, kf_codec = config.keyframe_interval, config.keyframe_codec
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames; no network: the motion floor")
-    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes")
+    segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes", store)
     motion = _estimate_motion(videos, decoded_kf, interval, say)
     # The tile means nothing without a network; the metadata requires one: the preset's.
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
     n_bytes = _write(output, metadata, segments, [], motion=motion, keyframes=[v.keyframes for v in videos])
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, [], config.preset.name, started, device)
-    report = replace(report, motion_psnr=report.psnr)          # the decoded file is the motion floor
-    shutil.rmtree(workdir, ignore_errors=True)
-    return report
+    return replace(report, motion_psnr=report.psnr)            # the decoded file is the motion floor
 
 
 def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: Callable[[str], None]) -> list:
@@ -325,18 +390,22 @@ def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: C
     keyframes with the default ``MotionConfig``."""
     motion_cfg = MotionConfig()
     say(f"motion: {motion_cfg.grid}x{motion_cfg.grid} cells, step {motion_cfg.step_qpel}/4 pixel, {motion_cfg.interp}")
-    return [estimate_video(v.frames, kf, interval, motion_cfg, v.keyframes) for v, kf in zip(videos, decoded_kf)]
+    return [estimate_video(v.frames.read(), np.asarray(kf), interval, motion_cfg, v.keyframes)
+            for v, kf in zip(videos, decoded_kf)]     # one video's frames in memory at a time
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:
     """PSNR of the motion floor on the frames as coded: what a network must beat. ``motion``: the
-    file's coded motion; None (a network without it): estimated here with the default MotionConfig."""
+    file's coded motion; None (a network without it): estimated here with the default MotionConfig.
+    One video's frames in memory at a time."""
     from nvcodec.metrics import psnr_per_frame
 
     if motion is None:
         motion = _estimate_motion(videos, decoded_kf, interval, lambda _msg: None)
-    scores = [psnr_per_frame(v.frames, floor_video(kf, m, len(v.frames), interval, v.keyframes))
-              for v, kf, m in zip(videos, decoded_kf, motion)]
+    scores = []
+    for v, kf, m in zip(videos, decoded_kf, motion):
+        frames = v.frames.read()
+        scores.append(psnr_per_frame(frames, floor_video(np.asarray(kf), m, len(frames), interval, v.keyframes)))
     return float(np.mean(np.concatenate(scores)))
 
 

@@ -242,9 +242,11 @@ def blend_psnr(frames, decoded_keyframes, interval: int, keyframes=None) -> floa
     """The blend floor over videos (DESIGN.md: what every network must beat): the mean over all
     frames of the per-frame PSNR of round((1-t)*start + t*end) of the decoded keyframes.
 
-    ``frames``: each video's (L, H, W, 3) uint8 frames as coded; ``decoded_keyframes``: each
-    video's decoded keyframes; ``keyframes``: per video their frames (None, or None for a video: the
-    regular ones, keyframe_positions(L, interval)); clips as ``corpus.clip_layout``."""
+    ``frames``: each video's (L, H, W, 3) uint8 frames as coded, arrays or array-likes indexed by
+    frame index arrays (the frame store's ``StoredVideo``: one clip's frames are read at a time);
+    ``decoded_keyframes``: each video's decoded keyframes; ``keyframes``: per video their frames
+    (None, or None for a video: the regular ones, keyframe_positions(L, interval)); clips as
+    ``corpus.clip_layout``. Per-frame scores are kept (8 bytes a frame), never the frames."""
     scores = []
     for video, kf, pos in zip(frames, decoded_keyframes, keyframes or [None] * len(frames)):
         _, start_kf, end_kf, frame, mask, _, t_local = clip_layout(len(video), interval, keyframes=pos)
@@ -258,7 +260,8 @@ def blend_psnr(frames, decoded_keyframes, interval: int, keyframes=None) -> floa
 
 def keyframe_psnr(frames, decoded_keyframes, interval: int, keyframes=None) -> float:
     """Mean per-frame PSNR of the decoded keyframes against their source frames, over all videos
-    (``keyframes``: per video their frames, as for ``blend_psnr``)."""
+    (``frames`` as in :func:`blend_psnr`: only each video's keyframe positions are read; ``keyframes``:
+    per video their frames, as for ``blend_psnr``)."""
     scores = [psnr_per_frame(video[keyframe_positions(len(video), interval) if pos is None else pos], kf)
               for video, kf, pos in zip(frames, decoded_keyframes, keyframes or [None] * len(frames))]
     return float(np.mean(np.concatenate(scores)))
