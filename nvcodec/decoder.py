@@ -316,8 +316,9 @@ def _check_floor_only(reader: NvcReader) -> None:
         raise NvcFormatError(f"metadata: model is empty (no network), but the file holds {n_tensors} weight tensors")
 
 
-# The integer warp's temporaries per frame pixel (nvcodec.motion.floor_clip, both keyframes): measured
-# 290 with tracemalloc on one 256x256 clip of 8 frames (334 in all with the clip's frames).
+# The integer warp's temporaries per frame pixel (nvcodec.motion.floor_clip, both keyframes, WARP_THREADS=2
+# frames at once): measured 246 with tracemalloc on one 256x256 clip of 8 frames, its output included
+# (int32 warps; 290 for one frame at a time with int64 before).
 FLOOR_BYTES_PER_PIXEL = 320
 
 

@@ -24,6 +24,8 @@ nvcodec.bitstream.motion) + lambda x distortion.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -121,13 +123,27 @@ def fuse(warp_start: np.ndarray, warp_end: np.ndarray, w_start: int, w_end: int)
     return ((w_start * warp_start + w_end * warp_end + den // 2) // den).astype(np.uint8)
 
 
-def _clip_warps(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion):
-    """Per in-between frame j of a clip, its two keyframes warped by its motion: yields (j, start warp,
-    end warp), 12 fractional bits each (``warp``)."""
+# Frames of a clip warped at once: numpy releases the GIL in the gathers and the arithmetic, so two threads
+# decode the floor 1.76x faster on two cores (7 frames at 320x240: 30.8 -> 17.5 ms a frame); each frame is
+# computed alone, so the pixels do not depend on the thread count.
+WARP_THREADS = min(2, os.cpu_count() or 1)
+
+
+def _clip_warps(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion, each) -> None:
+    """For every in-between frame j of a clip, ``each(j, start warp, end warp)``: its two keyframes warped
+    by its motion, 12 fractional bits each (``warp``); WARP_THREADS frames at a time."""
     h, w = kf_start.shape[:2]
-    for j in range(q.shape[0]):
-        yield (j, *(warp(kf, pixel_field(q[j, k], motion.step_qpel, motion.grid, motion.interp, h, w))
-                    for k, kf in enumerate((kf_start, kf_end))))
+
+    def one(j: int) -> None:
+        each(j, *(warp(kf, pixel_field(q[j, k], motion.step_qpel, motion.grid, motion.interp, h, w))
+                  for k, kf in enumerate((kf_start, kf_end))))
+
+    if WARP_THREADS > 1 and q.shape[0] > 1:
+        with ThreadPoolExecutor(WARP_THREADS) as pool:
+            list(pool.map(one, range(q.shape[0])))
+    else:
+        for j in range(q.shape[0]):
+            one(j)
 
 
 def floor_clip(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion: VideoMotion) -> np.ndarray:
@@ -135,8 +151,11 @@ def floor_clip(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion: 
     and q (n, 2, 2, rows, cols); frame j of n sits at t = (j + 1) / (n + 1)."""
     n = q.shape[0]
     out = np.empty((n,) + kf_start.shape, dtype=np.uint8)
-    for j, warp_start, warp_end in _clip_warps(kf_start, kf_end, q, motion):
+
+    def each(j: int, warp_start: np.ndarray, warp_end: np.ndarray) -> None:
         out[j] = fuse(warp_start, warp_end, n - j, j + 1)
+
+    _clip_warps(kf_start, kf_end, q, motion, each)
     return out
 
 
@@ -148,9 +167,12 @@ def warped_clip(kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, motion,
     out = np.empty((clip_length, 2) + kf_start.shape, dtype=np.uint8)
     out[:, 0], out[:, 1] = kf_start, kf_end
     half = 1 << (SAMPLE_FRAC_BITS - 1)
-    for j, warp_start, warp_end in _clip_warps(kf_start, kf_end, q, motion):
+
+    def each(j: int, warp_start: np.ndarray, warp_end: np.ndarray) -> None:
         out[1 + j, 0] = (warp_start + half) >> SAMPLE_FRAC_BITS
         out[1 + j, 1] = (warp_end + half) >> SAMPLE_FRAC_BITS
+
+    _clip_warps(kf_start, kf_end, q, motion, each)
     return out
 
 

@@ -153,7 +153,7 @@ def main() -> None:
         MOTION_EXPECTED.write_text(re.sub(r"\[[-\d,\s]*\]", lambda m: re.sub(r"\s", "", m[0]), text) + "\n")
         return
     if sys.argv[1:] == ["refine"]:
-        nvcodec.encode(REFINE_INPUTS, REFINE_NVC, build_config("tiny", epochs=2, motion=True), size=(48, 40),
+        nvcodec.encode(REFINE_INPUTS, REFINE_NVC, build_config("tiny", epochs=2, motion=True, weight_bpp=64.0), size=(48, 40),
                        max_frames=9, force=True, quiet=True)
         REFINE_EXPECTED.write_text(json.dumps(refine_digests(REFINE_NVC), indent=2) + "\n")
         return
