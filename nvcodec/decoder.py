@@ -429,25 +429,34 @@ class Measurement:
     videos: list[dict] = field(default_factory=list)
 
 
-def measure_file(path: str | os.PathLike, reference: dict[str, np.ndarray], *, device: str | None = None) -> Measurement:
+def measure_file(path: str | os.PathLike, reference: dict[str, np.ndarray], *, device: str | None = None,
+                 progress: bool = False) -> Measurement:
     """Decode ``path`` and compare with the frames that were encoded (name -> (L, H, W, 3) uint8, an
     array or an array-like such as the frame store's ``StoredVideo``).
 
     Frames are compared as they are decoded, one video at a time: one video's reference is held
-    whole (read from the store when the reference is one), never the corpus."""
+    whole (read from the store when the reference is one), never the corpus. ``progress``: a bar
+    over the file's frames (``runtime.progress_bar``: on a terminal only)."""
+    from nvcodec import runtime
     from nvcodec.metrics import psnr_per_frame
 
     scores, per_video = [], []
     with open_nvc(path, device=device) as nvc:
+        bar = runtime.progress_bar(sum(v.n_frames for v in nvc.videos), "measuring decode", enabled=progress,
+                                   unit="frame")
         for entry in nvc.videos:
             ref = np.asarray(reference[entry.name])
             if len(ref) != entry.n_frames:
                 raise ValueError(f"reference for {entry.name!r} has {len(ref)} frames, the file {entry.n_frames}")
-            psnr = np.array([psnr_per_frame(ref[i:i + 1], frame[None])[0]
-                             for i, frame in enumerate(nvc.iter_frames(entry.name))])
+            psnr = []
+            for i, frame in enumerate(nvc.iter_frames(entry.name)):
+                psnr.append(psnr_per_frame(ref[i:i + 1], frame[None])[0])
+                bar.update(1)
+            psnr = np.array(psnr)
             scores.append(psnr)
             per_video.append({"name": entry.name, "width": entry.width, "height": entry.height,
                               "n_frames": entry.n_frames, "psnr": float(np.mean(psnr))})
+        bar.close()
         breakdown = nvc.byte_breakdown()
     return Measurement(psnr=float(np.mean(np.concatenate(scores))), bytes_by_part=breakdown, videos=per_video)
 

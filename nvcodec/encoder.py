@@ -309,8 +309,8 @@ def encode(
     n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
     config = _network_or_floor(config, n_pixels, say)
     if config.network == "none":
-        report = (_encode_motion_floor(config, videos, n_pixels, output, workdir, frame_store, started, device, say)
-                  if main else None)
+        report = (_encode_motion_floor(config, videos, n_pixels, output, workdir, frame_store, started, device, say,
+                                       progress=not quiet) if main else None)
         if main:
             _finish(workdir, frame_store, keep_store)
         distributed.teardown(ctx)
@@ -342,7 +342,7 @@ def encode(
     n_bytes = _write(output, metadata, segments, tensors, motion=motion, keyframes=[v.keyframes for v in videos])
 
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
-                     motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval, motion))
+                     motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval, motion), progress=not quiet)
     _finish(workdir, frame_store, keep_store)
     distributed.teardown(ctx)
     return report
@@ -369,7 +369,8 @@ def _write(output: Path, metadata: dict, segments, tensors, motion=None, keyfram
 
 
 def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, output: Path, workdir: Path,
-                         store: FrameStore, started: float, device: str, say: Callable[[str], None]) -> EncodeReport:
+                         store: FrameStore, started: float, device: str, say: Callable[[str], None],
+                         progress: bool = False) -> EncodeReport:
     """``--network none``: keyframes + one MOTN per video, metadata ``model: {}`` (FORMAT.md section 13);
     no fit, no weights. The measuring decode is the decoder's floor path."""
     interval, kf_codec = config.keyframe_interval, config.keyframe_codec
@@ -381,7 +382,8 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
     n_bytes = _write(output, metadata, segments, [], motion=motion, keyframes=[v.keyframes for v in videos])
-    report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, [], config.preset.name, started, device)
+    report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, [], config.preset.name, started, device,
+                     progress=progress)
     return replace(report, motion_psnr=report.psnr)            # the decoded file is the motion floor
 
 
@@ -483,13 +485,14 @@ def _quantize(config: EncodeConfig, model_cfg: ModelConfig, result, clips, n_pix
 
 
 def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video], decoded_kf, interval: int,
-            tensors, preset_name: str, started: float, device: str, motion_psnr: float | None = None) -> EncodeReport:
+            tensors, preset_name: str, started: float, device: str, motion_psnr: float | None = None,
+            progress: bool = False) -> EncodeReport:
     """Measure the written file: decode it back and compare with the frames as coded."""
     from nvcodec.decoder import measure_file
 
     from nvcodec.info import record_quality
 
-    measured = measure_file(output, {v.source.name: v.frames for v in videos}, device=device)
+    measured = measure_file(output, {v.source.name: v.frames for v in videos}, device=device, progress=progress)
     frames = [v.frames for v in videos]
     positions = [v.keyframes for v in videos]
     floor_psnr = blend_psnr(frames, decoded_kf, interval, positions)

@@ -183,3 +183,30 @@ def test_a_motion_preset_writes_the_motion_floor_when_the_corpus_cannot_pay_for_
     assert any("too small to pay for preset 'fast'" in line for line in lines)
     with NvcReader(tmp_path / "a.nvc") as r:
         assert r.metadata["model"] == {} and r.has_motion
+
+
+def test_the_measuring_decode_shows_a_bar_over_the_files_frames(refine_file, monkeypatch):
+    """measure_file(progress=True) asks runtime.progress_bar for one bar over every frame of the file and
+    advances it once a frame; without progress the bar is disabled."""
+    from nvcodec import runtime
+    from nvcodec.decoder import measure_file
+
+    root, out, _ = refine_file
+    bars = []
+    real = runtime.progress_bar
+
+    def recording(total, desc, **kw):
+        bar = real(total, desc, **kw)               # off a terminal tqdm counts nothing: count the updates here
+        updates = []
+        bar.update = lambda k=1: updates.append(k)
+        bars.append((total, desc, kw.get("enabled"), updates))
+        return bar
+
+    monkeypatch.setattr(runtime, "progress_bar", recording)
+    reference = {p.name: np.stack(list(read_frames(p))) for p in sorted(root.iterdir())}
+    measure_file(out, reference, device="cpu", progress=True)
+    measure_file(out, reference, device="cpu")
+    n_frames = sum(len(f) for f in reference.values())
+    assert [(t, d, e) for t, d, e, _ in bars] == [(n_frames, "measuring decode", True),
+                                                   (n_frames, "measuring decode", False)]
+    assert sum(bars[0][3]) == n_frames
