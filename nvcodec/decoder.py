@@ -213,10 +213,10 @@ class NvcFile:
                 while first_kf + len(window) <= kf_last:
                     window.append(_next_keyframe(keyframes, entry, first_kf + len(window)))
                 step_kf = np.stack(window[:kf_last - first_kf + 1])
-                warped = None if motion is None else _warped_clips(step_kf, first_kf, motion, n_kf, k, c_lo, c_hi)
+                firsts, lasts, _, end_kfs, _ = layout.clips(c_lo, c_hi)
+                warped = None if motion is None else _warped_clips(step_kf, first_kf, motion, end_kfs, k, c_lo)
                 clips = build_clip_range(step_kf, first_kf, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi,
                                          positions=layout.positions, warped=warped)
-                firsts, lasts = layout.clips(c_lo, c_hi)[:2]
                 n_tiles = int(clips.tile.max()) + 1
                 out = np.empty((c_hi - c_lo, n_tiles, k, 3, tile_h, tile_w), np.uint8)
                 for index, pred in predict(model, clips, device=device, batch_size=self.batch_size):
@@ -268,14 +268,15 @@ class NvcFile:
         return np.stack(got)
 
 
-def _warped_clips(keyframes: np.ndarray, first_kf: int, motion, n_kf: int, interval: int, c_lo: int,
-                  c_hi: int) -> np.ndarray:
-    """The motion-warped keyframes of clips c_lo..c_hi-1 (FORMAT.md 14.4), from that step's keyframes
-    ``first_kf ..`` and the video's decoded motion: (c_hi - c_lo, K, 2, H, W, 3) uint8."""
+def _warped_clips(keyframes: np.ndarray, first_kf: int, motion, end_kfs: np.ndarray, interval: int,
+                  c_lo: int) -> np.ndarray:
+    """The motion-warped keyframes of clips c_lo.. (one per entry of ``end_kfs``, their end keyframes from
+    the video's layout; clip c starts at keyframe c; FORMAT.md 14.4), from that step's keyframes
+    ``first_kf ..`` and the video's decoded motion: (len(end_kfs), K, 2, H, W, 3) uint8."""
     from nvcodec.motion import warped_clip
 
-    return np.stack([warped_clip(keyframes[c - first_kf], keyframes[min(c + 1, n_kf - 1) - first_kf],
-                                 motion.clip(c), motion, interval) for c in range(c_lo, c_hi)])
+    return np.stack([warped_clip(keyframes[c_lo + i - first_kf], keyframes[int(end) - first_kf],
+                                 motion.clip(c_lo + i), motion, interval) for i, end in enumerate(end_kfs)])
 
 
 def _next_keyframe(stream: Iterator[np.ndarray], entry: VideoRecord, index: int) -> np.ndarray:

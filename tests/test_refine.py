@@ -210,3 +210,24 @@ def test_the_measuring_decode_shows_a_bar_over_the_files_frames(refine_file, mon
     assert [(t, d, e) for t, d, e, _ in bars] == [(n_frames, "measuring decode", True),
                                                    (n_frames, "measuring decode", False)]
     assert sum(bars[0][3]) == n_frames
+
+
+def test_a_motion_network_follows_keyframes_listed_on_cuts(tmp_path):
+    """Three shots (cuts at 7 and 16): the refining network's file lists the keyframes, decodes every frame,
+    and any frame range decodes to the full decode's pixels (warped pairs built from the listed layout)."""
+    from tests.test_cut_placement import CUTS, SHOTS
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "shots.mp4", SHOTS, (25, 1))
+    out = tmp_path / "shots.nvc"
+    nvcodec.encode(src, out, build_config("tiny", motion=True, epochs=1, weight_bpp=64.0), quiet=True)
+    with NvcReader(out) as r:
+        assert r.metadata["model"]["motion"] is True
+        listed = r.keyframe_layout(0).keyframe_frames().tolist()
+    assert all(c in listed and c - 1 in listed for c in CUTS)
+    with nvcodec.open(out, device="cpu") as nvc:
+        frames = nvc.read(0)
+        assert frames.shape[0] == len(SHOTS)
+        for lo, hi in ((5, 9), (15, 17), (20, 21)):
+            assert (nvc.read(0, slice(lo, hi)) == frames[lo:hi]).all()
