@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
@@ -67,8 +66,10 @@ def test_unknown_preset_lists_the_known_ones():
         resolve("huge")
 
 
-def test_tiny_fits_three_clips_of_16_frames_at_64x64_quickly():
-    """The test preset: 3 videos x 16 frames at 64x64, cut by nvcodec.corpus, fit in seconds above the floor."""
+def test_tiny_fits_three_clips_of_16_frames_at_64x64_above_the_floor():
+    """The test preset: 3 videos x 16 frames at 64x64, cut by nvcodec.corpus, fit above the floor. (Its speed
+    is a benchmark's business, benchmarks/bench_fit.py, not a wall-clock assertion on a shared machine;
+    the suite's per-test timeout still bounds it.)"""
     from nvcodec import corpus
     p = PRESETS["tiny"]
     clips = synthetic_clips(n_videos=3, n_frames=16, size=(64, 64))
@@ -79,9 +80,7 @@ def test_tiny_fits_three_clips_of_16_frames_at_64x64_quickly():
         videos.append((frames, frames[corpus.keyframe_positions(16, 8)], 16))
     tiled = corpus.build_clipset(videos, 8, *p.tile)
     assert tiled.n_clips == 3 * 2 * 4
-    t0 = time.perf_counter()
     result = fit(p.model_config(3 * 16 * 64 * 64), p.fit, tiled, device="cpu", progress=False)
-    assert time.perf_counter() - t0 < 30
     assert result.psnr > result.blend_psnr + 0.5
 
 
