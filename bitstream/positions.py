@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .chunks import KPOS, PayloadReader, Record
+from .chunks import PayloadReader, Record
 from .entropy import decode_ints, encode_ints
 from .errors import NvcFormatError
 from .metadata import keyframe_count

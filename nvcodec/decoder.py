@@ -372,12 +372,12 @@ def decode_memory_bytes(cfg, videos: Sequence[VideoRecord], batch_size: int) -> 
     return weights + batch + step
 
 
-def _padded_pixels(cfg, v: VideoEntry) -> int:
+def _padded_pixels(cfg, v: VideoRecord) -> int:
     """Pixels of one frame padded to whole tiles."""
     return -(-v.height // cfg.tile_h) * cfg.tile_h * -(-v.width // cfg.tile_w) * cfg.tile_w
 
 
-def step_clips(cfg, v: VideoEntry) -> int:
+def step_clips(cfg, v: VideoRecord) -> int:
     """Clips decoded together: as many as hold STEP_PIXELS padded frame pixels, at least one, at most the video's."""
     n_clips = -(-v.n_frames // cfg.clip_length)
     return min(n_clips, max(1, STEP_PIXELS // (cfg.clip_length * _padded_pixels(cfg, v))))

@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 import nvcodec
 from nvcodec.bitstream import NvcReader, VideoMotion
