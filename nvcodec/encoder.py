@@ -32,10 +32,10 @@ from nvcodec.cuts import detect_cuts
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.metrics import blend_psnr, keyframe_psnr
-from nvcodec.motion import MotionConfig, estimate_video, floor_video, warped_video
+from nvcodec.motion import MOTION_CANDIDATES, choose_motion, estimate_video, floor_video, warped_video
 from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, RateAwareQuant
 from nvcodec.quant import quantize_state
-from nvcodec.rate import plan_target
+from nvcodec.rate import keyframe_lambda, keyframe_slope, plan_target, probe_quality
 from nvcodec.store import FrameStore, StoredVideo, open_store
 
 WORKDIR_SUFFIX = ".work"
@@ -208,13 +208,12 @@ def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCode
     segments: list[KeyframeSegment] = []
     decoded: list[np.ndarray] = []
     for v, video in enumerate(videos):
-        n_frames, height, width = video.frames.shape[:3]
         index_path = cache / f"{v}.json" if cache is not None else None
+        coded = None
         if index_path is not None and index_path.exists():
             index = json.loads(index_path.read_text())
             coded = [(first, n, (cache / f"{v}_{i}.bin").read_bytes()) for i, (first, n) in enumerate(index)]
-        else:
-            coded = encode_keyframes(video.frames[video.keyframes], codec)
+        coded, keyframes = _code_video_keyframes(video, codec, coded)
         if index_path is not None and not index_path.exists():
             for i, (_, _, data) in enumerate(coded):
                 (cache / f"{v}_{i}.bin").write_bytes(data)
@@ -223,11 +222,18 @@ def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCode
             os.replace(tmp, index_path)
         segments += [KeyframeSegment(video=v, first_keyframe=first, n_keyframes=n, data=data)
                      for first, n, data in coded]
-        # Segments concatenate into one valid stream: one ffmpeg process per video.
-        keyframes = decode_keyframes(b"".join(data for _, _, data in coded), codec, width, height,
-                                     sum(n for _, n, _ in coded))
         decoded.append(keyframes if store is None else store.hold_keyframes(v, keyframes))
     return segments, decoded
+
+
+def _code_video_keyframes(video: _Video, codec: KeyframeCodec, coded=None) -> tuple[list, np.ndarray]:
+    """(segments as (first, n, bytes), decoded keyframes) of one video: ``coded`` (None: coded here), decoded
+    back as the decoder will. Segments concatenate into one valid stream: one ffmpeg process per video."""
+    if coded is None:
+        coded = encode_keyframes(video.frames[video.keyframes], codec)
+    height, width = video.frames.shape[1:3]
+    return coded, decode_keyframes(b"".join(data for _, _, data in coded), codec, width, height,
+                                   sum(n for _, n, _ in coded))
 
 
 def _metadata(videos: Sequence[_Video], interval: int, codec: KeyframeCodec, model_json: dict,
@@ -321,7 +327,10 @@ def encode(
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None,
                                            frame_store if main else None)
-    motion = _estimate_motion(videos, decoded_kf, interval, say) if model_cfg.motion else None
+    # a byte budget keeps the default motion, whose bytes its plan took off the budget
+    motion = (_estimate_motion(videos, decoded_kf, interval, say,
+                               *(() if isinstance(config.quantization, ByteBudget) else (kf_codec, segments)))
+              if model_cfg.motion else None)
     warped = None if motion is None else [warped_video(np.asarray(kf), m, len(v.frames), interval, v.keyframes)
                                           for v, kf, m in zip(videos, decoded_kf, motion)]
     clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
@@ -377,7 +386,7 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames; no network: the motion floor")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes", store)
-    motion = _estimate_motion(videos, decoded_kf, interval, say)
+    motion = _estimate_motion(videos, decoded_kf, interval, say, kf_codec, segments)
     # The tile means nothing without a network; the metadata requires one: the preset's.
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
@@ -387,13 +396,39 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     return replace(report, motion_psnr=report.psnr)            # the decoded file is the motion floor
 
 
-def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: Callable[[str], None]) -> list:
+def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: Callable[[str], None],
+                     kf_codec: KeyframeCodec | None = None, segments: Sequence[KeyframeSegment] = ()) -> list:
     """Each video's coded motion (FORMAT.md section 14), estimated on whole frames against its decoded
-    keyframes with the default ``MotionConfig``."""
-    motion_cfg = MotionConfig()
-    say(f"motion: {motion_cfg.grid}x{motion_cfg.grid} cells, step {motion_cfg.step_qpel}/4 pixel, {motion_cfg.interp}")
-    return [estimate_video(v.frames.read(), np.asarray(kf), interval, motion_cfg, v.keyframes)
-            for v, kf in zip(videos, decoded_kf)]     # one video's frames in memory at a time
+    keyframes, one video's frames in memory at a time. Without ``kf_codec``: the default
+    ``MotionConfig``. With it (the keyframes' codec, their ``segments``): each video's grid and step
+    chosen among MOTION_CANDIDATES at the price of a keyframe bit (``nvcodec.rate.keyframe_slope``)."""
+    default = MOTION_CANDIDATES[0]
+    probe_q = None if kf_codec is None else probe_quality(kf_codec)
+    if probe_q is None:
+        say(f"motion: {default.grid}x{default.grid} cells, step {default.step_qpel}/4 pixel, {default.interp}")
+        return [estimate_video(v.frames.read(), np.asarray(kf), interval, default, v.keyframes)
+                for v, kf in zip(videos, decoded_kf)]
+    probe = replace(kf_codec, quality=probe_q)
+    probes, known = [], []
+    for v, (video, kf) in enumerate(zip(videos, decoded_kf)):
+        frames = video.frames.read()
+        coded, probe_kf = _code_video_keyframes(video, probe)
+        slope, clips = keyframe_slope(frames, interval, video.keyframes, np.asarray(kf), probe_kf,
+                                      sum(len(s.data) for s in segments if s.video == v),
+                                      sum(len(data) for *_, data in coded), default)
+        probes.append(slope)
+        known.append(clips)
+    lam = keyframe_lambda(probes)
+    motion, chosen = [], []
+    for video, kf, clips in zip(videos, decoded_kf, known):
+        m, best, _ = choose_motion(video.frames.read(), np.asarray(kf), interval, MOTION_CANDIDATES, lam,
+                                   video.keyframes, known={default: clips})
+        motion.append(m)
+        chosen.append(best.config)
+    counts = {c: chosen.count(c) for c in MOTION_CANDIDATES if c in chosen}
+    say(f"motion: keyframe slope measured at quality {kf_codec.quality} vs {probe_q}: a bit costs {lam:.1f} of squared "
+        "error; grid/step per video: " + ", ".join(f"{c.grid}px step {c.step_qpel}/4 x{n}" for c, n in counts.items()))
+    return motion
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:

@@ -372,32 +372,52 @@ def _fused_choice(frame: np.ndarray, kf_start: np.ndarray, kf_end: np.ndarray, q
     return np.take_along_axis(np.stack(pairs), best[None, None, None], axis=0)[0]
 
 
+def _estimate_clip(frames: Sequence[np.ndarray], kf_start: np.ndarray, kf_end: np.ndarray, first: int, n: int,
+                   config: MotionConfig) -> np.ndarray:
+    """Motion (n, 2, 2, rows, cols) of one clip's n in-between frames (frames[first + 1 + j]) towards
+    its decoded start and end keyframes; each frame's match offered the previous one's as a prior."""
+    h, w = kf_start.shape[:2]
+    rows, cols = motion_grid(h, w, config.grid)
+    q = np.zeros((n, 2, 2, rows, cols), dtype=np.int32)
+    px = np.zeros((2, 2, rows, cols), dtype=np.int64)  # the previous frame's fields, whole pixels
+    for j in range(n):
+        frame = frames[first + 1 + j]
+        # linear-motion priors: the start field grows as (j+1), the end field shrinks as (n-j)
+        prior_start = [px[0] * (j + 1) // max(j, 1), -px[1] * (j + 1) // max(n - j + 1, 1)] if j else []
+        q[j, 0] = estimate_field(frame, kf_start, config, prior_start)
+        now_start = q[j, 0].astype(np.int64) * config.step_qpel // 4
+        prior_end = [-now_start * (n - j) // (j + 1)] + ([px[1] * (n - j) // (n - j + 1)] if j else [])
+        q[j, 1] = estimate_field(frame, kf_end, config, prior_end)
+        q[j] = _fused_choice(frame, kf_start, kf_end, q[j], n - j, j + 1, config)
+        px = np.stack([now_start, q[j, 1].astype(np.int64) * config.step_qpel // 4])
+    return q
+
+
+def estimate_clips(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int, config: MotionConfig,
+                   keyframes: np.ndarray | None = None, clips: Sequence[int] | None = None) -> dict[int, np.ndarray]:
+    """{clip: its motion (n_inbetween, 2, 2, rows, cols) int32} for the clips ``clips`` of a video (None:
+    all); each clip is estimated on its own, so any subset gives the same arrays as the whole video."""
+    first, start_kf, end_kf, *_ = clip_layout(len(frames), interval, keyframes=keyframes)
+    counts = clip_inbetween_counts(len(frames), interval, keyframes)
+    return {c: _estimate_clip(frames, dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], int(first[c]), counts[c],
+                              config)
+            for c in (range(len(counts)) if clips is None else clips)}
+
+
+def video_motion(config: MotionConfig, height: int, width: int, clips: dict[int, np.ndarray]) -> VideoMotion:
+    """The VideoMotion of a video whose every clip's fields ``clips`` holds (``estimate_clips``)."""
+    rows, cols = motion_grid(height, width, config.grid)
+    return VideoMotion(config.grid, config.step_qpel, INTERP_CODES[config.interp], rows, cols,
+                       tuple(clips[c] for c in range(len(clips))))
+
+
 def estimate_video(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int,
                    config: MotionConfig, keyframes: np.ndarray | None = None) -> VideoMotion:
     """Motion of every in-between frame of a video (frames: the source frames, (H, W, 3) uint8 each,
     indexable by frame number) towards its clip's decoded start and end keyframes (at frames
     ``keyframes``; None: the regular ones)."""
-    n_frames = len(frames)
     h, w = dec_keyframes.shape[1:3]
-    rows, cols = motion_grid(h, w, config.grid)
-    first, start_kf, end_kf, *_ = clip_layout(n_frames, interval, keyframes=keyframes)
-    clips = []
-    for c, n in enumerate(clip_inbetween_counts(n_frames, interval, keyframes)):
-        q = np.zeros((n, 2, 2, rows, cols), dtype=np.int32)
-        px = np.zeros((2, 2, rows, cols), dtype=np.int64)  # the previous frame's fields, whole pixels
-        for j in range(n):
-            frame = frames[int(first[c]) + 1 + j]
-            # linear-motion priors: the start field grows as (j+1), the end field shrinks as (n-j)
-            prior_start = [px[0] * (j + 1) // max(j, 1), -px[1] * (j + 1) // max(n - j + 1, 1)] if j else []
-            q[j, 0] = estimate_field(frame, dec_keyframes[start_kf[c]], config, prior_start)
-            now_start = q[j, 0].astype(np.int64) * config.step_qpel // 4
-            prior_end = [-now_start * (n - j) // (j + 1)] + ([px[1] * (n - j) // (n - j + 1)] if j else [])
-            q[j, 1] = estimate_field(frame, dec_keyframes[end_kf[c]], config, prior_end)
-            q[j] = _fused_choice(frame, dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], q[j], n - j, j + 1,
-                                 config)
-            px = np.stack([now_start, q[j, 1].astype(np.int64) * config.step_qpel // 4])
-        clips.append(q)
-    return VideoMotion(config.grid, config.step_qpel, INTERP_CODES[config.interp], rows, cols, tuple(clips))
+    return video_motion(config, h, w, estimate_clips(frames, dec_keyframes, interval, config, keyframes))
 
 
 def motion_n_bytes(motion: VideoMotion) -> int:
@@ -405,29 +425,73 @@ def motion_n_bytes(motion: VideoMotion) -> int:
     return sum(len(encode_clip(q)[2]) for q in motion.clips)
 
 
+# What the encoder chooses among, per video, by rate + lambda x distortion (``choose_motion``): whole and
+# half-pixel steps on 32- and 16-pixel cells. On the README demo at keyframe quality 20 they gave 35.13 /
+# 35.27 / 35.64 / 35.75 dB of floor for 1190 / 1586 / 4558 / 5958 bytes of motion (benchmarks/results/refine),
+# the keyframes 0.07-0.14 dB per kB there: which pays depends on the video and on the keyframes' slope.
+MOTION_CANDIDATES = (MotionConfig(32, 4), MotionConfig(32, 2), MotionConfig(16, 4), MotionConfig(16, 2))
+# Clips of a video on which the candidates are compared (evenly spaced; all of a shorter video); the winner
+# keeps their fields and is estimated on the other clips, so a long video costs one estimate plus this sample.
+SAMPLE_CLIPS = 6
+
+
+def sample_clips(n_clips: int, n: int = SAMPLE_CLIPS) -> list[int]:
+    """``n`` evenly spaced clip indices of ``n_clips`` (all when there are no more), ascending."""
+    if n_clips <= n:
+        return list(range(n_clips))
+    return sorted({round(i * (n_clips - 1) / (n - 1)) for i in range(n)}) if n > 1 else [n_clips // 2]
+
+
+def clips_floor_sse(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int, config: MotionConfig,
+                    clips: dict[int, np.ndarray], keyframes: np.ndarray | None = None) -> int:
+    """Squared error (8-bit RGB, summed) of the motion floor on the in-between frames of ``clips``
+    ({clip: fields}, ``estimate_clips``) against ``frames``: the decoder's own integers."""
+    first, start_kf, end_kf, *_ = clip_layout(len(frames), interval, keyframes=keyframes)
+    coded = video_motion(config, *dec_keyframes.shape[1:3], {})  # grid, step and interpolation as the file has them
+    sse = 0
+    for c, q in clips.items():
+        if not q.shape[0]:
+            continue
+        pred = floor_clip(dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], q, coded)
+        target = np.stack([frames[int(first[c]) + 1 + j] for j in range(q.shape[0])])
+        sse += int(np.sum((pred.astype(np.int64) - target) ** 2))
+    return sse
+
+
 @dataclass(frozen=True)
 class MotionChoice:
     config: MotionConfig
-    motion: VideoMotion
-    n_bytes: int        # motion bytes (clip payloads)
-    mse: float          # floor MSE over the video's frames, RGB in [0, 1]
-    cost: float         # mse + lam * bits per pixel
+    n_bytes: int        # coded motion bytes of the compared clips (clip payloads)
+    sse: int            # the floor's squared error on their in-between frames (8-bit RGB, summed)
+    cost: float         # sse + lam * 8 * n_bytes
 
 
-def choose_motion(frames: np.ndarray, dec_keyframes: np.ndarray, interval: int,
-                  candidates: Sequence[MotionConfig], lam: float,
-                  keyframes: np.ndarray | None = None) -> tuple[MotionChoice, list[MotionChoice]]:
-    """The candidate of least mse + lam * (motion bits / video pixels): the rate is the coded bytes,
-    the distortion the motion floor's MSE over all frames (RGB in [0, 1]).  Returns (best, all)."""
+def choose_motion(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int,
+                  candidates: Sequence[MotionConfig], lam: float, keyframes: np.ndarray | None = None,
+                  n_sample: int = SAMPLE_CLIPS, known: dict[MotionConfig, dict[int, np.ndarray]] | None = None
+                  ) -> tuple[VideoMotion, MotionChoice, list[MotionChoice]]:
+    """A video's motion with the candidate of least sse + lam x bits on ``sample_clips`` of its clips:
+    the rate is the coded bytes (nvcodec.bitstream.motion), the distortion the motion floor's squared
+    error on those clips' in-between frames (8-bit RGB), so ``lam`` is squared error per bit, the price
+    of a bit elsewhere in the file (``nvcodec.rate.keyframe_slope``).  ``known``: fields already
+    estimated on the sample, by config.  Returns (the whole video's motion, best, every candidate)."""
     if not candidates:
         raise ValueError("choose_motion: no candidates")
-    frames = np.asarray(frames)
-    n_pixels = frames.shape[0] * frames.shape[1] * frames.shape[2]
+    h, w = dec_keyframes.shape[1:3]
+    n_clips = len(clip_inbetween_counts(len(frames), interval, keyframes))
+    sample = sample_clips(n_clips, n_sample)
+    estimated = {}
     results = []
     for config in candidates:
-        motion = estimate_video(frames, dec_keyframes, interval, config, keyframes)
-        floor = floor_video(dec_keyframes, motion, len(frames), interval, keyframes)
-        mse = float(np.mean((floor.astype(np.float64) - frames) ** 2)) / 255.0 ** 2
-        n_bytes = motion_n_bytes(motion)
-        results.append(MotionChoice(config, motion, n_bytes, mse, mse + lam * 8 * n_bytes / n_pixels))
-    return min(results, key=lambda r: r.cost), results
+        clips = dict((known or {}).get(config) or {})
+        missing = [c for c in sample if c not in clips]
+        clips.update(estimate_clips(frames, dec_keyframes, interval, config, keyframes, missing))
+        estimated[config] = clips
+        n_bytes = sum(len(encode_clip(clips[c])[2]) for c in sample)
+        sse = clips_floor_sse(frames, dec_keyframes, interval, config, {c: clips[c] for c in sample}, keyframes)
+        results.append(MotionChoice(config, n_bytes, sse, sse + lam * 8 * n_bytes))
+    best = min(results, key=lambda r: r.cost)                     # ties: the candidate listed first
+    clips = estimated[best.config]
+    clips.update(estimate_clips(frames, dec_keyframes, interval, best.config, keyframes,
+                                [c for c in range(n_clips) if c not in clips]))
+    return video_motion(best.config, h, w, clips), best, results

@@ -17,8 +17,10 @@ from nvcodec.motion import (
     fuse,
     motion_n_bytes,
     pixel_field,
+    sample_clips,
     warp,
 )
+from nvcodec.rate import SlopeProbe, keyframe_lambda, keyframe_slope
 
 
 def texture(rng, height, width) -> np.ndarray:
@@ -201,16 +203,59 @@ def test_priors_recover_what_the_search_range_misses():
 
 
 def test_choose_motion_trades_rate_against_distortion():
-    """lambda 0 picks the least distortion; a huge lambda picks the fewest motion bytes."""
+    """lambda 0 picks the least distortion; a huge lambda picks the fewest motion bytes; the motion
+    returned is the chosen candidate's, as a whole-video estimate gives it."""
     top, bottom = panning(height=64, dx=1, seed=3), panning(height=64, dx=-1, seed=4)
     frames = np.concatenate([top[:, :32], bottom[:, 32:]], axis=1)  # two motions: one vector cannot serve both
     kf = frames[[0, 8]]
     candidates = [MotionConfig(64, 4), MotionConfig(8, 4)]
-    best0, all0 = choose_motion(frames, kf, 8, candidates, lam=0.0)
-    assert best0.mse == min(r.mse for r in all0)
-    best_big, all_big = choose_motion(frames, kf, 8, candidates, lam=1e6)
+    m0, best0, all0 = choose_motion(frames, kf, 8, candidates, lam=0.0)
+    assert best0.sse == min(r.sse for r in all0)
+    m_big, best_big, all_big = choose_motion(frames, kf, 8, candidates, lam=1e6)
     assert best_big.n_bytes == min(r.n_bytes for r in all_big)
     assert best0.config.grid == 8 and best_big.config.grid == 64
+    for m, best in ((m0, best0), (m_big, best_big)):
+        assert (m.grid, m.step_qpel) == (best.config.grid, best.config.step_qpel)
+        np.testing.assert_array_equal(m.clips[0], estimate_video(frames, kf, 8, best.config).clips[0])
+
+
+def test_choose_motion_on_a_sample_of_clips_gives_the_whole_video_estimate():
+    """A long video's candidates are compared on a few clips; the winner's fields on every clip, those
+    compared included, equal a whole-video estimate, and fields passed as known are not estimated again."""
+    frames = panning(n_frames=40, height=32, width=48, dy=1, dx=1, seed=5)     # 5 clips, the last of 7
+    kf = frames[[0, 8, 16, 24, 32, 39]]
+    candidates = [MotionConfig(16, 4), MotionConfig(16, 2)]
+    assert sample_clips(5, 2) == [0, 4] and sample_clips(3, 6) == [0, 1, 2] and sample_clips(9, 3) == [0, 4, 8]
+    m, best, results = choose_motion(frames, kf, 8, candidates, lam=0.0, n_sample=2)
+    whole = estimate_video(frames, kf, 8, best.config)
+    assert len(m.clips) == 5
+    for a, b in zip(m.clips, whole.clips):
+        np.testing.assert_array_equal(a, b)
+    # known fields are taken as given: poisoned ones change the comparison's distortion
+    poisoned = {c: np.full_like(whole.clips[c], 3) for c in (0, 4)}
+    _, _, with_known = choose_motion(frames, kf, 8, [MotionConfig(16, 4)], lam=0.0, n_sample=2,
+                                     known={MotionConfig(16, 4): poisoned})
+    assert with_known[0].sse > [r for r in results if r.config == MotionConfig(16, 4)][0].sse
+
+
+def test_keyframe_slope_prices_a_bit_by_what_coarser_keyframes_lose():
+    """Noisier keyframes for fewer bytes: the floor's squared error grows, so a bit has a positive price;
+    the in-between error is counted on a sample and scaled, the keyframes' own error exactly; a finer
+    probe (both deltas negative) gives the same price."""
+    frames = panning(n_frames=17, height=32, width=48, dy=0, dx=1, seed=6)
+    positions = np.array([0, 8, 16])
+    kf = frames[positions]
+    noisy = np.clip(kf.astype(np.int16) + np.random.default_rng(0).integers(-6, 7, kf.shape), 0, 255).astype(np.uint8)
+    probe, clips = keyframe_slope(frames, 8, None, kf, noisy, 1000, 600, MotionConfig(16, 4))
+    assert sorted(clips) == [0, 1, 2] and probe.bits_delta == 3200     # clip 2: the last keyframe alone
+    own = int(np.sum((noisy.astype(np.int64) - kf) ** 2))
+    assert probe.sse_delta > own > 0
+    lam = keyframe_lambda([probe])
+    assert lam == pytest.approx(probe.sse_delta / 3200)
+    finer = SlopeProbe(-probe.sse_delta, -probe.bits_delta)
+    assert keyframe_lambda([finer]) == pytest.approx(lam)
+    assert keyframe_lambda([probe, SlopeProbe(0.0, 3200)]) == pytest.approx(lam / 2)   # pooled
+    assert keyframe_lambda([SlopeProbe(5.0, 0)]) == 0.0
 
 
 def test_config_refuses_bad_values():
