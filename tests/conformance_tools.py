@@ -4,6 +4,7 @@ Regenerate on purpose only:
     NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py          # tiny.nvc (version 1.0)
     NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py motion   # motion.nvc (version 1.1)
     NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py refine   # refine.nvc (version 1.1)
+    NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py cuts     # cuts.nvc (version 1.2)
 
 tiny.nvc: two sample clips encoded with the tiny preset; expected.json records what a
 conforming CPU decoder must produce: the md5 of the decoded keyframes and weights
@@ -17,6 +18,11 @@ motion floor (section 14.3: integer arithmetic, bit-exact everywhere).
 refine.nvc: tiny.nvc's two clips encoded with the tiny preset and a network that consumes
 coded motion (``ModelConfig.motion``, FORMAT.md 14.4): keyframes, one MOTN per video and
 weights. refine_expected.json records ``digests`` plus the md5 of each video's motion integers.
+
+cuts.nvc: one video with a scene cut, keyframes on it (a KPOS chunk, FORMAT.md section 15) and
+the motion floor (no network): the first CUT_AT frames of foreman, then the first frames of dog,
+at 48x40, written to a temporary y4m and encoded with ``--network none``. cuts_expected.json
+records the keyframe frame numbers (``keyframe_frames``) and ``motion_digests`` (motion integers, keyframe and floor md5).
 """
 
 import hashlib
@@ -43,6 +49,9 @@ MOTION_EXPECTED = HERE / "motion_expected.json"
 REFINE_NVC = HERE / "refine.nvc"
 REFINE_EXPECTED = HERE / "refine_expected.json"
 REFINE_INPUTS = [ROOT / "samples" / "foreman_176x144.mp4", ROOT / "samples" / "dog_192x108.mp4"]
+CUTS_NVC = HERE / "cuts.nvc"
+CUTS_EXPECTED = HERE / "cuts_expected.json"
+CUT_AT, CUTS_FRAMES = 7, 13
 
 
 def digests(path: Path) -> dict:
@@ -125,7 +134,9 @@ def motion_digests(path: Path) -> dict:
         out["motion"] = motion_to_json(fields)
         for v, (entry, m) in enumerate(zip(md["videos"], fields)):
             keyframes = decoded_keyframes(r, v)
-            floor = floor_video(keyframes, m, entry["n_frames"], md["keyframe_interval"])
+            layout = r.keyframe_layout(v)
+            floor = floor_video(keyframes, m, entry["n_frames"], md["keyframe_interval"],
+                                None if layout.is_regular else layout.keyframe_frames())
             out["keyframes"][entry["name"]] = hashlib.md5(keyframes.tobytes()).hexdigest()
             out["floor"][entry["name"]] = hashlib.md5(floor.tobytes()).hexdigest()
     return out
@@ -156,6 +167,24 @@ def main() -> None:
         nvcodec.encode(REFINE_INPUTS, REFINE_NVC, build_config("tiny", epochs=2, motion=True, weight_bpp=64.0), size=(48, 40),
                        max_frames=9, force=True, quiet=True)
         REFINE_EXPECTED.write_text(json.dumps(refine_digests(REFINE_NVC), indent=2) + "\n")
+        return
+    if sys.argv[1:] == ["cuts"]:
+        import tempfile
+
+        from nvcodec.media import VideoWriter, read_frames
+
+        shots = [list(read_frames(path, size=(48, 40), max_frames=n))
+                 for path, n in zip(REFINE_INPUTS, (CUT_AT, CUTS_FRAMES - CUT_AT))]
+        with tempfile.TemporaryDirectory() as tmp:
+            video = Path(tmp) / "cut.y4m"
+            with VideoWriter(video, "y4m", 48, 40, 25, 1) as writer:
+                for frame in shots[0] + shots[1]:
+                    writer.write(frame)
+            nvcodec.encode([video], CUTS_NVC, build_config("tiny", network="none"), force=True, quiet=True)
+        with NvcReader(CUTS_NVC) as r:
+            keyframes = r.keyframe_layout(0).keyframe_frames().tolist()
+        text = json.dumps({"keyframe_frames": keyframes, **motion_digests(CUTS_NVC)}, indent=1)
+        CUTS_EXPECTED.write_text(re.sub(r"\[[-\d,\s]*\]", lambda m: re.sub(r"\s", "", m[0]), text) + "\n")
         return
     nvc = HERE / "tiny.nvc"
     nvcodec.encode([ROOT / "samples" / "foreman_176x144.mp4", ROOT / "samples" / "dog_192x108.mp4"],

@@ -9,6 +9,9 @@ floor (integer arithmetic, FORMAT.md 14.3) are bit-exact everywhere.
 
 refine.nvc (version 1.1): coded motion and a network that consumes it (FORMAT.md 14.4): keyframes,
 motion integers and weights bit-exact; frames exact on CPU with this torch build, like tiny.nvc's.
+
+cuts.nvc (version 1.2): one video with a scene cut, its keyframes listed (KPOS, FORMAT.md section 15),
+coded motion and no network: keyframe frame numbers, motion integers and floor bit-exact everywhere.
 """
 
 import hashlib
@@ -22,7 +25,7 @@ import torch
 import nvcodec
 
 from conformance_tools import MOTION_EXPECTED, MOTION_NVC, motion_digests, motion_from_json, motion_vector_inputs
-from conformance_tools import REFINE_EXPECTED, REFINE_NVC, refine_digests
+from conformance_tools import CUT_AT, CUTS_EXPECTED, CUTS_NVC, REFINE_EXPECTED, REFINE_NVC, refine_digests
 from conformance_tools import digests as conformance_digests
 from nvcodec.bitstream import NvcFormatError, NvcReader, QuantizedTensor, write_nvc
 
@@ -167,3 +170,32 @@ def test_refine_vector_random_access_matches_the_full_decode():
             assert hashlib.md5(frames.tobytes()).hexdigest() == REFINE["frames"][v.name]
             for lo, hi in ((3, 9), (8, 9)):
                 assert (nvc.read(v.name, slice(lo, hi)) == frames[lo:hi]).all()
+
+
+# --- cuts.nvc ---------------------------------------------------------------------------------
+
+CUTS = json.loads(CUTS_EXPECTED.read_text())
+
+
+def test_cuts_vector_lists_keyframes_on_both_sides_of_its_cut():
+    """Version 1.2 with one KPOS: the keyframes are the recorded frame numbers, the cut's first frame and the
+    frame before it among them, so no frame is predicted across the cut."""
+    with NvcReader(CUTS_NVC) as r:
+        types = [t for t, *_ in r.chunks()]
+        assert r.version == (1, 2) and types.count("KPOS") == 1 and "TENS" not in types
+        listed = r.keyframe_layout(0).keyframe_frames().tolist()
+    assert listed == CUTS["keyframe_frames"] and {CUT_AT - 1, CUT_AT} <= set(listed)
+
+
+def test_cuts_vector_decodes_bit_exactly():
+    """Keyframes, motion integers and the motion floor over the listed keyframes, as recorded; nvcodec.open
+    gives the same floor, and a frame range across the cut the same frames as the whole video."""
+    decoded = motion_digests(CUTS_NVC)
+    for part in ("keyframes", "motion", "floor"):
+        assert decoded[part] == CUTS[part], part
+    with nvcodec.open(CUTS_NVC, device="cpu") as nvc:
+        (video,) = nvc.videos
+        frames = nvc.read(video.name)
+        assert hashlib.md5(frames.tobytes()).hexdigest() == CUTS["floor"][video.name]
+        for lo, hi in ((CUT_AT - 2, CUT_AT + 2), (CUT_AT, CUT_AT + 1), (0, len(frames))):
+            assert (nvc.read(video.name, slice(lo, hi)) == frames[lo:hi]).all()
