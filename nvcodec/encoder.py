@@ -32,10 +32,10 @@ from nvcodec.cuts import detect_cuts
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.metrics import blend_psnr, keyframe_psnr
-from nvcodec.motion import MOTION_CANDIDATES, choose_motion, estimate_video, floor_video, warped_video
+from nvcodec.motion import MOTION_CANDIDATES, estimate_video, floor_video, warped_video
 from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, RateAwareQuant
 from nvcodec.quant import quantize_state
-from nvcodec.rate import keyframe_lambda, keyframe_slope, plan_target, probe_quality
+from nvcodec.rate import allocate_motion, plan_target, probe_quality
 from nvcodec.store import FrameStore, StoredVideo, open_store
 
 WORKDIR_SUFFIX = ".work"
@@ -401,34 +401,27 @@ def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: C
     """Each video's coded motion (FORMAT.md section 14), estimated on whole frames against its decoded
     keyframes, one video's frames in memory at a time. Without ``kf_codec``: the default
     ``MotionConfig``. With it (the keyframes' codec, their ``segments``): each video's grid and step
-    chosen among MOTION_CANDIDATES at the price of a keyframe bit (``nvcodec.rate.keyframe_slope``)."""
+    chosen among MOTION_CANDIDATES at the price of a keyframe bit (``nvcodec.rate.allocate_motion``)."""
     default = MOTION_CANDIDATES[0]
     probe_q = None if kf_codec is None else probe_quality(kf_codec)
     if probe_q is None:
         say(f"motion: {default.grid}x{default.grid} cells, step {default.step_qpel}/4 pixel, {default.interp}")
         return [estimate_video(v.frames.read(), np.asarray(kf), interval, default, v.keyframes)
                 for v, kf in zip(videos, decoded_kf)]
-    probe = replace(kf_codec, quality=probe_q)
-    probes, known = [], []
-    for v, (video, kf) in enumerate(zip(videos, decoded_kf)):
-        frames = video.frames.read()
-        coded, probe_kf = _code_video_keyframes(video, probe)
-        slope, clips = keyframe_slope(frames, interval, video.keyframes, np.asarray(kf), probe_kf,
-                                      sum(len(s.data) for s in segments if s.video == v),
-                                      sum(len(data) for *_, data in coded), default)
-        probes.append(slope)
-        known.append(clips)
-    lam = keyframe_lambda(probes)
-    motion, chosen = [], []
-    for video, kf, clips in zip(videos, decoded_kf, known):
-        m, best, _ = choose_motion(video.frames.read(), np.asarray(kf), interval, MOTION_CANDIDATES, lam,
-                                   video.keyframes, known={default: clips})
-        motion.append(m)
-        chosen.append(best.config)
-    counts = {c: chosen.count(c) for c in MOTION_CANDIDATES if c in chosen}
-    say(f"motion: keyframe slope measured at quality {kf_codec.quality} vs {probe_q}: a bit costs {lam:.1f} of squared "
-        "error; grid/step per video: " + ", ".join(f"{c.grid}px step {c.step_qpel}/4 x{n}" for c, n in counts.items()))
-    return motion
+    probe_codec = replace(kf_codec, quality=probe_q)
+
+    def probe(v: int) -> tuple[int, np.ndarray]:
+        coded, decoded = _code_video_keyframes(videos[v], probe_codec)
+        return sum(len(data) for *_, data in coded), decoded
+
+    kf_bytes = [sum(len(s.data) for s in segments if s.video == v) for v in range(len(videos))]
+    alloc = allocate_motion([(v.frames.read, v.keyframes) for v in videos], interval, decoded_kf, kf_bytes, probe,
+                            probe_q)
+    counts = {c: alloc.chosen.count(c) for c in MOTION_CANDIDATES if c in alloc.chosen}
+    say(f"motion: keyframe slope measured at quality {kf_codec.quality} vs {probe_q}: a bit costs {alloc.lam:.1f} of "
+        "squared error; grid/step per video: " + ", ".join(f"{c.grid}px step {c.step_qpel}/4 x{n}"
+                                                           for c, n in counts.items()))
+    return alloc.motion
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:

@@ -40,7 +40,8 @@ from nvcodec.bitstream.positions import KeyframeLayout
 from nvcodec.config import ModelConfig
 from nvcodec.corpus import build_clipset, keyframe_positions
 from nvcodec.keyframes import CODECS, KeyframeCodec, encode_keyframes
-from nvcodec.motion import MotionConfig, clips_floor_sse, estimate_clips, sample_clips, warped_video
+from nvcodec.motion import (MOTION_CANDIDATES, MotionConfig, choose_motion, clips_floor_sse, estimate_clips,
+                            sample_clips, warped_video)
 from nvcodec.presets import Preset
 
 # Keyframe shares of the budget tried, the pilot fit's share of the steps, and the bits per weight
@@ -109,6 +110,44 @@ def keyframe_lambda(probes: Sequence[SlopeProbe]) -> float:
     if bits < 0:                      # the probe was finer: both deltas negative
         sse, bits = -sse, -bits
     return max(sse, 0.0) / bits if bits > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class MotionAllocation:
+    """Each video's coded motion, chosen at the price of a keyframe bit (``allocate_motion``)."""
+
+    motion: list            # one nvcodec.bitstream.VideoMotion per video
+    lam: float              # the price: squared error (8-bit RGB) per bit
+    probe_quality: int
+    chosen: list            # per video its MotionConfig
+
+
+def allocate_motion(videos: Sequence[tuple[Callable[[], np.ndarray], np.ndarray | None]], interval: int,
+                    decoded_kf: Sequence[np.ndarray], kf_bytes: Sequence[int],
+                    probe: Callable[[int], tuple[int, np.ndarray]], probe_q: int,
+                    candidates: Sequence[MotionConfig] = MOTION_CANDIDATES) -> MotionAllocation:
+    """Each video's motion among ``candidates`` at the measured price of a keyframe bit.
+
+    ``videos``: per video (a function that reads its frames as coded, its keyframe frames or None);
+    ``decoded_kf``/``kf_bytes``: its keyframes at the codec's quality, decoded, and their bytes;
+    ``probe(v)``: (bytes, decoded keyframes) of video v coded at ``probe_q``. One video's frames are
+    in memory at a time (read twice: the price pools over the corpus before any choice)."""
+    default = candidates[0]
+    probes, known = [], []
+    for v, ((read, keyframes), kf) in enumerate(zip(videos, decoded_kf)):
+        n_bytes, probe_kf = probe(v)
+        slope, clips = keyframe_slope(read(), interval, keyframes, np.asarray(kf), probe_kf, kf_bytes[v], n_bytes,
+                                      default)
+        probes.append(slope)
+        known.append(clips)
+    lam = keyframe_lambda(probes)
+    motion, chosen = [], []
+    for (read, keyframes), kf, clips in zip(videos, decoded_kf, known):
+        m, best, _ = choose_motion(read(), np.asarray(kf), interval, candidates, lam, keyframes,
+                                   known={default: clips})
+        motion.append(m)
+        chosen.append(best.config)
+    return MotionAllocation(motion, lam, probe_q, chosen)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from nvcodec.motion import (
     sample_clips,
     warp,
 )
-from nvcodec.rate import SlopeProbe, keyframe_lambda, keyframe_slope
+from nvcodec.rate import SlopeProbe, allocate_motion, keyframe_lambda, keyframe_slope
 
 
 def texture(rng, height, width) -> np.ndarray:
@@ -256,6 +256,41 @@ def test_keyframe_slope_prices_a_bit_by_what_coarser_keyframes_lose():
     assert keyframe_lambda([finer]) == pytest.approx(lam)
     assert keyframe_lambda([probe, SlopeProbe(0.0, 3200)]) == pytest.approx(lam / 2)   # pooled
     assert keyframe_lambda([SlopeProbe(5.0, 0)]) == 0.0
+
+
+def test_allocate_motion_follows_the_price_of_a_keyframe_bit():
+    """Keyframes that lose much for one byte saved make bits dear: every video takes its cheapest motion;
+    keyframes that lose nothing make bits free: every video takes its least-error motion. The motion
+    returned is the chosen config's, and each video's frames are read through its own reader."""
+    top, bottom = panning(height=64, dx=1, seed=3), panning(height=64, dx=-1, seed=4)
+    split = np.concatenate([top[:, :32], bottom[:, 32:]], axis=1)       # as in the choose_motion test above
+    videos = [split, panning(height=32, width=32, dy=1, dx=2, seed=7)]
+    decoded = [v[[0, 8]] for v in videos]
+    candidates = [MotionConfig(64, 4), MotionConfig(8, 2)]
+    reads = []
+
+    def reader(v):
+        def read():
+            reads.append(v)
+            return videos[v]
+        return read
+
+    def run(probe):
+        return allocate_motion([(reader(v), None) for v in range(2)], 8, decoded, [5000, 5000], probe, 44,
+                               candidates)
+
+    noisy = [np.clip(k.astype(np.int16) + 40 * (np.indices(k.shape).sum(0) % 2), 0, 255).astype(np.uint8)
+             for k in decoded]
+    dear = run(lambda v: (4999, noisy[v]))
+    free = run(lambda v: (1000, decoded[v]))
+    assert dear.lam > 1e4 and free.lam == 0.0 and sorted(set(reads)) == [0, 1]
+    for v, video in enumerate(videos):
+        results = {r.config: r for r in choose_motion(video, decoded[v], 8, candidates, 0.0)[2]}
+        assert dear.chosen[v] == min(results, key=lambda c: results[c].n_bytes)
+        assert free.chosen[v] == min(results, key=lambda c: results[c].sse)
+        for alloc in (dear, free):
+            assert (alloc.motion[v].grid, alloc.motion[v].step_qpel) == (alloc.chosen[v].grid, alloc.chosen[v].step_qpel)
+    assert dear.chosen != free.chosen
 
 
 def test_config_refuses_bad_values():
