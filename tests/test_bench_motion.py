@@ -51,3 +51,31 @@ def test_report_renders_every_point():
     text = bench_motion.report(result)
     assert "| 40 | 31.00 | motion | 32 x 4 : bilinear | 28.00 | +1.50 | 500 |" in text
     assert "| 36 | 28.10 | 0.0400 |" in text and "motion floor: BD-rate -3.0 %" in text
+
+
+def test_floor_point_takes_each_videos_motion_and_the_report_compares_the_choice_with_the_envelope():
+    """Given motion (the encoder's choice), the floor is built from it, bytes counted; results.md prices
+    the allocated point against the upper envelope of the fixed configurations."""
+    from nvcodec.motion import estimate_video
+
+    corpus = tiny_corpus()
+    dec_kf = {n: f[[0, 8, 9]] if len(f) == 10 else f[[0, 2]] for n, f in corpus.frames.items()}
+    motions = {n: estimate_video(corpus.frames[n], dec_kf[n], 8, MotionConfig(8, 4)) for n in corpus.names}
+    given = bench_motion.floor_point(corpus, dec_kf, 8, None, motions)
+    fixed = bench_motion.floor_point(corpus, dec_kf, 8, MotionConfig(8, 4))
+    assert given["psnr"] == fixed["psnr"] and given["motion_bytes"] == fixed["motion_bytes"]
+
+    base = {"keyframe_psnr": 31.0, "motion_bpp": 0.001, "seconds": 1.0, "motion_bytes": 100,
+            "bytes_by_prediction": {"none": 1, "time": 1, "space": 1, "time+space": 1}}
+    fixed_points = [dict(base, kind="motion", keyframe_quality=q, grid=32, step_qpel=4, interp="bilinear",
+                         bpp=bpp, psnr=psnr) for q, bpp, psnr in ((40, 0.04, 28.0), (30, 0.08, 30.0))]
+    blends = [dict(base, kind="blend", keyframe_quality=q, bpp=0.03, psnr=26.0) for q in (40, 30)]
+    alloc = dict(base, kind="allocated", keyframe_quality=40, lam=123.4, chosen={"16x2": 2}, bpp=0.05, psnr=29.0)
+    result = {"n_videos": 2, "corpus": "c", "n_frames": 64, "max_frames": 32, "size": [160, 128], "interval": 8,
+              "command": "python -m benchmarks.bench_motion", "machine": "m", "seconds": 5.0,
+              "points": blends + fixed_points + [alloc], "x264_medium": [{"crf": 36, "psnr": 28.1, "bpp": 0.04}],
+              "bd_rate_vs_x264_medium": {}, "bd_rate_allocated_vs_main_config": None}
+    text = bench_motion.report(result)
+    assert "| 40 | 31.00 | allocated | per video: 16x2 x2 | 29.00 | +3.00 |" in text
+    # the envelope needs exp(mean(log 0.04, log 0.08)) = 0.0566 bpp for 29 dB: the choice saves 11.6 %
+    assert "| 40 | 123 | 29.00 | 0.0500 | 0.0566 | +11.6 % |" in text
