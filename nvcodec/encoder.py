@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from nvcodec import __version__
-from nvcodec.bitstream import KeyframeSegment, VideoRecord, write_nvc
+from nvcodec.bitstream import KeyframeSegment, VideoRecord, motion_chunk_n_bytes, write_nvc
 from nvcodec.config import ModelConfig, count_parameters
 from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
 from nvcodec.cuts import detect_cuts
@@ -35,7 +35,8 @@ from nvcodec.metrics import blend_psnr, keyframe_psnr
 from nvcodec.motion import MOTION_CANDIDATES, estimate_video, floor_video, warped_video
 from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, RateAwareQuant
 from nvcodec.quant import quantize_state
-from nvcodec.rate import allocate_motion, plan_target, probe_quality
+from nvcodec.rate import (MotionAllocation, allocate_motion, keyframe_bytes, plan_floor_target, plan_target,
+                          probe_quality)
 from nvcodec.store import FrameStore, StoredVideo, open_store
 
 WORKDIR_SUFFIX = ".work"
@@ -381,12 +382,26 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
                          store: FrameStore, started: float, device: str, say: Callable[[str], None],
                          progress: bool = False) -> EncodeReport:
     """``--network none``: keyframes + one MOTN per video, metadata ``model: {}`` (FORMAT.md section 13);
-    no fit, no weights. The measuring decode is the decoder's floor path."""
+    no fit, no weights. The measuring decode is the decoder's floor path. A byte budget chooses the
+    keyframe quality and the motion together (``nvcodec.rate.plan_floor_target``)."""
     interval, kf_codec = config.keyframe_interval, config.keyframe_codec
+    motion = None
+    if isinstance(config.quantization, ByteBudget):
+        def allocate(codec: KeyframeCodec):
+            segments, decoded = _code_keyframes(videos, interval, codec, None)
+            alloc = _allocate_motion(videos, decoded, interval, codec, segments)
+            return alloc, sum(motion_chunk_n_bytes(v, m) for v, m in enumerate(alloc.motion))
+
+        kf_codec, alloc = plan_floor_target(
+            config.quantization.target_bpp, n_pixels, kf_codec,
+            lambda codec: keyframe_bytes([v.frames for v in videos], interval, codec, [v.keyframes for v in videos]),
+            allocate, say)
+        motion = alloc.motion
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames; no network: the motion floor")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes", store)
-    motion = _estimate_motion(videos, decoded_kf, interval, say, kf_codec, segments)
+    if motion is None:
+        motion = _estimate_motion(videos, decoded_kf, interval, say, kf_codec, segments)
     # The tile means nothing without a network; the metadata requires one: the preset's.
     metadata = _metadata(videos, interval, kf_codec, {}, config.preset.tile, {"preset": config.preset.name,
                                                                            "network": "none"})
@@ -402,26 +417,34 @@ def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: C
     keyframes, one video's frames in memory at a time. Without ``kf_codec``: the default
     ``MotionConfig``. With it (the keyframes' codec, their ``segments``): each video's grid and step
     chosen among MOTION_CANDIDATES at the price of a keyframe bit (``nvcodec.rate.allocate_motion``)."""
-    default = MOTION_CANDIDATES[0]
-    probe_q = None if kf_codec is None else probe_quality(kf_codec)
-    if probe_q is None:
+    if kf_codec is None:
+        default = MOTION_CANDIDATES[0]
         say(f"motion: {default.grid}x{default.grid} cells, step {default.step_qpel}/4 pixel, {default.interp}")
         return [estimate_video(v.frames.read(), np.asarray(kf), interval, default, v.keyframes)
                 for v, kf in zip(videos, decoded_kf)]
-    probe_codec = replace(kf_codec, quality=probe_q)
+    alloc = _allocate_motion(videos, decoded_kf, interval, kf_codec, segments)
+    counts = {c: alloc.chosen.count(c) for c in MOTION_CANDIDATES if c in alloc.chosen}
+    say(f"motion: keyframe slope measured at quality {kf_codec.quality} vs {alloc.probe_quality}: a bit costs "
+        f"{alloc.lam:.1f} of squared error; grid/step per video: "
+        + ", ".join(f"{c.grid}px step {c.step_qpel}/4 x{n}" for c, n in counts.items()))
+    return alloc.motion
+
+
+def _allocate_motion(videos: Sequence[_Video], decoded_kf, interval: int, kf_codec: KeyframeCodec,
+                     segments: Sequence[KeyframeSegment]) -> MotionAllocation:
+    """``nvcodec.rate.allocate_motion`` on the encoder's videos; a quality scale too short for a probe
+    (none of the codecs has one) leaves bits unpriced: each video then takes its least-error motion."""
+    probe_q = probe_quality(kf_codec)
+    kf_bytes = [sum(len(s.data) for s in segments if s.video == v) for v in range(len(videos))]
 
     def probe(v: int) -> tuple[int, np.ndarray]:
-        coded, decoded = _code_video_keyframes(videos[v], probe_codec)
+        if probe_q is None:                    # the keyframes themselves: no bits saved, so no price
+            return kf_bytes[v], np.asarray(decoded_kf[v])
+        coded, decoded = _code_video_keyframes(videos[v], replace(kf_codec, quality=probe_q))
         return sum(len(data) for *_, data in coded), decoded
 
-    kf_bytes = [sum(len(s.data) for s in segments if s.video == v) for v in range(len(videos))]
-    alloc = allocate_motion([(v.frames.read, v.keyframes) for v in videos], interval, decoded_kf, kf_bytes, probe,
-                            probe_q)
-    counts = {c: alloc.chosen.count(c) for c in MOTION_CANDIDATES if c in alloc.chosen}
-    say(f"motion: keyframe slope measured at quality {kf_codec.quality} vs {probe_q}: a bit costs {alloc.lam:.1f} of "
-        "squared error; grid/step per video: " + ", ".join(f"{c.grid}px step {c.step_qpel}/4 x{n}"
-                                                           for c, n in counts.items()))
-    return alloc.motion
+    return allocate_motion([(v.frames.read, v.keyframes) for v in videos], interval, decoded_kf, kf_bytes, probe,
+                           kf_codec.quality if probe_q is None else probe_q)
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:

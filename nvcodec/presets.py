@@ -197,8 +197,6 @@ class EncodeConfig:
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise NvcInputError(f"EncodeConfig.network: {self.network!r} is not one of {', '.join(NETWORKS)}")
-        if self.network == "none" and isinstance(self.quantization, ByteBudget):
-            raise NvcInputError("EncodeConfig: a byte budget (--target-bpp) sizes a network; --network none has none")
         if not isinstance(self.preset, Preset):
             raise NvcInputError(f"EncodeConfig.preset: expected a Preset, got {type(self.preset).__name__}")
         if not isinstance(self.keyframe_codec, KeyframeCodec):
@@ -232,10 +230,11 @@ def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = Non
     ``quant_bits`` (plain quantization), ``rate_lambda`` (rate-aware) and ``target_bpp`` (a byte
     budget) each choose how the weights are quantized: at most one may be given (none: the preset's
     lambda, or plain ``quant_bits`` when it has none). ``target_bpp`` chooses the keyframe quality
-    itself, so it refuses ``keyframe_quality``. ``network='none'`` (no weights) refuses all three.
-    Contradictions raise NvcInputError."""
-    if network == "none" and any(x is not None for x in (target_bpp, rate_lambda, quant_bits)):
-        raise NvcInputError("--network none has no weights: --target-bpp, --lambda and --quant-bits do not apply")
+    itself, so it refuses ``keyframe_quality``. ``network='none'`` (no weights) refuses the two that
+    quantize weights; its ``target_bpp`` chooses the keyframe quality and the motion
+    (``nvcodec.rate.plan_floor_target``). Contradictions raise NvcInputError."""
+    if network == "none" and any(x is not None for x in (rate_lambda, quant_bits)):
+        raise NvcInputError("--network none has no weights: --lambda and --quant-bits do not apply")
     if network == "none" and overrides.get("motion") is False:
         raise NvcInputError("--network none is keyframes + coded motion: --no-motion contradicts it")
     if target_bpp is not None and keyframe_quality is not None:

@@ -38,6 +38,7 @@ import numpy as np
 from nvcodec.bitstream import motion_chunk_n_bytes, tensor_chunk_n_bytes
 from nvcodec.bitstream.positions import KeyframeLayout
 from nvcodec.config import ModelConfig
+from nvcodec.errors import NvcInputError
 from nvcodec.corpus import build_clipset, keyframe_positions
 from nvcodec.keyframes import CODECS, KeyframeCodec, encode_keyframes
 from nvcodec.motion import (MOTION_CANDIDATES, MotionConfig, choose_motion, clips_floor_sse, estimate_clips,
@@ -148,6 +149,61 @@ def allocate_motion(videos: Sequence[tuple[Callable[[], np.ndarray], np.ndarray 
         motion.append(m)
         chosen.append(best.config)
     return MotionAllocation(motion, lam, probe_q, chosen)
+
+
+def plan_floor_target(target_bpp: float, n_pixels: int, kf_codec: KeyframeCodec,
+                      keyframe_bytes: Callable[[KeyframeCodec], int],
+                      allocate: Callable[[KeyframeCodec], tuple[MotionAllocation, int]],
+                      say: Callable[[str], None]) -> tuple[KeyframeCodec, MotionAllocation]:
+    """The keyframe quality and motion of a motion floor (no network) within ``target_bpp``.
+
+    ``keyframe_bytes(codec)``: the corpus's keyframe bytes at that codec (real encodes);
+    ``allocate(codec)``: (``allocate_motion`` at that codec's keyframes, the motion's chunk bytes).
+    The finest quality whose keyframes fit the whole budget bounds the search; the motion chosen
+    there, at the cheapest price of a bit any fitting quality can have, is the most motion any
+    fitting quality chooses, so the quality found with its bytes reserved fits with its own
+    motion, which is chosen last (one quality coarser while it does not: the price rises, the
+    motion shrinks). Two or three allocations, O(log range) keyframe encodes."""
+    budget = target_bpp * n_pixels / 8 - OVERHEAD_BYTES
+    top = CODECS[kf_codec.codec].max_quality
+    cache: dict[int, int] = {}
+
+    def kf(q: int) -> int:
+        if q not in cache:
+            cache[q] = keyframe_bytes(replace(kf_codec, quality=q))
+        return cache[q]
+
+    def finest_within(n_bytes: float) -> int | None:
+        if kf(top) > n_bytes:
+            return None
+        lo, hi = kf_codec.min_quality, top
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if kf(mid) <= n_bytes else (mid + 1, hi)
+        return lo
+
+    def too_low(extra: str) -> NvcInputError:
+        return NvcInputError(f"target {target_bpp} bpp is too low for this corpus: the keyframes alone cost "
+                             f"{8 * (kf(top) + OVERHEAD_BYTES) / n_pixels:.4f} bpp at the lowest quality ({top}){extra}")
+
+    q = finest_within(budget)
+    if q is None:
+        raise too_low("")
+    _, reserve = allocate(replace(kf_codec, quality=q))
+    q = finest_within(budget - reserve)
+    if q is None:
+        raise too_low(" with the coded motion")
+    while True:
+        codec = replace(kf_codec, quality=q)
+        alloc, motion_bytes = allocate(codec)
+        if kf(q) + motion_bytes <= budget:
+            break
+        if q == top:
+            raise too_low(" with the coded motion")
+        q += 1
+    say(f"rate plan for {target_bpp} bpp, no network: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "
+        f"motion {8 * motion_bytes / n_pixels:.4f} bpp")
+    return codec, alloc
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ def test_build_config_validates_network():
     with pytest.raises(NvcInputError, match=r"EncodeConfig.network: 'nerv' is not one of dnerv, none"):
         build_config("tiny", network="nerv")
     with pytest.raises(NvcInputError, match="--network none has no weights"):
-        build_config("tiny", network="none", target_bpp=0.05)
+        build_config("tiny", network="none", rate_lambda=0.01)
     with pytest.raises(NvcInputError, match="--network none has no weights"):
         build_config("tiny", network="none", quant_bits=6)
+    assert build_config("tiny", network="none", target_bpp=0.05).quantization.target_bpp == 0.05
 
 
 def test_cli_network_option_parses_to_the_config_field(tmp_path):
@@ -145,3 +146,55 @@ def test_resume_refuses_a_work_folder_left_by_another_network_setting(corpus, tm
         nvcodec.encode(corpus, out, build_config("tiny"), quiet=True, resume=True)
     report = nvcodec.encode(corpus, out, config, quiet=True, resume=True)
     assert report.n_params == 0 and out.exists()
+
+
+def test_plan_floor_target_fits_keyframes_and_the_motion_chosen_for_them():
+    """The plan reserves the motion chosen at the finest fitting quality, searches the quality with that
+    reserve, and steps coarser while the motion chosen there does not fit; too low a target is refused."""
+    from nvcodec.keyframes import KeyframeCodec
+    from nvcodec.rate import OVERHEAD_BYTES, MotionAllocation, plan_floor_target
+
+    def kf_bytes(codec):                              # halves every 6 quality steps, like a CRF scale
+        return int(200_000 * 2 ** (-codec.quality / 6))
+
+    allocated = []
+
+    def allocate(motion_bytes):
+        def run(codec):
+            allocated.append(codec.quality)
+            return MotionAllocation([], 0.0, codec.quality + 4, []), motion_bytes(codec.quality)
+        return run
+
+    target, n_pixels = 0.5, 1_000_000
+    budget = target * n_pixels / 8 - OVERHEAD_BYTES
+    codec, _ = plan_floor_target(target, n_pixels, KeyframeCodec(quality=30), kf_bytes,
+                                 allocate(lambda q: 20_000 - 200 * q), lambda _m: None)
+    q = codec.quality
+    assert kf_bytes(codec) + 20_000 - 200 * q <= budget < kf_bytes(KeyframeCodec(quality=q - 1)) + 20_000 - 200 * q
+    assert len(allocated) == 2 and allocated[1] == q > allocated[0]
+    # motion that grows as the quality coarsens (it does not by much, measured): the plan steps on until it fits
+    allocated.clear()
+    codec, _ = plan_floor_target(target, n_pixels, KeyframeCodec(quality=30), kf_bytes,
+                                 allocate(lambda q: 10_000 + 1_500 * (q - 11)), lambda _m: None)
+    assert allocated == [11, 12, 13] and codec.quality == 13
+    assert kf_bytes(codec) + 10_000 + 1_500 * 2 <= budget
+    with pytest.raises(NvcInputError, match="too low for this corpus"):
+        plan_floor_target(0.0001, n_pixels, KeyframeCodec(quality=30), kf_bytes, allocate(lambda q: 0),
+                          lambda _m: None)
+
+
+@pytest.mark.slow
+def test_network_none_target_bpp_lands_at_or_under_the_target(tmp_path):
+    """--network none --target-bpp: the written file is at or under the target, and a larger target buys
+    finer keyframes and a higher PSNR."""
+    write_video(tmp_path / "moving.mp4", moving_pattern(10, 32, 48, seed=3), (25, 1))
+    results = {}
+    for target in (1.4, 2.5):          # 2048 bytes (1.07 bpp here) go to a generous overhead bound
+        out = tmp_path / f"t{target}.nvc"
+        report = nvcodec.encode([tmp_path / "moving.mp4"], out, build_config("tiny", network="none", target_bpp=target),
+                                quiet=True)
+        assert report.bpp <= target
+        with NvcReader(out) as reader:
+            results[target] = (report, reader.metadata["keyframe_codec"]["params"]["quality"])
+    (low, q_low), (high, q_high) = results[1.4], results[2.5]
+    assert q_high < q_low and high.psnr > low.psnr and high.bpp > low.bpp
