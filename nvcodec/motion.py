@@ -19,8 +19,10 @@ block matching on luma over whole frames (``estimate_field``: a full search at h
 resolution, candidates refined at full resolution, then the step lattice with the
 decoder's own interpolator), each in-between frame against its clip's *decoded*
 keyframes, the previous frame's motion offered as a linear-motion prior.
-``choose_motion`` picks grid and step by measured rate (the coded bytes of
-nvcodec.bitstream.motion) + lambda x distortion.
+``choose_motion`` picks a video's grid and step among ``MOTION_CANDIDATES`` by measured
+rate (the coded bytes of nvcodec.bitstream.motion) + lambda x distortion on a sample of
+its clips; the encoder's lambda is the price of a keyframe bit, measured
+(``nvcodec.rate.allocate_motion``).
 """
 from __future__ import annotations
 
