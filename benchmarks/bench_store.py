@@ -3,11 +3,12 @@
     nice -n 10 python -m benchmarks.bench_store --corpus ../shared/corpus --work /tmp/bench_store \\
         --clips 10 --clips 40 --out benchmarks/results/store
 
-1. A corpus made from the corpus clips (nothing committed but this generator): clip i takes
-   source ``i mod n_sources`` (sorted names), read at ``SOURCE_SIZE``, from frame
+1. A corpus made from the corpus clips (nothing committed but this generator, ``make_corpus``):
+   clip i takes source ``i mod n_sources`` (sorted names), read at ``SOURCE_SIZE``, from frame
    ``3 * (i // n_sources)`` on (looping a short source back and forth), a 160x128 window at a
    seeded offset, mirrored on odd passes, ``--frames`` frames, x264 CRF 18. The first N clips
-   of the largest set are the smaller sets (folders of links).
+   of the largest set are the smaller sets (folders of links). ``benchmarks/bench_scaling.py``
+   uses the same generator to cut distinct segments (``stride`` = the clip length, no looping).
 2. Peak RSS of an encode of each set: a child process runs ``nvcodec.encode`` (what
    ``nvcodec encode`` calls) with the ``tiny`` preset, ``--max-steps`` fit steps and the fastest
    SVT-AV1 preset for the keyframes (the memory, not the rate, is measured); a wrapper process
@@ -51,25 +52,44 @@ def _source_frames(path: Path, n_frames: int, first: int) -> np.ndarray:
     return bounce[index]
 
 
-def make_corpus(corpus: Path, out: Path, n_clips: int, n_frames: int, seed: int) -> list[Path]:
-    """Write ``n_clips`` clips of ``n_frames`` frames at CLIP_SIZE under ``out`` (kept if present)."""
+def clip_plan(lengths: list[int], n_clips: int, n_frames: int, stride: int, loop: bool) -> list[tuple[int, int]]:
+    """(source, pass) of each clip: pass p of every source in turn (pass p starts at frame
+    ``stride * p``). With ``loop`` every source serves every pass (a short one is looped back and
+    forth), so clip i is (i mod n_sources, i // n_sources); without it a source serves only the
+    passes its ``lengths`` hold whole: distinct segments cut from the longer videos."""
+    plan, p = [], 0
+    while len(plan) < n_clips:
+        eligible = [s for s, n in enumerate(lengths) if loop or stride * p + n_frames <= n]
+        if not eligible:
+            raise SystemExit(f"the corpus holds only {len(plan)} distinct clips of {n_frames} frames")
+        plan += [(s, p) for s in eligible]
+        p += 1
+    return plan[:n_clips]
+
+
+def make_corpus(corpus: Path, out: Path, n_clips: int, n_frames: int, seed: int, *, stride: int = 3,
+                loop: bool = True) -> list[Path]:
+    """Write ``n_clips`` clips of ``n_frames`` frames at CLIP_SIZE under ``out`` (kept if present),
+    as ``clip_plan`` assigns them; a clip on an odd pass is mirrored."""
     from nvcodec.media import VideoWriter
 
-    sources = [s.path for s in scan([corpus], warn=lambda _m: None)]
+    scanned = scan([corpus], warn=lambda _m: None)
+    sources = [s.path for s in scanned]
+    plan = clip_plan([s.info.n_frames for s in scanned], n_clips, n_frames, stride, loop)
     rng = np.random.default_rng(seed)
     offsets = [(int(rng.integers(0, SOURCE_SIZE[0] - CLIP_SIZE[0] + 1)),
                 int(rng.integers(0, SOURCE_SIZE[1] - CLIP_SIZE[1] + 1))) for _ in range(n_clips)]
     paths = [out / f"clip_{i:05d}.mp4" for i in range(n_clips)]
     out.mkdir(parents=True, exist_ok=True)
     for s, source in enumerate(sources):                  # one read of each source for all its clips
-        mine = [i for i in range(s, n_clips, len(sources)) if not paths[i].exists()]
+        mine = [i for i, (source_i, _) in enumerate(plan) if source_i == s and not paths[i].exists()]
         if not mine:
             continue
-        passes = max(i // len(sources) for i in mine)
-        frames = _source_frames(source, n_frames + 3 * passes, 0)
+        passes = max(plan[i][1] for i in mine)
+        frames = _source_frames(source, n_frames + stride * passes, 0)
         for i in mine:
-            p = i // len(sources)
-            (x, y), clip = offsets[i], frames[3 * p:3 * p + n_frames]
+            p = plan[i][1]
+            (x, y), clip = offsets[i], frames[stride * p:stride * p + n_frames]
             clip = clip[:, y:y + CLIP_SIZE[1], x:x + CLIP_SIZE[0]]
             if p % 2:
                 clip = clip[:, :, ::-1]
@@ -186,6 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-steps", type=int, default=100, help="fit steps of each measured encode")
     ap.add_argument("--fit-steps", type=int, default=60, help="steps of each throughput fit")
     ap.add_argument("--fit-preset", action="append", help="presets of the throughput fit (default: tiny, fast)")
+    ap.add_argument("--no-fit", action="store_true", help="measure the encodes only (no throughput fit)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
@@ -202,10 +223,11 @@ def main(argv: list[str] | None = None) -> dict:
         result["encodes"].append(row)
         print(f"{n} clips x {args.frames} frames: peak RSS {row['max_rss_mib']:.0f} MiB, {row['seconds']} s",
               flush=True)
-    growth = result["encodes"][-1]["max_rss_mib"] - result["encodes"][0]["max_rss_mib"]
-    result["rss_growth_mib"] = growth
-    print(f"peak RSS grows {growth:.0f} MiB from {sizes[0]} to {sizes[-1]} clips (goal: at most 150 MB)")
-    for preset in args.fit_preset or ["tiny", "fast"]:
+    if len(sizes) > 1:
+        growth = result["encodes"][-1]["max_rss_mib"] - result["encodes"][0]["max_rss_mib"]
+        result["rss_growth_mib"] = growth
+        print(f"peak RSS grows {growth:.0f} MiB from {sizes[0]} to {sizes[-1]} clips (goal: at most 150 MB)")
+    for preset in [] if args.no_fit else args.fit_preset or ["tiny", "fast"]:
         folder = subset_folder(paths, sizes[0], args.work / f"set_{args.frames}f_{sizes[0]}")
         row = fit_throughput(folder, args.work / f"fit_store_{preset}", preset, args.fit_steps, args.rounds)
         result["fit"].append(row)

@@ -30,7 +30,8 @@ class ClipSet:
         (video index, tile index within that video's grid, frame index of its first frame).
     ``warped``    uint8 (n_clips, T, 2, 3, tile_h, tile_w) or ``None``: for a network that consumes
         coded motion, each frame's start and end keyframe tiles warped at frame level by the
-        frame's decoded motion (``nvcodec.motion.warped_clip``, then tiled).
+        frame's decoded motion (``nvcodec.motion.warped_clip``, then tiled). An array, or an array-like
+        read on demand as ``frames`` may be (``nvcodec.store.ClipWarped``).
     """
 
     mask: np.ndarray
@@ -88,13 +89,15 @@ class ClipSet:
 
     def subset(self, index: np.ndarray | slice) -> "ClipSet":
         """The clips selected by ``index``, sharing the keyframe array (no copy of it)."""
-        def pick(arr: np.ndarray | None) -> np.ndarray | None:
-            return None if arr is None else arr[index]
-        # frames read on demand (nvcodec.store.ClipFrames) stay on demand
-        frames = self.frames.subset(index) if hasattr(self.frames, "subset") else pick(self.frames)
+        def pick(arr):
+            if arr is None:
+                return None
+            # read on demand (nvcodec.store.ClipFrames, ClipWarped): the subset stays on demand
+            return arr.subset(index) if hasattr(arr, "subset") else arr[index]
+
         return ClipSet(
             mask=self.mask[index], t_video=self.t_video[index], t_local=self.t_local[index],
             keyframes=self.keyframes, start_kf=self.start_kf[index], end_kf=self.end_kf[index],
             video=self.video[index], tile=self.tile[index], first_frame=self.first_frame[index],
-            frames=frames, warped=pick(self.warped),
+            frames=pick(self.frames), warped=pick(self.warped),
         )

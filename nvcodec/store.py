@@ -18,6 +18,9 @@ file, whatever the tile or the clip layout.
 (a memory map opened for the read and closed after it, so pages do not stay mapped).
 :class:`ClipFrames` is ``ClipSet.frames`` read on demand: ``frames[index]`` gives the uint8
 (len(index), T, 3, th, tw) of those clips, reading only their videos' frames.
+The encode also holds each video's decoded keyframes and, for a network that consumes coded
+motion, its clips' warped keyframes beside the frames (``FrameStore.hold_keyframes`` /
+``hold_warped``); :class:`ClipWarped` is ``ClipSet.warped`` read on demand likewise.
 
 Writing is atomic per entry (a temporary file renamed into place, the JSON last); a full
 disk or a file-size limit raises one ``NvcInputError`` and leaves no partial entry.
@@ -46,6 +49,8 @@ STORE_VERSION = 1             # bump when the entry layout changes: older entrie
 ENTRY_SUFFIX = ".json"        # what an entry records (StoreKey + shape); written after the frames
 FRAMES_SUFFIX = ".u8"         # the frames: raw uint8 (L, H, W, 3), C order
 KEYFRAMES_SUFFIX = ".kf.u8"   # the encoder's decoded keyframes of the video (n_kf, H, W, 3), same layout
+WARPED_SUFFIX = ".wp.u8"      # its clips' motion-warped keyframes (n_clips, K, 2, H, W, 3) (motion.warped_video)
+HELD_SUFFIXES = (KEYFRAMES_SUFFIX, WARPED_SUFFIX)   # what one encode holds beside the frames
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,17 @@ def store_key(source: SourceVideo, size, fps, max_frames) -> StoreKey:
 
 
 class StoredVideo:
-    """One video's frames in the store, (L, H, W, 3) uint8, read on demand (``video[index]``)."""
+    """One video's frames in the store, (L, H, W, 3) uint8, read on demand (``video[index]``) along
+    the first axis; likewise its held keyframes and warped keyframes (other shapes, same access)."""
 
     dtype = np.dtype(np.uint8)
-    ndim = 4
 
-    def __init__(self, path: Path, shape: tuple[int, int, int, int]) -> None:
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
         self.path, self.shape = Path(path), tuple(int(n) for n in shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -139,6 +148,45 @@ class ClipFrames:
                           self.tile_h, self.tile_w)
 
 
+class ClipWarped:
+    """``ClipSet.warped`` read on demand: clip row i is tile ``tile[i]`` of clip ``clip[i]`` of video
+    ``video[i]``; ``videos`` are per-video (n_clips, T, 2, H, W, 3) uint8 array-likes
+    (``FrameStore.hold_warped``). ``warped[index]`` gives the uint8 (len(index), T, 2, 3, th, tw)."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 6
+
+    def __init__(self, videos: Sequence, clip: np.ndarray, video: np.ndarray, tile: np.ndarray,
+                 tile_h: int, tile_w: int) -> None:
+        self.videos, self.clip, self.video, self.tile = videos, clip, video, tile
+        self.tile_h, self.tile_w = tile_h, tile_w
+        clip_length = videos[0].shape[1] if len(videos) else 0
+        self.shape = (len(video), clip_length, 2, 3, tile_h, tile_w)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = np.arange(self.shape[0])[index]
+        if rows.ndim == 0:
+            return self[rows[None]][0]
+        out = np.empty((len(rows), *self.shape[1:]), np.uint8)             # (n, T, 2, 3, th, tw)
+        for v in np.unique(self.video[rows]):
+            sel = np.flatnonzero(self.video[rows] == v)
+            needed, inverse = np.unique(self.clip[rows[sel]], return_inverse=True)
+            warped = self.videos[v][needed]                                # (u, T, 2, H, W, 3)
+            u, clip_length = warped.shape[:2]
+            tiles = split_tiles(warped.reshape(-1, *warped.shape[3:]), self.tile_h, self.tile_w)
+            tiles = tiles.reshape(u, clip_length, 2, -1, 3, self.tile_h, self.tile_w)   # (u, T, 2, n_tiles, 3, th, tw)
+            out[sel] = tiles[inverse, :, :, self.tile[rows[sel]]]
+        return out
+
+    def subset(self, index) -> "ClipWarped":
+        """The rows ``index``, still on demand (``ClipSet.subset``)."""
+        return ClipWarped(self.videos, self.clip[index], self.video[index], self.tile[index],
+                          self.tile_h, self.tile_w)
+
+
 @dataclass(frozen=True)
 class FrameStore:
     """An opened store: one :class:`StoredVideo` per source, in the sources' order."""
@@ -155,22 +203,30 @@ class FrameStore:
     def hold_keyframes(self, v: int, keyframes: np.ndarray) -> StoredVideo:
         """Keep video ``v``'s decoded keyframes beside its frames until the store is removed, and
         read them on demand from there (the encode's keyframes are 1/K of its frames)."""
-        path = self.root / (self.keys[v].name + KEYFRAMES_SUFFIX)
+        return self._hold(v, KEYFRAMES_SUFFIX, keyframes, "decoded keyframes")
+
+    def hold_warped(self, v: int, warped: np.ndarray) -> StoredVideo:
+        """Likewise video ``v``'s motion-warped keyframes (n_clips, K, 2, H, W, 3), read a batch's
+        clips at a time through ``ClipWarped`` (they are twice the frames' size)."""
+        return self._hold(v, WARPED_SUFFIX, warped, "warped keyframes")
+
+    def _hold(self, v: int, suffix: str, array: np.ndarray, what: str) -> StoredVideo:
+        path = self.root / (self.keys[v].name + suffix)
         tmp = self.root / f".{path.name}.{os.getpid()}.tmp"
         try:
-            np.ascontiguousarray(keyframes, dtype=np.uint8).tofile(tmp)
+            np.ascontiguousarray(array, dtype=np.uint8).tofile(tmp)
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise NvcInputError(f"cannot write the frame store in {self.root} (decoded keyframes): "
+            raise NvcInputError(f"cannot write the frame store in {self.root} ({what}): "
                                 f"{exc.strerror or exc}; free some space and run again with --resume") from None
-        return StoredVideo(path, keyframes.shape)
+        return StoredVideo(path, array.shape)
 
     def remove(self, *, keep_frames: bool = False) -> None:
-        """Delete this store's entries (only the held keyframes with ``keep_frames``: they belong to
-        one encode), and its folder when nothing else is left in it."""
+        """Delete this store's entries (only what an encode held, HELD_SUFFIXES, with ``keep_frames``:
+        that belongs to one encode), and its folder when nothing else is left in it."""
         for key in self.keys:
-            for suffix in (KEYFRAMES_SUFFIX,) if keep_frames else (ENTRY_SUFFIX, FRAMES_SUFFIX, KEYFRAMES_SUFFIX):
+            for suffix in HELD_SUFFIXES if keep_frames else (ENTRY_SUFFIX, FRAMES_SUFFIX, *HELD_SUFFIXES):
                 (self.root / (key.name + suffix)).unlink(missing_ok=True)
         try:
             self.root.rmdir()

@@ -21,7 +21,7 @@ from nvcodec.corpus import build_clipset, keyframe_positions, scan
 from nvcodec.errors import NvcInputError
 from nvcodec.fit import fit
 from nvcodec.media import read_frames
-from nvcodec.store import ClipFrames, StoredVideo, open_store
+from nvcodec.store import ClipFrames, ClipWarped, StoredVideo, open_store
 from tests.test_codec import moving_pattern, write_video
 from tests.test_fit import TINY_FIT, TINY_MODEL
 
@@ -180,6 +180,57 @@ def test_a_fit_from_the_store_equals_the_fit_in_memory(tmp_path, one_torch_threa
         assert torch.equal(tensor, b.state_dict[name]), name
 
 
+def _warped_clipsets(tmp_path):
+    """A motion network's clips (each frame's keyframes warped by estimated motion) with the warped
+    keyframes in memory and held in a frame store, read on demand."""
+    from nvcodec.motion import MotionConfig, estimate_video, warped_video
+    from nvcodec.store import FrameStore, StoreKey
+
+    raw = [moving_pattern(19, 40, 70, seed=3), moving_pattern(9, 32, 32, seed=4)]
+    interval, (th, tw) = TINY_MODEL.clip_length, (TINY_MODEL.tile_h, TINY_MODEL.tile_w)
+    keyframes = [f[keyframe_positions(len(f), interval)] for f in raw]
+    warped = [warped_video(kf, estimate_video(f, kf, interval, MotionConfig(16, 4)), len(f), interval)
+              for f, kf in zip(raw, keyframes)]
+    keys = tuple(StoreKey(f"/v{i}", 0, 0, None, None, None) for i in range(len(raw)))
+    store = FrameStore(tmp_path / "store", keys, (), ())
+    store.root.mkdir()
+    held = [store.hold_warped(v, w) for v, w in enumerate(warped)]
+    videos = [(f, kf, len(f)) for f, kf in zip(raw, keyframes)]
+    in_memory = build_clipset(videos, interval, th, tw, warped=warped)
+    on_disk = build_clipset(videos, interval, th, tw, warped=held)
+    return in_memory, on_disk, store
+
+
+def test_clip_warped_read_on_demand_equal_the_in_memory_clips(tmp_path):
+    """ClipSet.warped held in the store gives, for any clip index, subset or scalar, the in-memory array."""
+    in_memory, on_disk, store = _warped_clipsets(tmp_path)
+    assert isinstance(on_disk.warped, ClipWarped) and on_disk.warped.shape == in_memory.warped.shape
+    assert in_memory.warped.any()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        index = np.sort(rng.choice(in_memory.n_clips, size=4, replace=False))
+        np.testing.assert_array_equal(on_disk.warped[index], in_memory.warped[index])
+    np.testing.assert_array_equal(on_disk.warped[3], in_memory.warped[3])
+    np.testing.assert_array_equal(on_disk.warped[:], in_memory.warped)
+    sub = np.array([7, 1, 4, in_memory.n_clips - 1])
+    np.testing.assert_array_equal(on_disk.subset(sub).warped[np.array([3, 0])], in_memory.warped[[-1, 7]])
+    store.remove()
+    assert not store.root.exists()
+
+
+def test_a_motion_network_fitted_from_the_store_equals_the_fit_in_memory(tmp_path, one_torch_thread):
+    """Same clips, same seed, CPU: a motion network fitted on warped keyframes read from the store has
+    the weights of one fitted on them in memory."""
+    in_memory, on_disk, _ = _warped_clipsets(tmp_path)
+    model = dataclasses.replace(TINY_MODEL, motion=True)
+    cfg = dataclasses.replace(TINY_FIT, epochs=2, max_steps=6)
+    a = fit(model, cfg, in_memory, device="cpu", progress=False)
+    b = fit(model, cfg, on_disk, device="cpu", progress=False)
+    assert a.steps == b.steps > 0 and a.psnr == b.psnr
+    for name, tensor in a.state_dict.items():
+        assert torch.equal(tensor, b.state_dict[name]), name
+
+
 # -- the encoder's use of the store -----------------------------------------------------------
 
 
@@ -236,6 +287,35 @@ def test_resume_after_a_video_changed_decodes_it_again_and_fits_anew(videos, tmp
     fresh = tmp_path / "fresh.nvc"
     nvcodec.encode([videos], fresh, _tiny(), size=SIZE, quiet=True)
     assert out.read_bytes() == fresh.read_bytes()
+
+
+@pytest.mark.slow
+def test_an_encode_reading_warped_keyframes_from_the_store_writes_the_bytes_of_one_holding_them(tmp_path,
+                                                                                               monkeypatch):
+    """A motion network's warped keyframes go to the store and the fit reads them from there
+    (ClipWarped); the file is byte for byte that of an encode that keeps them in memory."""
+    import nvcodec
+    import nvcodec.fit as fit_module
+    from nvcodec.presets import build_config
+    from nvcodec.store import FrameStore
+
+    root = tmp_path / "in"
+    for i in range(2):
+        write_video(root / f"{i}.mp4", moving_pattern(17, 48, 64, seed=5 + i), (25, 1))
+    config = build_config("tiny", epochs=1, motion=True, weight_bpp=8.0)
+    real_fit, seen = fit_module.fit, []
+
+    def watched_fit(model_cfg, fit_cfg, clips, **kwargs):
+        seen.append(type(clips.warped))
+        return real_fit(model_cfg, fit_cfg, clips, **kwargs)
+
+    monkeypatch.setattr(fit_module, "fit", watched_fit)
+    stored = nvcodec.encode([root], tmp_path / "stored.nvc", config, quiet=True)
+    with monkeypatch.context() as m:
+        m.setattr(FrameStore, "hold_warped", lambda _self, _v, warped: warped)
+        nvcodec.encode([root], tmp_path / "memory.nvc", config, quiet=True)
+    assert seen == [ClipWarped, np.ndarray] and stored.n_params > 0
+    assert (tmp_path / "stored.nvc").read_bytes() == (tmp_path / "memory.nvc").read_bytes()
 
 
 def test_cli_store_options_parse():
