@@ -24,7 +24,8 @@ class ClipSet:
     ``mask``      bool (n_clips, T): True for real frames, False for the padding of a short last clip.
     ``t_video``   float32 (n_clips, T): the frame's relative time in its own video, i/(L-1), 0 when L=1.
     ``t_local``   float32 (n_clips, T): weight of the end keyframe, (i-s)/(e-s), 0 when e == s.
-    ``keyframes`` uint8 (n_keyframe_tiles, 3, tile_h, tile_w): *decoded* keyframe tiles.
+    ``keyframes`` uint8 (n_keyframe_tiles, 3, tile_h, tile_w): *decoded* keyframe tiles (an array, or an
+                  array-like read on demand, ``nvcodec.store.ClipKeyframes``).
     ``start_kf``, ``end_kf``  int64 (n_clips,): indices into ``keyframes``.
     ``video``, ``tile``, ``first_frame``  int64 (n_clips,): where each clip comes from
         (video index, tile index within that video's grid, frame index of its first frame).

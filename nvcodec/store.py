@@ -20,7 +20,8 @@ file, whatever the tile or the clip layout.
 (len(index), T, 3, th, tw) of those clips, reading only their videos' frames.
 The encode also holds each video's decoded keyframes and, for a network that consumes coded
 motion, its clips' warped keyframes beside the frames (``FrameStore.hold_keyframes`` /
-``hold_warped``); :class:`ClipWarped` is ``ClipSet.warped`` read on demand likewise.
+``hold_warped``); :class:`ClipKeyframes` and :class:`ClipWarped` are ``ClipSet.keyframes`` and
+``ClipSet.warped`` read on demand likewise.
 
 Writing is atomic per entry (a temporary file renamed into place, the JSON last); a full
 disk or a file-size limit raises one ``NvcInputError`` and leaves no partial entry.
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvcodec.corpus import SourceVideo, split_tiles
+from nvcodec.corpus import SourceVideo, split_tiles, tile_grid
 from nvcodec.errors import NvcInputError
 from nvcodec.media import read_frames
 
@@ -146,6 +147,43 @@ class ClipFrames:
         """The rows ``index``, still on demand (``ClipSet.subset``)."""
         return ClipFrames(self.videos, self.frame_index[index], self.video[index], self.tile[index],
                           self.tile_h, self.tile_w)
+
+
+class ClipKeyframes:
+    """``ClipSet.keyframes`` read on demand: row ``base[v] + k * n_tiles[v] + j`` is tile j of keyframe k
+    of video v (``corpus.build_clipset``'s order); ``videos`` are per-video (n_kf, H, W, 3) uint8
+    array-likes (``FrameStore.hold_keyframes``). ``keyframes[index]`` gives the uint8 (len(index), 3, th, tw)."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __init__(self, videos: Sequence, tile_h: int, tile_w: int) -> None:
+        self.videos, self.tile_h, self.tile_w = videos, tile_h, tile_w
+        self.n_tiles = np.array([math.prod(tile_grid(*kf.shape[1:3], tile_h, tile_w)) for kf in videos], np.int64)
+        counts = np.array([len(kf) for kf in videos], np.int64) * self.n_tiles
+        self.base = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.shape = (int(counts.sum()), 3, tile_h, tile_w)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = np.arange(self.shape[0])[index]
+        if rows.ndim == 0:
+            return self[rows[None]][0]
+        out = np.empty((len(rows), *self.shape[1:]), np.uint8)             # (n, 3, th, tw)
+        video = np.searchsorted(self.base, rows, side="right") - 1
+        for v in np.unique(video):
+            sel = np.flatnonzero(video == v)
+            keyframe, tile = np.divmod(rows[sel] - self.base[v], self.n_tiles[v])
+            needed, inverse = np.unique(keyframe, return_inverse=True)
+            tiles = split_tiles(self.videos[v][needed], self.tile_h, self.tile_w)   # (u, n_tiles, 3, th, tw)
+            out[sel] = tiles[inverse, tile]
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        tiles = self[:]
+        return tiles if dtype is None else tiles.astype(dtype)
 
 
 class ClipWarped:

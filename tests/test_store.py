@@ -21,7 +21,7 @@ from nvcodec.corpus import build_clipset, keyframe_positions, scan
 from nvcodec.errors import NvcInputError
 from nvcodec.fit import fit
 from nvcodec.media import read_frames
-from nvcodec.store import ClipFrames, ClipWarped, StoredVideo, open_store
+from nvcodec.store import ClipFrames, ClipKeyframes, ClipWarped, StoredVideo, open_store
 from tests.test_codec import moving_pattern, write_video
 from tests.test_fit import TINY_FIT, TINY_MODEL
 
@@ -144,12 +144,12 @@ def _stored(tmp_path: Path, frames: np.ndarray) -> StoredVideo:
 
 
 def _clipsets(tmp_path):
-    """The same corpus as a ClipSet whose frames are in memory and one whose frames are on disk."""
+    """The same corpus as a ClipSet whose frames and keyframes are in memory and one whose are on disk."""
     raw = [moving_pattern(19, 40, 70, seed=3), moving_pattern(9, 32, 32, seed=4)]
     interval, (th, tw) = TINY_MODEL.clip_length, (TINY_MODEL.tile_h, TINY_MODEL.tile_w)
     in_memory = build_clipset([(f, f[keyframe_positions(len(f), interval)], len(f)) for f in raw], interval, th, tw)
-    on_disk = build_clipset([(_stored(tmp_path, f), f[keyframe_positions(len(f), interval)], len(f)) for f in raw],
-                            interval, th, tw)
+    on_disk = build_clipset([(_stored(tmp_path, f), _stored(tmp_path, f[keyframe_positions(len(f), interval)]), len(f))
+                             for f in raw], interval, th, tw)
     return in_memory, on_disk
 
 
@@ -169,6 +169,17 @@ def test_clip_frames_read_on_demand_equal_the_in_memory_clips(tmp_path):
         np.testing.assert_array_equal(getattr(on_disk, name), getattr(in_memory, name))
 
 
+def test_clip_keyframes_read_on_demand_equal_the_in_memory_tiles(tmp_path):
+    """ClipSet.keyframes from the store gives every tile of every video's keyframes, in any order."""
+    in_memory, on_disk = _clipsets(tmp_path)
+    assert isinstance(on_disk.keyframes, ClipKeyframes) and on_disk.keyframes.shape == in_memory.keyframes.shape
+    rng = np.random.default_rng(1)
+    index = rng.permutation(len(in_memory.keyframes))
+    np.testing.assert_array_equal(on_disk.keyframes[index], in_memory.keyframes[index])
+    np.testing.assert_array_equal(on_disk.keyframes[on_disk.end_kf], in_memory.keyframes[in_memory.end_kf])
+    np.testing.assert_array_equal(on_disk.keyframes[len(in_memory.keyframes) - 1], in_memory.keyframes[-1])
+
+
 def test_a_fit_from_the_store_equals_the_fit_in_memory(tmp_path, one_torch_thread):
     """Same clips, same seed, CPU: the weights fitted from the store are those fitted in memory."""
     in_memory, on_disk = _clipsets(tmp_path)
@@ -181,8 +192,8 @@ def test_a_fit_from_the_store_equals_the_fit_in_memory(tmp_path, one_torch_threa
 
 
 def _warped_clipsets(tmp_path):
-    """A motion network's clips (each frame's keyframes warped by estimated motion) with the warped
-    keyframes in memory and held in a frame store, read on demand."""
+    """A motion network's clips (each frame's keyframes warped by estimated motion) with frames, keyframes
+    and warped keyframes in memory, and with all three in a frame store, read on demand."""
     from nvcodec.motion import MotionConfig, estimate_video, warped_video
     from nvcodec.store import FrameStore, StoreKey
 
@@ -195,9 +206,9 @@ def _warped_clipsets(tmp_path):
     store = FrameStore(tmp_path / "store", keys, (), ())
     store.root.mkdir()
     held = [store.hold_warped(v, w) for v, w in enumerate(warped)]
-    videos = [(f, kf, len(f)) for f, kf in zip(raw, keyframes)]
-    in_memory = build_clipset(videos, interval, th, tw, warped=warped)
-    on_disk = build_clipset(videos, interval, th, tw, warped=held)
+    in_memory = build_clipset([(f, kf, len(f)) for f, kf in zip(raw, keyframes)], interval, th, tw, warped=warped)
+    on_disk = build_clipset([(_stored(tmp_path, f), store.hold_keyframes(v, kf), len(f))
+                             for v, (f, kf) in enumerate(zip(raw, keyframes))], interval, th, tw, warped=held)
     return in_memory, on_disk, store
 
 
