@@ -1,7 +1,8 @@
 """The shared network's economics as the corpus grows: one network for 10, 20 and 40 real clips.
 
     nice -n 10 python -m benchmarks.bench_scaling --corpus ../shared/corpus --work /tmp/bench_scaling \\
-        --clips 10 --clips 20 --clips 40 --frames 64 --epochs 2 --out benchmarks/results/scaling
+        --clips 10 --clips 20 --clips 40 --frames 32 --epochs 2 --weight-bpp 0.2 --quant-bits 8 \
+        --out benchmarks/results/scaling
 
 The clips are distinct segments of the corpus videos, cut by ``bench_store.make_corpus`` with
 ``stride`` = the clip length and no looping: segment p of every source long enough to hold it,
@@ -12,7 +13,9 @@ and 20 clips are the smaller sets (folders of links).
 Each set is encoded by ``nvcodec.encode`` at one configuration: preset ``PRESET`` with C0 pinned
 (``--c0``: the same network whatever the corpus, so the weights' cost per pixel falls as clips are
 added only if one network really serves them) and the same epochs, so the fit's work per frame is
-constant. ``--weight-bpp`` replaces the preset's weight budget, which here only decides whether
+constant. ``--quant-bits`` replaces the preset's rate-aware quantization by plain post-training
+quantization (no fine-tune: its fixed cost per encode would weigh on the smaller sets' time per
+frame). ``--weight-bpp`` replaces the preset's weight budget, which here only decides whether
 the corpus may pay for a network at all (``Preset.affords_network``; below it ``fast`` writes the
 motion floor): it must admit the smallest set. Printed per set: bpp, PSNR (and the motion floor's
 and blend's), the weights', keyframes' and motion's shares of the file, bits per weight, weight
@@ -35,10 +38,10 @@ PRESET = "fast"               # coded motion, 64x64 tiles: the CPU preset of the
 CLIP_SIZE = (160, 128)        # (width, height): bench_store's clips
 
 
-def encode_config(c0: int, weight_bpp: float, epochs: int):
+def encode_config(c0: int, weight_bpp: float, epochs: int, quant_bits: int | None = None):
     from nvcodec.presets import build_config
 
-    return build_config(PRESET, c0=c0, weight_bpp=weight_bpp, epochs=epochs)
+    return build_config(PRESET, c0=c0, weight_bpp=weight_bpp, epochs=epochs, quant_bits=quant_bits)
 
 
 def encode_set(folder: Path, output: Path, config, n_clips: int) -> dict:
@@ -80,15 +83,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--c0", type=int, default=12, help=f"the network's C0, pinned (preset {PRESET!r}'s range)")
     ap.add_argument("--weight-bpp", type=float, default=0.1,
                     help="the weight budget that admits a network (Preset.affords_network)")
+    ap.add_argument("--quant-bits", type=int,
+                    help="plain post-training quantization at these bits (default: the preset's rate-aware)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     sizes = sorted(args.clips or [10, 20, 40])
-    config = encode_config(args.c0, args.weight_bpp, args.epochs)
+    config = encode_config(args.c0, args.weight_bpp, args.epochs, args.quant_bits)
     clip_dir = args.work / f"cuts_{args.frames}f"
     paths = make_corpus(args.corpus, clip_dir, sizes[-1], args.frames, args.seed, stride=args.frames, loop=False)
     result = {"command": shlex.join(["python", "-m", "benchmarks.bench_scaling", *argv]), "preset": PRESET,
               "c0": args.c0, "weight_bpp_gate": args.weight_bpp, "epochs": args.epochs,
+              "quantization": f"{args.quant_bits}-bit post-training" if args.quant_bits else "the preset's rate-aware",
               "clip_size": list(CLIP_SIZE), "frames_per_clip": args.frames, "encodes": []}
     for n in sizes:
         folder = subset_folder(paths, n, args.work / f"set_{args.frames}f_{n}")

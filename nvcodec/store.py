@@ -114,18 +114,16 @@ class StoredVideo:
         return frames if dtype is None else frames.astype(dtype)
 
 
-class ClipFrames:
-    """``ClipSet.frames`` read on demand: clip row i is tile ``tile[i]`` of frames ``frame_index[i]``
-    (T,) of video ``video[i]``; ``videos`` are per-video (L, H, W, 3) uint8 array-likes."""
+class _RowsOnDemand:
+    """An array-like of clip rows kept in per-video files: ``self[index]`` reads only the videos of those
+    rows (``_video_of``), each once (``_read``), into a new uint8 array of shape (len(index), *shape[1:])."""
 
     dtype = np.dtype(np.uint8)
-    ndim = 5
+    shape: tuple[int, ...]
 
-    def __init__(self, videos: Sequence, frame_index: np.ndarray, video: np.ndarray, tile: np.ndarray,
-                 tile_h: int, tile_w: int) -> None:
-        self.videos, self.frame_index, self.video, self.tile = videos, frame_index, video, tile
-        self.tile_h, self.tile_w = tile_h, tile_w
-        self.shape = (len(video), frame_index.shape[1], 3, tile_h, tile_w)
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -134,14 +132,38 @@ class ClipFrames:
         rows = np.arange(self.shape[0])[index]
         if rows.ndim == 0:
             return self[rows[None]][0]
-        out = np.empty((len(rows), *self.shape[1:]), np.uint8)             # (n, T, 3, th, tw)
-        for v in np.unique(self.video[rows]):
-            sel = np.flatnonzero(self.video[rows] == v)
-            frame_index = self.frame_index[rows[sel]]                      # (m, T)
-            needed, inverse = np.unique(frame_index.ravel(), return_inverse=True)
-            tiles = split_tiles(self.videos[v][needed], self.tile_h, self.tile_w)   # (u, n_tiles, 3, th, tw)
-            out[sel] = tiles[inverse.reshape(frame_index.shape), self.tile[rows[sel]][:, None]]
+        out = np.empty((len(rows), *self.shape[1:]), np.uint8)
+        video = self._video_of(rows)
+        for v in np.unique(video):
+            sel = np.flatnonzero(video == v)
+            out[sel] = self._read(int(v), rows[sel])
         return out
+
+    def _video_of(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _read(self, v: int, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ClipFrames(_RowsOnDemand):
+    """``ClipSet.frames`` read on demand: clip row i is tile ``tile[i]`` of frames ``frame_index[i]``
+    (T,) of video ``video[i]``; ``videos`` are per-video (L, H, W, 3) uint8 array-likes."""
+
+    def __init__(self, videos: Sequence, frame_index: np.ndarray, video: np.ndarray, tile: np.ndarray,
+                 tile_h: int, tile_w: int) -> None:
+        self.videos, self.frame_index, self.video, self.tile = videos, frame_index, video, tile
+        self.tile_h, self.tile_w = tile_h, tile_w
+        self.shape = (len(video), frame_index.shape[1], 3, tile_h, tile_w)
+
+    def _video_of(self, rows: np.ndarray) -> np.ndarray:
+        return self.video[rows]
+
+    def _read(self, v: int, rows: np.ndarray) -> np.ndarray:
+        frame_index = self.frame_index[rows]                               # (m, T)
+        needed, inverse = np.unique(frame_index.ravel(), return_inverse=True)
+        tiles = split_tiles(self.videos[v][needed], self.tile_h, self.tile_w)   # (u, n_tiles, 3, th, tw)
+        return tiles[inverse.reshape(frame_index.shape), self.tile[rows][:, None]]   # (m, T, 3, th, tw)
 
     def subset(self, index) -> "ClipFrames":
         """The rows ``index``, still on demand (``ClipSet.subset``)."""
@@ -149,13 +171,10 @@ class ClipFrames:
                           self.tile_h, self.tile_w)
 
 
-class ClipKeyframes:
+class ClipKeyframes(_RowsOnDemand):
     """``ClipSet.keyframes`` read on demand: row ``base[v] + k * n_tiles[v] + j`` is tile j of keyframe k
     of video v (``corpus.build_clipset``'s order); ``videos`` are per-video (n_kf, H, W, 3) uint8
     array-likes (``FrameStore.hold_keyframes``). ``keyframes[index]`` gives the uint8 (len(index), 3, th, tw)."""
-
-    dtype = np.dtype(np.uint8)
-    ndim = 4
 
     def __init__(self, videos: Sequence, tile_h: int, tile_w: int) -> None:
         self.videos, self.tile_h, self.tile_w = videos, tile_h, tile_w
@@ -164,35 +183,24 @@ class ClipKeyframes:
         self.base = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         self.shape = (int(counts.sum()), 3, tile_h, tile_w)
 
-    def __len__(self) -> int:
-        return self.shape[0]
+    def _video_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.base, rows, side="right") - 1
 
-    def __getitem__(self, index) -> np.ndarray:
-        rows = np.arange(self.shape[0])[index]
-        if rows.ndim == 0:
-            return self[rows[None]][0]
-        out = np.empty((len(rows), *self.shape[1:]), np.uint8)             # (n, 3, th, tw)
-        video = np.searchsorted(self.base, rows, side="right") - 1
-        for v in np.unique(video):
-            sel = np.flatnonzero(video == v)
-            keyframe, tile = np.divmod(rows[sel] - self.base[v], self.n_tiles[v])
-            needed, inverse = np.unique(keyframe, return_inverse=True)
-            tiles = split_tiles(self.videos[v][needed], self.tile_h, self.tile_w)   # (u, n_tiles, 3, th, tw)
-            out[sel] = tiles[inverse, tile]
-        return out
+    def _read(self, v: int, rows: np.ndarray) -> np.ndarray:
+        keyframe, tile = np.divmod(rows - self.base[v], self.n_tiles[v])
+        needed, inverse = np.unique(keyframe, return_inverse=True)
+        tiles = split_tiles(self.videos[v][needed], self.tile_h, self.tile_w)   # (u, n_tiles, 3, th, tw)
+        return tiles[inverse, tile]
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         tiles = self[:]
         return tiles if dtype is None else tiles.astype(dtype)
 
 
-class ClipWarped:
+class ClipWarped(_RowsOnDemand):
     """``ClipSet.warped`` read on demand: clip row i is tile ``tile[i]`` of clip ``clip[i]`` of video
     ``video[i]``; ``videos`` are per-video (n_clips, T, 2, H, W, 3) uint8 array-likes
     (``FrameStore.hold_warped``). ``warped[index]`` gives the uint8 (len(index), T, 2, 3, th, tw)."""
-
-    dtype = np.dtype(np.uint8)
-    ndim = 6
 
     def __init__(self, videos: Sequence, clip: np.ndarray, video: np.ndarray, tile: np.ndarray,
                  tile_h: int, tile_w: int) -> None:
@@ -201,23 +209,16 @@ class ClipWarped:
         clip_length = videos[0].shape[1] if len(videos) else 0
         self.shape = (len(video), clip_length, 2, 3, tile_h, tile_w)
 
-    def __len__(self) -> int:
-        return self.shape[0]
+    def _video_of(self, rows: np.ndarray) -> np.ndarray:
+        return self.video[rows]
 
-    def __getitem__(self, index) -> np.ndarray:
-        rows = np.arange(self.shape[0])[index]
-        if rows.ndim == 0:
-            return self[rows[None]][0]
-        out = np.empty((len(rows), *self.shape[1:]), np.uint8)             # (n, T, 2, 3, th, tw)
-        for v in np.unique(self.video[rows]):
-            sel = np.flatnonzero(self.video[rows] == v)
-            needed, inverse = np.unique(self.clip[rows[sel]], return_inverse=True)
-            warped = self.videos[v][needed]                                # (u, T, 2, H, W, 3)
-            u, clip_length = warped.shape[:2]
-            tiles = split_tiles(warped.reshape(-1, *warped.shape[3:]), self.tile_h, self.tile_w)
-            tiles = tiles.reshape(u, clip_length, 2, -1, 3, self.tile_h, self.tile_w)   # (u, T, 2, n_tiles, 3, th, tw)
-            out[sel] = tiles[inverse, :, :, self.tile[rows[sel]]]
-        return out
+    def _read(self, v: int, rows: np.ndarray) -> np.ndarray:
+        needed, inverse = np.unique(self.clip[rows], return_inverse=True)
+        warped = self.videos[v][needed]                                    # (u, T, 2, H, W, 3)
+        u, clip_length = warped.shape[:2]
+        tiles = split_tiles(warped.reshape(-1, *warped.shape[3:]), self.tile_h, self.tile_w)
+        tiles = tiles.reshape(u, clip_length, 2, -1, 3, self.tile_h, self.tile_w)   # (u, T, 2, n_tiles, 3, th, tw)
+        return tiles[inverse, :, :, self.tile[rows]]                       # (m, T, 2, 3, th, tw)
 
     def subset(self, index) -> "ClipWarped":
         """The rows ``index``, still on demand (``ClipSet.subset``)."""
