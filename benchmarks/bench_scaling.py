@@ -1,7 +1,7 @@
 """The shared network's economics as the corpus grows: one network for 10, 20 and 40 real clips.
 
     nice -n 10 python -m benchmarks.bench_scaling --corpus ../shared/corpus --work /tmp/bench_scaling \\
-        --clips 10 --clips 20 --clips 40 --frames 32 --epochs 2 --weight-bpp 0.2 --quant-bits 8 \
+        --clips 10 --clips 20 --clips 40 --frames 16 --epochs 1 --weight-bpp 0.5 --quant-bits 8 \
         --out benchmarks/results/scaling
 
 The clips are distinct segments of the corpus videos, cut by ``bench_store.make_corpus`` with
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def encode_set(folder: Path, output: Path, config, n_clips: int) -> dict:
     import nvcodec
 
     started = time.strftime("%H:%M:%S")
+    shutil.rmtree(output.with_name(output.name + ".work"), ignore_errors=True)   # an interrupted run's: start afresh
     got = nvcodec.encode([folder], output, config, size=CLIP_SIZE, device="cpu", force=True, quiet=False,
                          log=lambda m: print(f"  [{n_clips} clips] {m}", flush=True))
     parts = got.bytes_by_part
