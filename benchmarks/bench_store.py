@@ -2,6 +2,8 @@
 
     nice -n 10 python -m benchmarks.bench_store --corpus ../shared/corpus --work /tmp/bench_store \\
         --clips 10 --clips 40 --out benchmarks/results/store
+    nice -n 10 python -m benchmarks.bench_store --corpus ../shared/corpus --work /tmp/bench_store1k \\
+        --clips 1000 --frames 8 --max-steps 20 --no-fit --out benchmarks/results/store    # 1 000 short clips
 
 1. A corpus made from the corpus clips (nothing committed but this generator, ``make_corpus``):
    clip i takes source ``i mod n_sources`` (sorted names), read at ``SOURCE_SIZE``, from frame
