@@ -2,17 +2,22 @@
 
     nice -n 10 python -m benchmarks.bench_store --corpus ../shared/corpus --work /tmp/bench_store \\
         --clips 10 --clips 40 --out benchmarks/results/store
+    nice -n 10 python -m benchmarks.bench_store --corpus ../shared/corpus --work /tmp/bench_store1k \\
+        --clips 1000 --frames 8 --max-steps 20 --no-fit --out benchmarks/results/store    # 1 000 short clips
 
-1. A corpus made from the corpus clips (nothing committed but this generator): clip i takes
-   source ``i mod n_sources`` (sorted names), read at ``SOURCE_SIZE``, from frame
+1. A corpus made from the corpus clips (nothing committed but this generator, ``make_corpus``):
+   clip i takes source ``i mod n_sources`` (sorted names), read at ``SOURCE_SIZE``, from frame
    ``3 * (i // n_sources)`` on (looping a short source back and forth), a 160x128 window at a
    seeded offset, mirrored on odd passes, ``--frames`` frames, x264 CRF 18. The first N clips
-   of the largest set are the smaller sets (folders of links).
+   of the largest set are the smaller sets (folders of links). ``benchmarks/bench_scaling.py``
+   uses the same generator to cut distinct segments (``stride`` = the clip length, no looping).
 2. Peak RSS of an encode of each set: a child process runs ``nvcodec.encode`` (what
    ``nvcodec encode`` calls) with the ``tiny`` preset, ``--max-steps`` fit steps and the fastest
    SVT-AV1 preset for the keyframes (the memory, not the rate, is measured); a wrapper process
    reports ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``: the largest resident set of the
-   encoder and of every ffmpeg it ran.
+   encoder and of every ffmpeg it ran. ``--warped store`` / ``--warped memory``: ``tiny`` with
+   ``motion=True`` (a network that consumes coded motion), its warped keyframes read from the
+   frame store or, for comparison, held in memory as before they moved there.
 3. Fit steps/s on the smallest set, the same fit (same clips, seed and steps) with the frames
    in memory (numpy arrays) and read on demand from the store, alternated ``--rounds`` times;
    the store's page cache is dropped (``posix_fadvise DONTNEED``) before each store run.
@@ -51,25 +56,44 @@ def _source_frames(path: Path, n_frames: int, first: int) -> np.ndarray:
     return bounce[index]
 
 
-def make_corpus(corpus: Path, out: Path, n_clips: int, n_frames: int, seed: int) -> list[Path]:
-    """Write ``n_clips`` clips of ``n_frames`` frames at CLIP_SIZE under ``out`` (kept if present)."""
+def clip_plan(lengths: list[int], n_clips: int, n_frames: int, stride: int, loop: bool) -> list[tuple[int, int]]:
+    """(source, pass) of each clip: pass p of every source in turn (pass p starts at frame
+    ``stride * p``). With ``loop`` every source serves every pass (a short one is looped back and
+    forth), so clip i is (i mod n_sources, i // n_sources); without it a source serves only the
+    passes its ``lengths`` hold whole: distinct segments cut from the longer videos."""
+    plan, p = [], 0
+    while len(plan) < n_clips:
+        eligible = [s for s, n in enumerate(lengths) if loop or stride * p + n_frames <= n]
+        if not eligible:
+            raise SystemExit(f"the corpus holds only {len(plan)} distinct clips of {n_frames} frames")
+        plan += [(s, p) for s in eligible]
+        p += 1
+    return plan[:n_clips]
+
+
+def make_corpus(corpus: Path, out: Path, n_clips: int, n_frames: int, seed: int, *, stride: int = 3,
+                loop: bool = True) -> list[Path]:
+    """Write ``n_clips`` clips of ``n_frames`` frames at CLIP_SIZE under ``out`` (kept if present),
+    as ``clip_plan`` assigns them; a clip on an odd pass is mirrored."""
     from nvcodec.media import VideoWriter
 
-    sources = [s.path for s in scan([corpus], warn=lambda _m: None)]
+    scanned = scan([corpus], warn=lambda _m: None)
+    sources = [s.path for s in scanned]
+    plan = clip_plan([s.info.n_frames for s in scanned], n_clips, n_frames, stride, loop)
     rng = np.random.default_rng(seed)
     offsets = [(int(rng.integers(0, SOURCE_SIZE[0] - CLIP_SIZE[0] + 1)),
                 int(rng.integers(0, SOURCE_SIZE[1] - CLIP_SIZE[1] + 1))) for _ in range(n_clips)]
     paths = [out / f"clip_{i:05d}.mp4" for i in range(n_clips)]
     out.mkdir(parents=True, exist_ok=True)
     for s, source in enumerate(sources):                  # one read of each source for all its clips
-        mine = [i for i in range(s, n_clips, len(sources)) if not paths[i].exists()]
+        mine = [i for i, (source_i, _) in enumerate(plan) if source_i == s and not paths[i].exists()]
         if not mine:
             continue
-        passes = max(i // len(sources) for i in mine)
-        frames = _source_frames(source, n_frames + 3 * passes, 0)
+        passes = max(plan[i][1] for i in mine)
+        frames = _source_frames(source, n_frames + stride * passes, 0)
         for i in mine:
-            p = i // len(sources)
-            (x, y), clip = offsets[i], frames[3 * p:3 * p + n_frames]
+            p = plan[i][1]
+            (x, y), clip = offsets[i], frames[stride * p:stride * p + n_frames]
             clip = clip[:, y:y + CLIP_SIZE[1], x:x + CLIP_SIZE[0]]
             if p % 2:
                 clip = clip[:, :, ::-1]
@@ -89,19 +113,29 @@ def subset_folder(paths: list[Path], n: int, folder: Path) -> Path:
     return folder
 
 
-def encode_config(max_steps: int):
+# How a motion network's warped keyframes are held (``--warped``): in the frame store (the encoder's
+# path) or in memory (``FrameStore.hold_warped`` bypassed: the path before they moved to the store).
+WARPED_HOLDING = ("store", "memory")
+
+
+def encode_config(max_steps: int, motion: bool = False):
     from nvcodec.presets import build_config
 
-    config = build_config("tiny", epochs=1, max_steps=max_steps)
+    config = build_config("tiny", epochs=1, max_steps=max_steps, motion=motion)
     return dataclasses.replace(config, keyframe_codec=dataclasses.replace(config.keyframe_codec,
                                                                           speed=KEYFRAME_SPEED))
 
 
-def _child_encode(folder: str, output: str, max_steps: int) -> None:
-    """The measured process: one encode, its report as JSON on stdout."""
+def _child_encode(folder: str, output: str, max_steps: int, warped: str | None) -> None:
+    """The measured process: one encode, its report as JSON on stdout. ``warped`` (WARPED_HOLDING):
+    a network that consumes coded motion, its warped keyframes held there; None: no motion."""
     import nvcodec
+    from nvcodec.store import FrameStore
 
-    report_ = nvcodec.encode([folder], output, encode_config(max_steps), size=CLIP_SIZE, device="cpu",
+    if warped == "memory":
+        FrameStore.hold_warped = lambda _self, _v, array: array
+    report_ = nvcodec.encode([folder], output, encode_config(max_steps, motion=warped is not None),
+                             size=CLIP_SIZE, device="cpu",
                              force=True, quiet=True)
     print(json.dumps(report_.to_json()))
 
@@ -115,8 +149,9 @@ def _child_rss(cmd: list[str]) -> None:
     print(json.dumps({"stdout": proc.stdout, "max_rss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 
 
-def measure_encode(folder: Path, output: Path, max_steps: int) -> dict:
-    encode = [sys.executable, "-m", "benchmarks.bench_store", "_encode", str(folder), str(output), str(max_steps)]
+def measure_encode(folder: Path, output: Path, max_steps: int, warped: str | None = None) -> dict:
+    encode = [sys.executable, "-m", "benchmarks.bench_store", "_encode", str(folder), str(output), str(max_steps),
+              warped or "-"]
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_store", "_rss", "--", *encode],
                           capture_output=True, text=True)
@@ -175,7 +210,7 @@ def fit_throughput(folder: Path, store_dir: Path, preset_name: str, steps: int, 
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_encode"]:
-        return _child_encode(argv[1], argv[2], int(argv[3]))
+        return _child_encode(argv[1], argv[2], int(argv[3]), None if argv[4] == "-" else argv[4])
     if argv[:1] == ["_rss"]:
         return _child_rss(argv[2:])
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_store", description=__doc__.splitlines()[0])
@@ -186,6 +221,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-steps", type=int, default=100, help="fit steps of each measured encode")
     ap.add_argument("--fit-steps", type=int, default=60, help="steps of each throughput fit")
     ap.add_argument("--fit-preset", action="append", help="presets of the throughput fit (default: tiny, fast)")
+    ap.add_argument("--no-fit", action="store_true", help="measure the encodes only (no throughput fit)")
+    ap.add_argument("--warped", action="append", choices=WARPED_HOLDING,
+                    help="encode with a network that consumes coded motion, its warped keyframes held in the "
+                         "store or in memory (repeatable: each set is encoded once per choice)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
@@ -198,14 +237,19 @@ def main(argv: list[str] | None = None) -> dict:
               "store_bytes_per_frame": CLIP_SIZE[0] * CLIP_SIZE[1] * 3, "encodes": [], "fit": []}
     for n in sizes:
         folder = subset_folder(paths, n, args.work / f"set_{args.frames}f_{n}")
-        row = {"n_clips": n, **measure_encode(folder, args.work / f"set_{n}.nvc", args.max_steps)}
-        result["encodes"].append(row)
-        print(f"{n} clips x {args.frames} frames: peak RSS {row['max_rss_mib']:.0f} MiB, {row['seconds']} s",
-              flush=True)
-    growth = result["encodes"][-1]["max_rss_mib"] - result["encodes"][0]["max_rss_mib"]
-    result["rss_growth_mib"] = growth
-    print(f"peak RSS grows {growth:.0f} MiB from {sizes[0]} to {sizes[-1]} clips (goal: at most 150 MB)")
-    for preset in args.fit_preset or ["tiny", "fast"]:
+        for warped in args.warped or [None]:
+            row = {"n_clips": n, "warped": warped,
+                   **measure_encode(folder, args.work / f"set_{n}.nvc", args.max_steps, warped)}
+            result["encodes"].append(row)
+            print(f"{n} clips x {args.frames} frames{f', warped in {warped}' if warped else ''}: "
+                  f"peak RSS {row['max_rss_mib']:.0f} MiB, {row['seconds']} s", flush=True)
+    for warped in (args.warped or [None]) if len(sizes) > 1 else []:
+        rows = [r for r in result["encodes"] if r["warped"] == warped]
+        growth = rows[-1]["max_rss_mib"] - rows[0]["max_rss_mib"]
+        result.setdefault("rss_growth_mib", {})[warped or "no motion"] = growth
+        print(f"peak RSS grows {growth:.0f} MiB from {sizes[0]} to {sizes[-1]} clips"
+              f"{f' (warped in {warped})' if warped else ''}; goal: at most 150 MB")
+    for preset in [] if args.no_fit else args.fit_preset or ["tiny", "fast"]:
         folder = subset_folder(paths, sizes[0], args.work / f"set_{args.frames}f_{sizes[0]}")
         row = fit_throughput(folder, args.work / f"fit_store_{preset}", preset, args.fit_steps, args.rounds)
         result["fit"].append(row)

@@ -34,6 +34,7 @@ import resource
 import shlex
 import sys
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -53,22 +54,46 @@ BD_ANCHORS = ("x264-medium", "x264-veryslow", "x265-medium", "svtav1-p6", "aom-c
               "nerv-star")   # nerv-star: NeRV*
 
 
+class StoredFrames(Mapping):
+    """name -> (N, H, W, 3) uint8 RGB, each video read from the frame store (``nvcodec.store``) when it
+    is looked up: the corpus is never in memory, one video at a time is (as long as callers drop it)."""
+
+    def __init__(self, names: list[str], videos) -> None:
+        self._videos = dict(zip(names, videos))          # name -> store.StoredVideo
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._videos[name].read()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._videos)
+
+    def __len__(self) -> int:
+        return len(self._videos)
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return self._videos[name].shape
+
+
 @dataclass
 class Corpus:
     """The benchmark's frames: read once, shared by every codec."""
     path: Path
     names: list[str]
-    frames: dict[str, np.ndarray]        # name -> (N, H, W, 3) uint8 RGB
+    frames: Mapping[str, np.ndarray]     # name -> (N, H, W, 3) uint8 RGB (a StoredFrames: read on demand)
     fps: dict[str, Fraction]             # coded frame rate per video
     sha256: str
 
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        shape_of = getattr(self.frames, "shape_of", None)
+        return shape_of(name) if shape_of is not None else self.frames[name].shape
+
     @property
     def n_frames(self) -> int:
-        return sum(len(f) for f in self.frames.values())
+        return sum(self.shape_of(n)[0] for n in self.names)
 
     @property
     def n_pixels(self) -> int:
-        return sum(f.shape[0] * f.shape[1] * f.shape[2] for f in self.frames.values())
+        return sum(int(np.prod(self.shape_of(n)[:3])) for n in self.names)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -84,8 +109,9 @@ def parse_size(text: str) -> tuple[int, int]:
 def _frames_sha256(names, frames, fps) -> str:
     h = hashlib.sha256()
     for name in names:
-        h.update(f"{name}\0{frames[name].shape}\0{fps[name]}\0".encode())
-        h.update(np.ascontiguousarray(frames[name]).data)
+        video = frames[name]                   # one video in memory at a time
+        h.update(f"{name}\0{video.shape}\0{fps[name]}\0".encode())
+        h.update(np.ascontiguousarray(video).data)
     return h.hexdigest()
 
 
@@ -93,48 +119,48 @@ def read_corpus(corpus: Path, protocol: str, size: tuple[int, int], max_frames: 
                 cache_dir: Path | None = None, log=print) -> Corpus:
     """Scan ``corpus`` like nvcodec.encode does and read every video's frames once.
 
-    The decoded frames are cached in ``cache_dir`` (keyed by the files' names, sizes and
-    mtimes and the reading parameters) since decoding 1080p sources dominates a rerun."""
+    With ``cache_dir`` the frames go to a frame store there (``nvcodec.store.open_store``, the
+    encoder's: keyed by the files' sizes and mtimes and the reading parameters, since decoding
+    1080p sources dominates a rerun) and ``frames`` reads one video at a time from it
+    (``StoredFrames``); without it they are held in memory."""
     from nvcodec.corpus import scan
     from nvcodec.media import read_frames
+    from nvcodec.store import open_store
 
     fps_sample = PROTOCOLS[protocol]
     sources = scan([corpus], warn=lambda msg: log(f"  {msg}"))
-    stat_key = json.dumps([[s.name, s.path.stat().st_size, s.path.stat().st_mtime_ns] for s in sources]
-                          + [protocol, list(size), max_frames, HARNESS_VERSION])
-    cache_file = (cache_dir / f"frames-{hashlib.sha256(stat_key.encode()).hexdigest()[:16]}.npz"
-                  if cache_dir else None)
     fps = {s.name: fps_sample if fps_sample is not None else s.info.fps for s in sources}
     names = [s.name for s in sources]
-    if cache_file is not None and cache_file.exists():
-        with np.load(cache_file) as z:
-            frames = {name: z[f"v{i}"] for i, name in enumerate(names)}
-        log(f"  frames from cache {cache_file.name}")
+    if cache_dir is not None:
+        store = open_store(Path(cache_dir) / "frames", sources, size=size, fps=fps_sample, max_frames=max_frames,
+                           log=lambda msg: log(f"  {msg}"))
+        frames: Mapping[str, np.ndarray] = StoredFrames(names, store.videos)
     else:
-        frames = {}
-        for s in sources:
-            frames[s.name] = np.stack(list(read_frames(s.path, size=size, fps=fps_sample,
-                                                       max_frames=max_frames)))
-            log(f"  {s.name}: {s.info.width}x{s.info.height} @ {float(s.info.fps):.3f} fps -> "
-                f"{len(frames[s.name])} frames")
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(".tmp.npz")
-            np.savez(tmp, **{f"v{i}": frames[n] for i, n in enumerate(names)})
-            os.replace(tmp, cache_file)
+        frames = {s.name: np.stack(list(read_frames(s.path, size=size, fps=fps_sample, max_frames=max_frames)))
+                  for s in sources}
+    for s in sources:
+        shape = frames.shape_of(s.name) if isinstance(frames, StoredFrames) else frames[s.name].shape
+        log(f"  {s.name}: {s.info.width}x{s.info.height} @ {float(s.info.fps):.3f} fps -> {shape[0]} frames")
     return Corpus(Path(corpus), names, frames, fps, _frames_sha256(names, frames, fps))
 
 
 # ------------------------------------------------------------------ measuring
 
-def measure(corpus: Corpus, decoded: dict[str, np.ndarray], *, ms_ssim_stride: int) -> dict:
+def measure(corpus: Corpus, decoded: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]], *,
+            ms_ssim_stride: int) -> dict:
     """Per-frame metrics of decoded frames against the corpus -> means over all frames.
 
+    ``decoded``: name -> frames, or (name, frames) pairs in the corpus's order, e.g. a generator that
+    decodes one video at a time (then one decoded and one reference video are in memory at a time).
     MS-SSIM is computed on every ``ms_ssim_stride``-th frame of each video (1 = all)."""
+    pairs = ((n, decoded[n]) for n in corpus.names) if isinstance(decoded, Mapping) else iter(decoded)
     per = {"psnr": [], "y_psnr": [], "yuv_psnr": [], "ms_ssim": []}
     per_video = []
     for name in corpus.names:
-        ref, dist = corpus.frames[name], decoded[name]
+        got, dist = next(pairs, (None, None))
+        if got != name:
+            raise ValueError(f"decoded videos out of step with the corpus: expected {name!r}, got {got!r}")
+        ref = corpus.frames[name]
         if dist.shape != ref.shape:
             raise ValueError(f"{name}: decoded {dist.shape}, reference {ref.shape}")
         psnr = metrics.psnr_per_frame(ref, dist)
@@ -211,19 +237,23 @@ def cached_point(cache_dir: Path, codec: str, params: dict, corpus: Corpus, ms_s
 def anchor_point(corpus: Corpus, anchor: str, crf: int, work: Path, ms_ssim_stride: int) -> dict:
     """One CRF of one anchor over the whole corpus: one stream per video."""
     suffix = anchors.ANCHORS[anchor][3]
-    decoded, n_bytes, sei, enc_s, dec_s, per_video_bytes, cmd = {}, 0, 0, 0.0, 0.0, {}, None
-    for i, name in enumerate(corpus.names):
-        res = anchors.code_stream(corpus.frames[name], anchor, crf, corpus.fps[name],
-                                  work / f"{anchor}-crf{crf}-{i}{suffix}")
-        decoded[name] = res.frames
-        n_bytes += res.n_bytes
-        sei += res.settings_sei_bytes
-        enc_s += res.encode_s
-        dec_s += res.decode_s
-        per_video_bytes[name] = res.n_bytes
-        cmd = res.command
-        (work / f"{anchor}-crf{crf}-{i}{suffix}").unlink()
-    m = measure(corpus, decoded, ms_ssim_stride=ms_ssim_stride)
+    n_bytes, sei, enc_s, dec_s, per_video_bytes, cmd = 0, 0, 0.0, 0.0, {}, None
+
+    def decoded():                            # one video coded, decoded and measured at a time
+        nonlocal n_bytes, sei, enc_s, dec_s, cmd
+        for i, name in enumerate(corpus.names):
+            res = anchors.code_stream(corpus.frames[name], anchor, crf, corpus.fps[name],
+                                      work / f"{anchor}-crf{crf}-{i}{suffix}")
+            n_bytes += res.n_bytes
+            sei += res.settings_sei_bytes
+            enc_s += res.encode_s
+            dec_s += res.decode_s
+            per_video_bytes[name] = res.n_bytes
+            cmd = res.command
+            (work / f"{anchor}-crf{crf}-{i}{suffix}").unlink()
+            yield name, res.frames
+
+    m = measure(corpus, decoded(), ms_ssim_stride=ms_ssim_stride)
     for v in m["per_video"]:
         v["n_bytes"] = per_video_bytes[v["name"]]
     return {"codec": anchor, "label": f"crf{crf}", "params": {"crf": crf},
@@ -275,15 +305,21 @@ def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, wo
                          workdir=work / f"{stem}.work")
     encode_s = time.perf_counter() - started
     n_bytes = out.stat().st_size
-    started = time.perf_counter()
-    decoded = {}
-    with nvcodec.open(out) as nvc:
+    decode_s = 0.0
+
+    def decoded():                            # one video decoded and measured at a time
+        nonlocal decode_s
         for entry in nvc.videos:
-            decoded[entry.name] = nvc.read(entry.name)
-    decode_s = time.perf_counter() - started
-    if sorted(decoded) != sorted(corpus.names):
-        raise ValueError(f"nvcodec coded videos {sorted(decoded)}, the benchmark read {sorted(corpus.names)}")
-    m = measure(corpus, decoded, ms_ssim_stride=ms_ssim_stride)
+            started = time.perf_counter()
+            frames = nvc.read(entry.name)
+            decode_s += time.perf_counter() - started
+            yield entry.name, frames
+
+    with nvcodec.open(out) as nvc:
+        coded = [entry.name for entry in nvc.videos]
+        if coded != corpus.names:
+            raise ValueError(f"nvcodec coded videos {coded}, the benchmark read {corpus.names}")
+        m = measure(corpus, decoded(), ms_ssim_stride=ms_ssim_stride)
     rep_json = rep.to_json() if hasattr(rep, "to_json") else {}
     return {"codec": "nvcodec", "label": spec, "params": {"preset": preset, **settings},
             "n_bytes": n_bytes, "settings_sei_bytes": 0, "bytes_by_part": rep_json.get("bytes_by_part"),
@@ -467,7 +503,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
                    "max_frames": args.max_frames, "frames_sha256": corpus.sha256,
                    "description": ("first N frames at native fps" if args.protocol == "native"
                                    else "sampled at 2 fps, first N"),
-                   "videos": [{"name": n, "n_frames": len(corpus.frames[n]), "fps": str(corpus.fps[n])}
+                   "videos": [{"name": n, "n_frames": corpus.shape_of(n)[0], "fps": str(corpus.fps[n])}
                               for n in corpus.names]},
         "metrics": {"summary": metrics_summary(args.size, stride),
                     "ms_ssim_stride": stride,

@@ -24,13 +24,15 @@ class ClipSet:
     ``mask``      bool (n_clips, T): True for real frames, False for the padding of a short last clip.
     ``t_video``   float32 (n_clips, T): the frame's relative time in its own video, i/(L-1), 0 when L=1.
     ``t_local``   float32 (n_clips, T): weight of the end keyframe, (i-s)/(e-s), 0 when e == s.
-    ``keyframes`` uint8 (n_keyframe_tiles, 3, tile_h, tile_w): *decoded* keyframe tiles.
+    ``keyframes`` uint8 (n_keyframe_tiles, 3, tile_h, tile_w): *decoded* keyframe tiles (an array, or an
+                  array-like read on demand, ``nvcodec.store.ClipKeyframes``).
     ``start_kf``, ``end_kf``  int64 (n_clips,): indices into ``keyframes``.
     ``video``, ``tile``, ``first_frame``  int64 (n_clips,): where each clip comes from
         (video index, tile index within that video's grid, frame index of its first frame).
     ``warped``    uint8 (n_clips, T, 2, 3, tile_h, tile_w) or ``None``: for a network that consumes
         coded motion, each frame's start and end keyframe tiles warped at frame level by the
-        frame's decoded motion (``nvcodec.motion.warped_clip``, then tiled).
+        frame's decoded motion (``nvcodec.motion.warped_clip``, then tiled). An array, or an array-like
+        read on demand as ``frames`` may be (``nvcodec.store.ClipWarped``).
     """
 
     mask: np.ndarray
@@ -88,13 +90,15 @@ class ClipSet:
 
     def subset(self, index: np.ndarray | slice) -> "ClipSet":
         """The clips selected by ``index``, sharing the keyframe array (no copy of it)."""
-        def pick(arr: np.ndarray | None) -> np.ndarray | None:
-            return None if arr is None else arr[index]
-        # frames read on demand (nvcodec.store.ClipFrames) stay on demand
-        frames = self.frames.subset(index) if hasattr(self.frames, "subset") else pick(self.frames)
+        def pick(arr):
+            if arr is None:
+                return None
+            # read on demand (nvcodec.store.ClipFrames, ClipWarped): the subset stays on demand
+            return arr.subset(index) if hasattr(arr, "subset") else arr[index]
+
         return ClipSet(
             mask=self.mask[index], t_video=self.t_video[index], t_local=self.t_local[index],
             keyframes=self.keyframes, start_kf=self.start_kf[index], end_kf=self.end_kf[index],
             video=self.video[index], tile=self.tile[index], first_frame=self.first_frame[index],
-            frames=frames, warped=pick(self.warped),
+            frames=pick(self.frames), warped=pick(self.warped),
         )

@@ -248,8 +248,11 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
     ``frames`` is None unless every video gives frames. Frames given as array-likes that are not
     numpy arrays (the frame store's ``StoredVideo``) stay where they are: ``frames`` is then a
     ``store.ClipFrames`` that reads a batch's clips when indexed, so memory follows the batch.
+    Keyframes given so make ``keyframes`` a ``store.ClipKeyframes``, read likewise.
     ``warped``: per video, its clips' motion-warped keyframes (n_clips, K, 2, H, W, 3)
-    (``nvcodec.motion.warped_video``), for a network that consumes coded motion. ``positions``: per
+    (``nvcodec.motion.warped_video``), for a network that consumes coded motion; given as array-likes
+    that are not numpy arrays (``FrameStore.hold_warped``), ``warped`` is a ``store.ClipWarped``
+    read a batch at a time, as the frames are. ``positions``: per
     video its keyframes' frame numbers (``keyframe_positions``), or None for the regular ones (all
     videos when omitted).
     """
@@ -259,7 +262,10 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
         raise ValueError("build_clipset: no videos")
     with_frames = all(v[0] is not None for v in videos)
     on_demand = with_frames and not all(isinstance(v[0], np.ndarray) for v in videos)
+    warped_on_demand = warped is not None and not all(isinstance(w, np.ndarray) for w in warped)
+    keyframes_on_demand = not all(isinstance(v[1], np.ndarray) for v in videos)
     frame_rows: list[np.ndarray] = []                                     # on demand: (n_clips * n_tiles, K)
+    warped_clip: list[np.ndarray] = []                                    # on demand: clip of each row in its video
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (
         "mask", "t_video", "t_local", "start_kf", "end_kf", "video", "tile", "first_frame", "frames", "warped")}
     kf_tiles, kf_base = [], 0
@@ -275,9 +281,12 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
         if frames is not None and frames.shape != (n_frames, height, width, 3):
             raise ValueError(f"video {v}: frames {frames.shape} do not match L={n_frames} and keyframes "
                              f"{width}x{height}")
-        kt = split_tiles(keyframes, tile_h, tile_w)                       # (n_kf, n_tiles, 3, th, tw)
-        n_tiles = kt.shape[1]
-        kf_tiles.append(kt.reshape(-1, 3, tile_h, tile_w))
+        if keyframes_on_demand:
+            n_tiles = math.prod(tile_grid(height, width, tile_h, tile_w))
+        else:
+            kt = split_tiles(keyframes, tile_h, tile_w)                   # (n_kf, n_tiles, 3, th, tw)
+            n_tiles = kt.shape[1]
+            kf_tiles.append(kt.reshape(-1, 3, tile_h, tile_w))
         arrays, frame_idx = _tile_clips(n_frames, interval, n_tiles, 0, None, kf_base, pos)
         for key, arr in arrays.items():
             parts[key].append(arr)
@@ -288,7 +297,9 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
             ft = split_tiles(frames, tile_h, tile_w)                      # (L, n_tiles, 3, th, tw)
             clips = ft[frame_idx]                                         # (n_clips, K, n_tiles, 3, th, tw)
             parts["frames"].append(clips.transpose(0, 2, 1, 3, 4, 5).reshape(-1, interval, 3, tile_h, tile_w))
-        if warped is not None:
+        if warped_on_demand:
+            warped_clip.append(np.repeat(np.arange(len(frame_idx), dtype=np.int64), n_tiles))
+        elif warped is not None:
             parts["warped"].append(tile_warped(warped[v], tile_h, tile_w))
         kf_base += n_kf * n_tiles
     cat = {k: np.concatenate(a) for k, a in parts.items() if a}
@@ -297,7 +308,15 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
 
         cat["frames"] = ClipFrames([v[0] for v in videos], np.concatenate(frame_rows), cat["video"], cat["tile"],
                                    tile_h, tile_w)
+    if keyframes_on_demand:
+        from nvcodec.store import ClipKeyframes
+
+        kf_tiles = [ClipKeyframes([v[1] for v in videos], tile_h, tile_w)]
+    if warped_on_demand:
+        from nvcodec.store import ClipWarped
+
+        cat["warped"] = ClipWarped(list(warped), np.concatenate(warped_clip), cat["video"], cat["tile"], tile_h, tile_w)
     return ClipSet(mask=cat["mask"], t_video=cat["t_video"], t_local=cat["t_local"],
-                   keyframes=np.concatenate(kf_tiles), start_kf=cat["start_kf"], end_kf=cat["end_kf"],
+                   keyframes=kf_tiles[0] if keyframes_on_demand else np.concatenate(kf_tiles), start_kf=cat["start_kf"], end_kf=cat["end_kf"],
                    video=cat["video"], tile=cat["tile"], first_frame=cat["first_frame"],
                    frames=cat.get("frames"), warped=cat.get("warped"))

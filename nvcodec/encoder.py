@@ -332,12 +332,12 @@ def encode(
     motion = (_estimate_motion(videos, decoded_kf, interval, say,
                                *(() if isinstance(config.quantization, ByteBudget) else (kf_codec, segments)))
               if model_cfg.motion else None)
-    warped = None if motion is None else [warped_video(np.asarray(kf), m, len(v.frames), interval, v.keyframes)
-                                          for v, kf, m in zip(videos, decoded_kf, motion)]
+    warped = None if motion is None else _warped_inputs(videos, decoded_kf, motion, interval,
+                                                        frame_store if main else None)
     clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
                           interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped,
                           positions=[v.keyframes for v in videos])
-    del warped                                                 # the clips hold it, in tiles
+    del warped                                                 # the clips hold it (in memory: in tiles)
     say(f"network: C0={model_cfg.c0}, tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
         f"{count_parameters(model_cfg)} parameters; {clips.n_clips} clips of {interval} frames")
     result = fit(model_cfg, preset.fit, clips, device=device, workdir=workdir, resume=resume, progress=not quiet)
@@ -445,6 +445,17 @@ def _allocate_motion(videos: Sequence[_Video], decoded_kf, interval: int, kf_cod
 
     return allocate_motion([(v.frames.read, v.keyframes) for v in videos], interval, decoded_kf, kf_bytes, probe,
                            kf_codec.quality if probe_q is None else probe_q)
+
+
+def _warped_inputs(videos: Sequence[_Video], decoded_kf, motion, interval: int, store: FrameStore | None) -> list:
+    """Each video's clips' motion-warped keyframes (``motion.warped_video``), the inputs of a network that
+    consumes coded motion, one video at a time. With ``store`` (rank 0) each video's go to the frame store
+    and the fit reads a batch's clips from there (``store.ClipWarped``): twice the frames' size, not held."""
+    out = []
+    for v, (video, kf, m) in enumerate(zip(videos, decoded_kf, motion)):
+        warped = warped_video(np.asarray(kf), m, len(video.frames), interval, video.keyframes)
+        out.append(warped if store is None else store.hold_warped(v, warped))
+    return out
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:

@@ -18,6 +18,10 @@ file, whatever the tile or the clip layout.
 (a memory map opened for the read and closed after it, so pages do not stay mapped).
 :class:`ClipFrames` is ``ClipSet.frames`` read on demand: ``frames[index]`` gives the uint8
 (len(index), T, 3, th, tw) of those clips, reading only their videos' frames.
+The encode also holds each video's decoded keyframes and, for a network that consumes coded
+motion, its clips' warped keyframes beside the frames (``FrameStore.hold_keyframes`` /
+``hold_warped``); :class:`ClipKeyframes` and :class:`ClipWarped` are ``ClipSet.keyframes`` and
+``ClipSet.warped`` read on demand likewise.
 
 Writing is atomic per entry (a temporary file renamed into place, the JSON last); a full
 disk or a file-size limit raises one ``NvcInputError`` and leaves no partial entry.
@@ -38,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvcodec.corpus import SourceVideo, split_tiles
+from nvcodec.corpus import SourceVideo, split_tiles, tile_grid
 from nvcodec.errors import NvcInputError
 from nvcodec.media import read_frames
 
@@ -46,6 +50,8 @@ STORE_VERSION = 1             # bump when the entry layout changes: older entrie
 ENTRY_SUFFIX = ".json"        # what an entry records (StoreKey + shape); written after the frames
 FRAMES_SUFFIX = ".u8"         # the frames: raw uint8 (L, H, W, 3), C order
 KEYFRAMES_SUFFIX = ".kf.u8"   # the encoder's decoded keyframes of the video (n_kf, H, W, 3), same layout
+WARPED_SUFFIX = ".wp.u8"      # its clips' motion-warped keyframes (n_clips, K, 2, H, W, 3) (motion.warped_video)
+HELD_SUFFIXES = (KEYFRAMES_SUFFIX, WARPED_SUFFIX)   # what one encode holds beside the frames
 
 
 @dataclass(frozen=True)
@@ -75,13 +81,17 @@ def store_key(source: SourceVideo, size, fps, max_frames) -> StoreKey:
 
 
 class StoredVideo:
-    """One video's frames in the store, (L, H, W, 3) uint8, read on demand (``video[index]``)."""
+    """One video's frames in the store, (L, H, W, 3) uint8, read on demand (``video[index]``) along
+    the first axis; likewise its held keyframes and warped keyframes (other shapes, same access)."""
 
     dtype = np.dtype(np.uint8)
-    ndim = 4
 
-    def __init__(self, path: Path, shape: tuple[int, int, int, int]) -> None:
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
         self.path, self.shape = Path(path), tuple(int(n) for n in shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -104,18 +114,16 @@ class StoredVideo:
         return frames if dtype is None else frames.astype(dtype)
 
 
-class ClipFrames:
-    """``ClipSet.frames`` read on demand: clip row i is tile ``tile[i]`` of frames ``frame_index[i]``
-    (T,) of video ``video[i]``; ``videos`` are per-video (L, H, W, 3) uint8 array-likes."""
+class _RowsOnDemand:
+    """An array-like of clip rows kept in per-video files: ``self[index]`` reads only the videos of those
+    rows (``_video_of``), each once (``_read``), into a new uint8 array of shape (len(index), *shape[1:])."""
 
     dtype = np.dtype(np.uint8)
-    ndim = 5
+    shape: tuple[int, ...]
 
-    def __init__(self, videos: Sequence, frame_index: np.ndarray, video: np.ndarray, tile: np.ndarray,
-                 tile_h: int, tile_w: int) -> None:
-        self.videos, self.frame_index, self.video, self.tile = videos, frame_index, video, tile
-        self.tile_h, self.tile_w = tile_h, tile_w
-        self.shape = (len(video), frame_index.shape[1], 3, tile_h, tile_w)
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -124,18 +132,97 @@ class ClipFrames:
         rows = np.arange(self.shape[0])[index]
         if rows.ndim == 0:
             return self[rows[None]][0]
-        out = np.empty((len(rows), *self.shape[1:]), np.uint8)             # (n, T, 3, th, tw)
-        for v in np.unique(self.video[rows]):
-            sel = np.flatnonzero(self.video[rows] == v)
-            frame_index = self.frame_index[rows[sel]]                      # (m, T)
-            needed, inverse = np.unique(frame_index.ravel(), return_inverse=True)
-            tiles = split_tiles(self.videos[v][needed], self.tile_h, self.tile_w)   # (u, n_tiles, 3, th, tw)
-            out[sel] = tiles[inverse.reshape(frame_index.shape), self.tile[rows[sel]][:, None]]
+        out = np.empty((len(rows), *self.shape[1:]), np.uint8)
+        video = self._video_of(rows)
+        for v in np.unique(video):
+            sel = np.flatnonzero(video == v)
+            out[sel] = self._read(int(v), rows[sel])
         return out
+
+    def _video_of(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _read(self, v: int, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ClipFrames(_RowsOnDemand):
+    """``ClipSet.frames`` read on demand: clip row i is tile ``tile[i]`` of frames ``frame_index[i]``
+    (T,) of video ``video[i]``; ``videos`` are per-video (L, H, W, 3) uint8 array-likes."""
+
+    def __init__(self, videos: Sequence, frame_index: np.ndarray, video: np.ndarray, tile: np.ndarray,
+                 tile_h: int, tile_w: int) -> None:
+        self.videos, self.frame_index, self.video, self.tile = videos, frame_index, video, tile
+        self.tile_h, self.tile_w = tile_h, tile_w
+        self.shape = (len(video), frame_index.shape[1], 3, tile_h, tile_w)
+
+    def _video_of(self, rows: np.ndarray) -> np.ndarray:
+        return self.video[rows]
+
+    def _read(self, v: int, rows: np.ndarray) -> np.ndarray:
+        frame_index = self.frame_index[rows]                               # (m, T)
+        needed, inverse = np.unique(frame_index.ravel(), return_inverse=True)
+        tiles = split_tiles(self.videos[v][needed], self.tile_h, self.tile_w)   # (u, n_tiles, 3, th, tw)
+        return tiles[inverse.reshape(frame_index.shape), self.tile[rows][:, None]]   # (m, T, 3, th, tw)
 
     def subset(self, index) -> "ClipFrames":
         """The rows ``index``, still on demand (``ClipSet.subset``)."""
         return ClipFrames(self.videos, self.frame_index[index], self.video[index], self.tile[index],
+                          self.tile_h, self.tile_w)
+
+
+class ClipKeyframes(_RowsOnDemand):
+    """``ClipSet.keyframes`` read on demand: row ``base[v] + k * n_tiles[v] + j`` is tile j of keyframe k
+    of video v (``corpus.build_clipset``'s order); ``videos`` are per-video (n_kf, H, W, 3) uint8
+    array-likes (``FrameStore.hold_keyframes``). ``keyframes[index]`` gives the uint8 (len(index), 3, th, tw)."""
+
+    def __init__(self, videos: Sequence, tile_h: int, tile_w: int) -> None:
+        self.videos, self.tile_h, self.tile_w = videos, tile_h, tile_w
+        self.n_tiles = np.array([math.prod(tile_grid(*kf.shape[1:3], tile_h, tile_w)) for kf in videos], np.int64)
+        counts = np.array([len(kf) for kf in videos], np.int64) * self.n_tiles
+        self.base = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.shape = (int(counts.sum()), 3, tile_h, tile_w)
+
+    def _video_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.base, rows, side="right") - 1
+
+    def _read(self, v: int, rows: np.ndarray) -> np.ndarray:
+        keyframe, tile = np.divmod(rows - self.base[v], self.n_tiles[v])
+        needed, inverse = np.unique(keyframe, return_inverse=True)
+        tiles = split_tiles(self.videos[v][needed], self.tile_h, self.tile_w)   # (u, n_tiles, 3, th, tw)
+        return tiles[inverse, tile]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        tiles = self[:]
+        return tiles if dtype is None else tiles.astype(dtype)
+
+
+class ClipWarped(_RowsOnDemand):
+    """``ClipSet.warped`` read on demand: clip row i is tile ``tile[i]`` of clip ``clip[i]`` of video
+    ``video[i]``; ``videos`` are per-video (n_clips, T, 2, H, W, 3) uint8 array-likes
+    (``FrameStore.hold_warped``). ``warped[index]`` gives the uint8 (len(index), T, 2, 3, th, tw)."""
+
+    def __init__(self, videos: Sequence, clip: np.ndarray, video: np.ndarray, tile: np.ndarray,
+                 tile_h: int, tile_w: int) -> None:
+        self.videos, self.clip, self.video, self.tile = videos, clip, video, tile
+        self.tile_h, self.tile_w = tile_h, tile_w
+        clip_length = videos[0].shape[1] if len(videos) else 0
+        self.shape = (len(video), clip_length, 2, 3, tile_h, tile_w)
+
+    def _video_of(self, rows: np.ndarray) -> np.ndarray:
+        return self.video[rows]
+
+    def _read(self, v: int, rows: np.ndarray) -> np.ndarray:
+        needed, inverse = np.unique(self.clip[rows], return_inverse=True)
+        warped = self.videos[v][needed]                                    # (u, T, 2, H, W, 3)
+        u, clip_length = warped.shape[:2]
+        tiles = split_tiles(warped.reshape(-1, *warped.shape[3:]), self.tile_h, self.tile_w)
+        tiles = tiles.reshape(u, clip_length, 2, -1, 3, self.tile_h, self.tile_w)   # (u, T, 2, n_tiles, 3, th, tw)
+        return tiles[inverse, :, :, self.tile[rows]]                       # (m, T, 2, 3, th, tw)
+
+    def subset(self, index) -> "ClipWarped":
+        """The rows ``index``, still on demand (``ClipSet.subset``)."""
+        return ClipWarped(self.videos, self.clip[index], self.video[index], self.tile[index],
                           self.tile_h, self.tile_w)
 
 
@@ -155,22 +242,30 @@ class FrameStore:
     def hold_keyframes(self, v: int, keyframes: np.ndarray) -> StoredVideo:
         """Keep video ``v``'s decoded keyframes beside its frames until the store is removed, and
         read them on demand from there (the encode's keyframes are 1/K of its frames)."""
-        path = self.root / (self.keys[v].name + KEYFRAMES_SUFFIX)
+        return self._hold(v, KEYFRAMES_SUFFIX, keyframes, "decoded keyframes")
+
+    def hold_warped(self, v: int, warped: np.ndarray) -> StoredVideo:
+        """Likewise video ``v``'s motion-warped keyframes (n_clips, K, 2, H, W, 3), read a batch's
+        clips at a time through ``ClipWarped`` (they are twice the frames' size)."""
+        return self._hold(v, WARPED_SUFFIX, warped, "warped keyframes")
+
+    def _hold(self, v: int, suffix: str, array: np.ndarray, what: str) -> StoredVideo:
+        path = self.root / (self.keys[v].name + suffix)
         tmp = self.root / f".{path.name}.{os.getpid()}.tmp"
         try:
-            np.ascontiguousarray(keyframes, dtype=np.uint8).tofile(tmp)
+            np.ascontiguousarray(array, dtype=np.uint8).tofile(tmp)
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise NvcInputError(f"cannot write the frame store in {self.root} (decoded keyframes): "
+            raise NvcInputError(f"cannot write the frame store in {self.root} ({what}): "
                                 f"{exc.strerror or exc}; free some space and run again with --resume") from None
-        return StoredVideo(path, keyframes.shape)
+        return StoredVideo(path, array.shape)
 
     def remove(self, *, keep_frames: bool = False) -> None:
-        """Delete this store's entries (only the held keyframes with ``keep_frames``: they belong to
-        one encode), and its folder when nothing else is left in it."""
+        """Delete this store's entries (only what an encode held, HELD_SUFFIXES, with ``keep_frames``:
+        that belongs to one encode), and its folder when nothing else is left in it."""
         for key in self.keys:
-            for suffix in (KEYFRAMES_SUFFIX,) if keep_frames else (ENTRY_SUFFIX, FRAMES_SUFFIX, KEYFRAMES_SUFFIX):
+            for suffix in HELD_SUFFIXES if keep_frames else (ENTRY_SUFFIX, FRAMES_SUFFIX, *HELD_SUFFIXES):
                 (self.root / (key.name + suffix)).unlink(missing_ok=True)
         try:
             self.root.rmdir()

@@ -234,3 +234,33 @@ def test_cache_key_follows_the_code_revision(monkeypatch):
     before = rd._key("nvcodec", {"preset": "fast"}, corpus, 10)
     monkeypatch.setattr(rd, "code_revision", lambda codec: "0" * 16)
     assert rd._key("nvcodec", {"preset": "fast"}, corpus, 10) != before
+
+
+def test_the_corpus_read_through_the_frame_store_is_the_corpus_read_in_memory(tmp_path):
+    """With a cache folder the harness's frames come from a frame store, one video per look-up, and
+    are exactly (same frames, same sha256) those read into memory; a second read decodes nothing."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("foreman_176x144.mp4", "nasa_160x90.mp4"):
+        (corpus / name).symlink_to(SAMPLES / name)
+    in_memory = rd.read_corpus(corpus, "native", (32, 24), 5, None, log=lambda _m: None)
+    stored = rd.read_corpus(corpus, "native", (32, 24), 5, tmp_path / "cache", log=lambda _m: None)
+    assert isinstance(stored.frames, rd.StoredFrames) and stored.sha256 == in_memory.sha256
+    assert (stored.n_frames, stored.n_pixels) == (in_memory.n_frames, in_memory.n_pixels) == (10, 10 * 32 * 24)
+    for name in in_memory.names:
+        np.testing.assert_array_equal(stored.frames[name], in_memory.frames[name])
+    lines = []
+    rd.read_corpus(corpus, "native", (32, 24), 5, tmp_path / "cache", log=lines.append)
+    assert any("0.0 MiB to decode" in line for line in lines)
+
+
+def test_measure_takes_decoded_videos_one_at_a_time_in_the_corpus_order(tmp_path):
+    """measure() accepts (name, frames) pairs as they are decoded, and refuses them out of order."""
+    rng = np.random.default_rng(0)
+    frames = {n: rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8) for n in ("a", "b")}
+    corpus = rd.Corpus(tmp_path, ["a", "b"], frames, {}, "ab" * 32)
+    by_name = rd.measure(corpus, {n: 255 - f for n, f in frames.items()}, ms_ssim_stride=0)
+    streamed = rd.measure(corpus, ((n, 255 - frames[n]) for n in ("a", "b")), ms_ssim_stride=0)
+    assert streamed == by_name and by_name["psnr"] < 20
+    with pytest.raises(ValueError, match="expected 'a', got 'b'"):
+        rd.measure(corpus, iter([("b", frames["b"]), ("a", frames["a"])]), ms_ssim_stride=0)

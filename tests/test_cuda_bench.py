@@ -75,5 +75,5 @@ def test_bench_env_and_fit_parts_run_on_cpu_and_write_json(tmp_path, one_torch_t
     assert tiny["n_params"] > 0 and tiny["steps_per_s"] > 0 and tiny["as_shipped"]["steps"] == 6
     assert tiny["steps_per_epoch"] == -(-tiny["n_clips"] // tiny["batch_size"])
     assert "unknown preset" in bad["traceback"]
-    assert list((tmp_path / "cache").glob("frames-*.npz")), "the corpus is cached where benchmarks.rd looks"
+    assert list((tmp_path / "cache" / "frames").glob("*.u8")), "the corpus is stored where benchmarks.rd looks"
     assert cuda_bench.plan(saved, ["tiny"], 90, 1000, log=lambda m: None) == ["tiny"]

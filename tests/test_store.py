@@ -21,7 +21,7 @@ from nvcodec.corpus import build_clipset, keyframe_positions, scan
 from nvcodec.errors import NvcInputError
 from nvcodec.fit import fit
 from nvcodec.media import read_frames
-from nvcodec.store import ClipFrames, StoredVideo, open_store
+from nvcodec.store import ClipFrames, ClipKeyframes, ClipWarped, StoredVideo, open_store
 from tests.test_codec import moving_pattern, write_video
 from tests.test_fit import TINY_FIT, TINY_MODEL
 
@@ -144,12 +144,12 @@ def _stored(tmp_path: Path, frames: np.ndarray) -> StoredVideo:
 
 
 def _clipsets(tmp_path):
-    """The same corpus as a ClipSet whose frames are in memory and one whose frames are on disk."""
+    """The same corpus as a ClipSet whose frames and keyframes are in memory and one whose are on disk."""
     raw = [moving_pattern(19, 40, 70, seed=3), moving_pattern(9, 32, 32, seed=4)]
     interval, (th, tw) = TINY_MODEL.clip_length, (TINY_MODEL.tile_h, TINY_MODEL.tile_w)
     in_memory = build_clipset([(f, f[keyframe_positions(len(f), interval)], len(f)) for f in raw], interval, th, tw)
-    on_disk = build_clipset([(_stored(tmp_path, f), f[keyframe_positions(len(f), interval)], len(f)) for f in raw],
-                            interval, th, tw)
+    on_disk = build_clipset([(_stored(tmp_path, f), _stored(tmp_path, f[keyframe_positions(len(f), interval)]), len(f))
+                             for f in raw], interval, th, tw)
     return in_memory, on_disk
 
 
@@ -169,6 +169,17 @@ def test_clip_frames_read_on_demand_equal_the_in_memory_clips(tmp_path):
         np.testing.assert_array_equal(getattr(on_disk, name), getattr(in_memory, name))
 
 
+def test_clip_keyframes_read_on_demand_equal_the_in_memory_tiles(tmp_path):
+    """ClipSet.keyframes from the store gives every tile of every video's keyframes, in any order."""
+    in_memory, on_disk = _clipsets(tmp_path)
+    assert isinstance(on_disk.keyframes, ClipKeyframes) and on_disk.keyframes.shape == in_memory.keyframes.shape
+    rng = np.random.default_rng(1)
+    index = rng.permutation(len(in_memory.keyframes))
+    np.testing.assert_array_equal(on_disk.keyframes[index], in_memory.keyframes[index])
+    np.testing.assert_array_equal(on_disk.keyframes[on_disk.end_kf], in_memory.keyframes[in_memory.end_kf])
+    np.testing.assert_array_equal(on_disk.keyframes[len(in_memory.keyframes) - 1], in_memory.keyframes[-1])
+
+
 def test_a_fit_from_the_store_equals_the_fit_in_memory(tmp_path, one_torch_thread):
     """Same clips, same seed, CPU: the weights fitted from the store are those fitted in memory."""
     in_memory, on_disk = _clipsets(tmp_path)
@@ -176,6 +187,57 @@ def test_a_fit_from_the_store_equals_the_fit_in_memory(tmp_path, one_torch_threa
     a = fit(TINY_MODEL, cfg, in_memory, device="cpu", progress=False)
     b = fit(TINY_MODEL, cfg, on_disk, device="cpu", progress=False)
     assert a.steps == b.steps > 0 and a.psnr == b.psnr and a.blend_psnr == b.blend_psnr
+    for name, tensor in a.state_dict.items():
+        assert torch.equal(tensor, b.state_dict[name]), name
+
+
+def _warped_clipsets(tmp_path):
+    """A motion network's clips (each frame's keyframes warped by estimated motion) with frames, keyframes
+    and warped keyframes in memory, and with all three in a frame store, read on demand."""
+    from nvcodec.motion import MotionConfig, estimate_video, warped_video
+    from nvcodec.store import FrameStore, StoreKey
+
+    raw = [moving_pattern(19, 40, 70, seed=3), moving_pattern(9, 32, 32, seed=4)]
+    interval, (th, tw) = TINY_MODEL.clip_length, (TINY_MODEL.tile_h, TINY_MODEL.tile_w)
+    keyframes = [f[keyframe_positions(len(f), interval)] for f in raw]
+    warped = [warped_video(kf, estimate_video(f, kf, interval, MotionConfig(16, 4)), len(f), interval)
+              for f, kf in zip(raw, keyframes)]
+    keys = tuple(StoreKey(f"/v{i}", 0, 0, None, None, None) for i in range(len(raw)))
+    store = FrameStore(tmp_path / "store", keys, (), ())
+    store.root.mkdir()
+    held = [store.hold_warped(v, w) for v, w in enumerate(warped)]
+    in_memory = build_clipset([(f, kf, len(f)) for f, kf in zip(raw, keyframes)], interval, th, tw, warped=warped)
+    on_disk = build_clipset([(_stored(tmp_path, f), store.hold_keyframes(v, kf), len(f))
+                             for v, (f, kf) in enumerate(zip(raw, keyframes))], interval, th, tw, warped=held)
+    return in_memory, on_disk, store
+
+
+def test_clip_warped_read_on_demand_equal_the_in_memory_clips(tmp_path):
+    """ClipSet.warped held in the store gives, for any clip index, subset or scalar, the in-memory array."""
+    in_memory, on_disk, store = _warped_clipsets(tmp_path)
+    assert isinstance(on_disk.warped, ClipWarped) and on_disk.warped.shape == in_memory.warped.shape
+    assert in_memory.warped.any()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        index = np.sort(rng.choice(in_memory.n_clips, size=4, replace=False))
+        np.testing.assert_array_equal(on_disk.warped[index], in_memory.warped[index])
+    np.testing.assert_array_equal(on_disk.warped[3], in_memory.warped[3])
+    np.testing.assert_array_equal(on_disk.warped[:], in_memory.warped)
+    sub = np.array([7, 1, 4, in_memory.n_clips - 1])
+    np.testing.assert_array_equal(on_disk.subset(sub).warped[np.array([3, 0])], in_memory.warped[[-1, 7]])
+    store.remove()
+    assert not store.root.exists()
+
+
+def test_a_motion_network_fitted_from_the_store_equals_the_fit_in_memory(tmp_path, one_torch_thread):
+    """Same clips, same seed, CPU: a motion network fitted on warped keyframes read from the store has
+    the weights of one fitted on them in memory."""
+    in_memory, on_disk, _ = _warped_clipsets(tmp_path)
+    model = dataclasses.replace(TINY_MODEL, motion=True)
+    cfg = dataclasses.replace(TINY_FIT, epochs=2, max_steps=6)
+    a = fit(model, cfg, in_memory, device="cpu", progress=False)
+    b = fit(model, cfg, on_disk, device="cpu", progress=False)
+    assert a.steps == b.steps > 0 and a.psnr == b.psnr
     for name, tensor in a.state_dict.items():
         assert torch.equal(tensor, b.state_dict[name]), name
 
@@ -236,6 +298,35 @@ def test_resume_after_a_video_changed_decodes_it_again_and_fits_anew(videos, tmp
     fresh = tmp_path / "fresh.nvc"
     nvcodec.encode([videos], fresh, _tiny(), size=SIZE, quiet=True)
     assert out.read_bytes() == fresh.read_bytes()
+
+
+@pytest.mark.slow
+def test_an_encode_reading_warped_keyframes_from_the_store_writes_the_bytes_of_one_holding_them(tmp_path,
+                                                                                               monkeypatch):
+    """A motion network's warped keyframes go to the store and the fit reads them from there
+    (ClipWarped); the file is byte for byte that of an encode that keeps them in memory."""
+    import nvcodec
+    import nvcodec.fit as fit_module
+    from nvcodec.presets import build_config
+    from nvcodec.store import FrameStore
+
+    root = tmp_path / "in"
+    for i in range(2):
+        write_video(root / f"{i}.mp4", moving_pattern(17, 48, 64, seed=5 + i), (25, 1))
+    config = build_config("tiny", epochs=1, motion=True, weight_bpp=8.0)
+    real_fit, seen = fit_module.fit, []
+
+    def watched_fit(model_cfg, fit_cfg, clips, **kwargs):
+        seen.append(type(clips.warped))
+        return real_fit(model_cfg, fit_cfg, clips, **kwargs)
+
+    monkeypatch.setattr(fit_module, "fit", watched_fit)
+    stored = nvcodec.encode([root], tmp_path / "stored.nvc", config, quiet=True)
+    with monkeypatch.context() as m:
+        m.setattr(FrameStore, "hold_warped", lambda _self, _v, warped: warped)
+        nvcodec.encode([root], tmp_path / "memory.nvc", config, quiet=True)
+    assert seen == [ClipWarped, np.ndarray] and stored.n_params > 0
+    assert (tmp_path / "stored.nvc").read_bytes() == (tmp_path / "memory.nvc").read_bytes()
 
 
 def test_cli_store_options_parse():
