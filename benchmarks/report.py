@@ -66,7 +66,8 @@ def bit_budget(points: list[dict]) -> list[str]:
     """Markdown section: where each nvcodec point's bytes go, and what each part buys.
 
     'keyframes alone' is the PSNR of the blend of the decoded keyframes without the network
-    (the encoder's floor); the network's gain is the final PSNR over it. Beside them, the
+    (the blend floor), 'motion floor' the decoded keyframes warped by the file's coded motion
+    (a file without a network is that floor); the gain is the final PSNR over the blend. Beside them, the
     rate x264-medium needs for the same two qualities, when it was run: keyframes that cost
     more than that are a loss before the network starts."""
     rows = [p for p in points if p["codec"] == "nvcodec" and (p.get("encode_report") or {}).get("bytes_by_part")]
@@ -74,10 +75,10 @@ def bit_budget(points: list[dict]) -> list[str]:
         return []
     anchor = [p for p in points if p["codec"] == REFERENCE_ANCHOR]
     out = ["", "## Where nvcodec's bits go", "",
-           "| point | bpp | keyframes | weights | metadata + container | bits/weight | keyframe PSNR dB | "
-           f"keyframes alone dB | final dB | network gain dB | keyframes bpp | {REFERENCE_ANCHOR} bpp at "
-           f"keyframes alone | {REFERENCE_ANCHOR} bpp at final |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| point | bpp | keyframes | motion | weights | metadata + container | bits/weight | keyframe PSNR dB | "
+           f"keyframes alone dB | motion floor dB | final dB | gain over keyframes alone dB | keyframes bpp | "
+           f"{REFERENCE_ANCHOR} bpp at keyframes alone | {REFERENCE_ANCHOR} bpp at final |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in rows:
         rep, parts = p["encode_report"], p["encode_report"]["bytes_by_part"]
         total = sum(parts.values())
@@ -88,9 +89,10 @@ def bit_budget(points: list[dict]) -> list[str]:
         at_blend = rate_at(anchor, blend) if anchor and blend is not None else None
         at_final = rate_at(anchor, final) if anchor and final is not None else None
         out.append(f"| {p['label']} | {p['bpp']:.4f} | {100 * parts['keyframes'] / total:.0f} % | "
+                   f"{100 * parts.get('motion', 0) / total:.0f} % | "
                    f"{100 * parts['weights'] / total:.0f} % | {100 * other / total:.1f} % | "
                    f"{_fmt(bits_per_weight, 2)} | {_fmt(rep.get('keyframe_psnr'), 2)} | {_fmt(blend, 2)} | "
-                   f"{_fmt(final, 2)} | {_fmt(gain, 2)} | {p['bpp'] * parts['keyframes'] / total:.4f} | "
+                   f"{_fmt(rep.get('motion_psnr'), 2)} | {_fmt(final, 2)} | {_fmt(gain, 2)} | {p['bpp'] * parts['keyframes'] / total:.4f} | "
                    f"{_fmt(at_blend, 4)} | {_fmt(at_final, 4)} |")
     return out
 
