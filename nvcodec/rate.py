@@ -38,8 +38,8 @@ import numpy as np
 from nvcodec.bitstream import motion_chunk_n_bytes, tensor_chunk_n_bytes
 from nvcodec.bitstream.positions import KeyframeLayout
 from nvcodec.config import ModelConfig
-from nvcodec.errors import NvcInputError
 from nvcodec.corpus import build_clipset, keyframe_positions
+from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import CODECS, KeyframeCodec, encode_keyframes
 from nvcodec.motion import (MOTION_CANDIDATES, MotionConfig, choose_motion, clips_floor_sse, estimate_clips,
                             sample_clips, warped_video)
