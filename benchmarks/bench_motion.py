@@ -59,15 +59,19 @@ def code_keyframes(corpus: rd.Corpus, codec: KeyframeCodec, interval: int,
     """name -> decoded keyframes, total keyframe bytes, mean keyframe PSNR; ``per_video`` gets each name's bytes."""
     decoded, n_bytes, psnrs = {}, 0, []
     for name in corpus.names:
-        frames = corpus.frames[name]
-        kf = frames[keyframe_positions(len(frames), interval)]
-        segments = encode_keyframes(kf, codec)
-        n_bytes += sum(len(d) for *_, d in segments)
+        kf, video_bytes, decoded[name] = code_video_keyframes(corpus.frames[name], codec, interval)
+        n_bytes += video_bytes
         if per_video is not None:
-            per_video[name] = sum(len(d) for *_, d in segments)
-        decoded[name] = decode_keyframes(b"".join(d for *_, d in segments), codec, kf.shape[2], kf.shape[1], len(kf))
+            per_video[name] = video_bytes
         psnrs.append(metrics.psnr_per_frame(kf, decoded[name]))
     return decoded, n_bytes, float(np.mean(np.concatenate(psnrs)))
+
+
+def code_video_keyframes(frames: np.ndarray, codec: KeyframeCodec, interval: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """(keyframes, coded bytes, decoded keyframes) of one video's regular keyframes, one stream."""
+    kf = frames[keyframe_positions(len(frames), interval)]
+    data = b"".join(d for *_, d in encode_keyframes(kf, codec))
+    return kf, len(data), decode_keyframes(data, codec, kf.shape[2], kf.shape[1], len(kf))
 
 
 def allocated_motion(corpus: rd.Corpus, codec: KeyframeCodec, dec_kf: dict, kf_bytes: dict, interval: int) -> dict:
@@ -76,11 +80,8 @@ def allocated_motion(corpus: rd.Corpus, codec: KeyframeCodec, dec_kf: dict, kf_b
     probe_codec = replace(codec, quality=probe_q)
 
     def probe(v: int):
-        frames = corpus.frames[corpus.names[v]]
-        kf = frames[keyframe_positions(len(frames), interval)]
-        segments = encode_keyframes(kf, probe_codec)
-        data = b"".join(d for *_, d in segments)
-        return len(data), decode_keyframes(data, probe_codec, kf.shape[2], kf.shape[1], len(kf))
+        _, n_bytes, decoded = code_video_keyframes(corpus.frames[corpus.names[v]], probe_codec, interval)
+        return n_bytes, decoded
 
     alloc = allocate_motion([((lambda n=name: corpus.frames[n]), None) for name in corpus.names], interval,
                             [dec_kf[n] for n in corpus.names], [kf_bytes[n] for n in corpus.names], probe, probe_q)

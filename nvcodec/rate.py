@@ -70,6 +70,16 @@ def probe_quality(codec: KeyframeCodec) -> int | None:
     return None
 
 
+def finest_quality(n_bytes_at: Callable[[int], int], best: int, worst: int, n_bytes: float) -> int:
+    """The finest quality in best..worst (lower is finer) whose keyframes take at most ``n_bytes``
+    (``n_bytes_at(q)``, falling as q rises), by bisection; ``worst`` when none does."""
+    lo, hi = best, worst
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if n_bytes_at(mid) <= n_bytes else (mid + 1, hi)
+    return lo
+
+
 @dataclass(frozen=True)
 class SlopeProbe:
     """One video's keyframes at two qualities: what the motion floor's squared error (8-bit RGB, summed
@@ -174,13 +184,7 @@ def plan_floor_target(target_bpp: float, n_pixels: int, kf_codec: KeyframeCodec,
         return cache[q]
 
     def finest_within(n_bytes: float) -> int | None:
-        if kf(top) > n_bytes:
-            return None
-        lo, hi = kf_codec.min_quality, top
-        while lo < hi:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if kf(mid) <= n_bytes else (mid + 1, hi)
-        return lo
+        return None if kf(top) > n_bytes else finest_quality(kf, kf_codec.min_quality, top, n_bytes)
 
     def too_low(extra: str) -> NvcInputError:
         return NvcInputError(f"target {target_bpp} bpp is too low for this corpus: the keyframes alone cost "
@@ -238,14 +242,7 @@ def plan_rate(target_bpp: float, n_pixels: int, keyframe_bytes: Callable[[int], 
         raise ValueError(f"target {target_bpp} bpp is too low for this corpus: the keyframes alone "
                          f"cost {8 * (cost(worst) + OVERHEAD_BYTES + reserved_bytes) / n_pixels:.4f} bpp at the "
                          f"lowest quality ({worst})" + (" with the coded motion" if reserved_bytes else ""))
-    allowed = keyframe_share * budget_bits
-    lo, hi = best, worst                   # the smallest q within the share (worst if none is)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if 8 * cost(mid) <= allowed:
-            hi = mid
-        else:
-            lo = mid + 1
+    lo = finest_quality(cost, best, worst, keyframe_share * budget_bits / 8)
     weight_bits = budget_bits - 8 * cost(lo)
     return RatePlan(keyframe_quality=lo, keyframe_bytes=cost(lo), weight_bpp=weight_bits / n_pixels)
 

@@ -80,14 +80,11 @@ def store_key(source: SourceVideo, size, fps, max_frames) -> StoreKey:
                     max_frames=max_frames)
 
 
-class StoredVideo:
-    """One video's frames in the store, (L, H, W, 3) uint8, read on demand (``video[index]``) along
-    the first axis; likewise its held keyframes and warped keyframes (other shapes, same access)."""
+class _Uint8Rows:
+    """What the fit and the stages need of a uint8 array kept on disk: dtype, shape, ndim, len."""
 
     dtype = np.dtype(np.uint8)
-
-    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
-        self.path, self.shape = Path(path), tuple(int(n) for n in shape)
+    shape: tuple[int, ...]
 
     @property
     def ndim(self) -> int:
@@ -95,6 +92,14 @@ class StoredVideo:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+
+class StoredVideo(_Uint8Rows):
+    """One video's frames in the store, (L, H, W, 3) uint8, read on demand (``video[index]``) along
+    the first axis; likewise its held keyframes and warped keyframes (other shapes, same access)."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.path, self.shape = Path(path), tuple(int(n) for n in shape)
 
     def __getitem__(self, index) -> np.ndarray:
         """The frames at ``index`` (an int, a slice or an int array) as a new in-memory array."""
@@ -114,19 +119,9 @@ class StoredVideo:
         return frames if dtype is None else frames.astype(dtype)
 
 
-class _RowsOnDemand:
+class _RowsOnDemand(_Uint8Rows):
     """An array-like of clip rows kept in per-video files: ``self[index]`` reads only the videos of those
     rows (``_video_of``), each once (``_read``), into a new uint8 array of shape (len(index), *shape[1:])."""
-
-    dtype = np.dtype(np.uint8)
-    shape: tuple[int, ...]
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getitem__(self, index) -> np.ndarray:
         rows = np.arange(self.shape[0])[index]
