@@ -18,7 +18,9 @@ Estimation (encoder only, any method would do; the file holds the integers):
 block matching on luma over whole frames (``estimate_field``: a full search at half
 resolution, candidates refined at full resolution, then the step lattice with the
 decoder's own interpolator), each in-between frame against its clip's *decoded*
-keyframes, the previous frame's motion offered as a linear-motion prior.
+keyframes, the previous frame's motion offered as a linear-motion prior; then, given the
+price of a bit, each field moved on its lattice where that lowers the floor's own squared
+error + lambda x bits (``refine_clip``).
 ``choose_motion`` picks a video's grid and step among ``MOTION_CANDIDATES`` by measured
 rate (the coded bytes of nvcodec.bitstream.motion) + lambda x distortion on a sample of
 its clips; the encoder's lambda is the price of a keyframe bit, measured
@@ -395,15 +397,164 @@ def _estimate_clip(frames: Sequence[np.ndarray], kf_start: np.ndarray, kf_end: n
     return q
 
 
+# --- rate-distortion refinement of the estimated fields (encoder only) ---------------------------
+
+# Passes of ``refine_clip`` over a frame's cells (it stops early when a pass changes nothing). On the first
+# 64 frames of 3 corpus videos (32x4, keyframes at quality 36, lambda 1300): 1 / 2 / 3 passes took
+# 10.4 / 13.7 / 15.1 % off the floor's squared error for 3.4-3.8 % more motion bytes.
+REFINE_PASSES = 3
+# Lattice moves tried per cell and pass: one step along each axis.
+_REFINE_MOVES = ((0, 1), (0, -1), (1, 1), (1, -1))
+
+
+def _parity_cells(n: int, grid: int, cells: int, parity: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cells parity, parity + 2, ... of one axis, and the first pixel each owns: the pixels nearest to
+    its centre among those cells. Under bilinear interpolation a cell's vector reaches only the pixels
+    between its neighbours' centres, so cells of one parity (along both axes) never share a pixel and a
+    change at them is the sum of one change per owned block of pixels."""
+    if parity >= cells:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    centre = (np.arange(n) + 0.5) / grid - 0.5
+    last = parity + 2 * ((cells - 1 - parity) // 2)
+    owner = np.clip(parity + 2 * np.floor((centre - parity) / 2 + 0.5), parity, last).astype(np.int64)
+    listed, starts = np.unique(owner, return_index=True)        # owner is non-decreasing along the axis
+    return listed, starts
+
+
+def _interp_matrix(n: int, grid: int, cells: int) -> np.ndarray:
+    """(n, cells) float32: the bilinear weights of ``pixel_field`` along one axis (each row sums to 1)."""
+    c0, c1, w1 = _axis_weights(n, grid, cells)
+    m = np.zeros((n, cells), np.float32)
+    np.add.at(m, (np.arange(n), c0), (2 * grid - w1) / (2 * grid))
+    np.add.at(m, (np.arange(n), c1), w1 / (2 * grid))
+    return m
+
+
+class _BitCosts:
+    """Approximate bits of a time residual (q[j] - q[j-1]): -log2 of its frequency in the clip's initial
+    estimate, half a count added to every value within 64 of the range (an unseen value costs most)."""
+
+    def __init__(self, q: np.ndarray):
+        res = np.diff(q, axis=0, prepend=np.zeros_like(q[:1])).ravel()
+        self.lo = int(res.min()) - 64
+        counts = np.bincount(res - self.lo, minlength=int(res.max()) + 64 - self.lo + 1).astype(np.float64)
+        self.cost = -np.log2((counts + 0.5) / (res.size + 0.5 * counts.size))
+
+    def __call__(self, res: np.ndarray) -> np.ndarray:
+        return self.cost[np.clip(res - self.lo, 0, self.cost.size - 1)]
+
+
+def refine_clip(frames: np.ndarray, kf_start: np.ndarray, kf_end: np.ndarray, q: np.ndarray, config: MotionConfig,
+                lam: float, passes: int = REFINE_PASSES) -> np.ndarray:
+    """A clip's estimated fields q (n, 2, 2, rows, cols), moved on the step lattice to lower the motion
+    floor's squared error (8-bit RGB, the decoder's interpolation, warp and fusion) + ``lam`` x bits.
+
+    Block matching chooses each cell's vector for the cell alone, with block-constant motion on luma;
+    the decoder interpolates the vectors between cell centres, warps RGB and fuses two keyframes. Here,
+    frame by frame, each field's cells (one parity class at a time, so their effects do not overlap:
+    ``_parity_cells``) try one step along each axis, and a cell keeps a move that lowers its owned
+    pixels' fused squared error by more than ``lam`` x the change in the bits of its time residuals
+    (``_BitCosts``: the current and the next frame's). Moves are scored with torch's float warp
+    (grid_sample, 8x faster than the decoder's integers here), which agrees with the integer floor up
+    to its rounding; the integers decide the file's pictures. Encoder only: the decoder reads whatever
+    integers the file holds."""
+    import torch
+    import torch.nn.functional as F
+
+    q = np.array(q, dtype=np.int64)
+    n = q.shape[0]
+    if not n or config.interp != "bilinear":
+        return q.astype(np.int32)
+    h, w = kf_start.shape[:2]
+    rows, cols = q.shape[-2:]
+    grid, unit = config.grid, config.step_qpel / 4.0            # pixels per lattice step
+    bits = _BitCosts(q)
+    mat_y, mat_x = (torch.from_numpy(_interp_matrix(size, grid, cells)) for size, cells in ((h, rows), (w, cols)))
+    base_y = torch.arange(h, dtype=torch.float32)[:, None]
+    base_x = torch.arange(w, dtype=torch.float32)[None, :]
+    scale_y, scale_x = (2.0 / (h - 1) if h > 1 else 0.0), (2.0 / (w - 1) if w > 1 else 0.0)
+    keyframes = [torch.from_numpy(np.ascontiguousarray(k)).permute(2, 0, 1)[None].float() for k in (kf_start, kf_end)]
+    classes = [(_parity_cells(h, grid, rows, a), _parity_cells(w, grid, cols, b)) for a in (0, 1) for b in (0, 1)]
+
+    def warped(k: int, fields: np.ndarray) -> torch.Tensor:
+        """keyframe k warped by each of fields (B, 2, rows, cols): (B, 3, H, W) float."""
+        pix = mat_y @ (torch.from_numpy(fields).float() * unit) @ mat_x.T                # (B, 2, H, W) pixels
+        sample = torch.stack([(base_x + pix[:, 1]) * scale_x - (1.0 if w > 1 else 0.0),
+                              (base_y + pix[:, 0]) * scale_y - (1.0 if h > 1 else 0.0)], dim=-1)
+        ref = keyframes[k].expand(len(fields), -1, -1, -1)
+        return F.grid_sample(ref, sample, mode="bilinear", padding_mode="border", align_corners=True)
+
+    for j in range(n):
+        target = torch.from_numpy(np.ascontiguousarray(frames[j])).permute(2, 0, 1)[None].float()
+        weights = (n - j, j + 1)                                    # start, end: (e - i), (i - s)
+        warps = [warped(k, q[j, k][None]) for k in (0, 1)]
+
+        def error(start: torch.Tensor, end: torch.Tensor) -> np.ndarray:
+            fused = (weights[0] * start + weights[1] * end) / (n + 1)
+            return ((fused - target) ** 2).sum(dim=1).double().numpy()   # (B, H, W)
+
+        err = error(*warps)[0]
+        for _ in range(passes):
+            moved = False
+            for k in (0, 1):
+                for (ry, sy), (rx, sx) in classes:
+                    if not ry.size or not rx.size:
+                        continue
+                    cells = np.ix_(ry, rx)
+                    cands = np.repeat(q[j, k][None], len(_REFINE_MOVES), axis=0)
+                    for b, (d, s) in enumerate(_REFINE_MOVES):
+                        cands[b, d][cells] = np.clip(cands[b, d][cells] + s, -MAX_ABS_Q, MAX_ABS_Q)
+                    w_k = warped(k, cands)
+                    e = error(w_k, warps[1]) if k == 0 else error(warps[0], w_k)
+                    delta = np.add.reduceat(np.add.reduceat(e - err, sy, axis=1), sx, axis=2)
+                    prev = q[j - 1, k] if j else np.zeros_like(q[j, k])
+                    rate = bits(cands - prev) - bits(q[j, k] - prev)[None]
+                    if j + 1 < n:
+                        rate = rate + bits(q[j + 1, k] - cands) - bits(q[j + 1, k] - q[j, k])[None]
+                    gain = -(delta + lam * rate[:, :, ry][:, :, :, rx].sum(axis=1))   # (moves, |ry|, |rx|)
+                    best = np.argmax(gain, axis=0)
+                    take = np.take_along_axis(gain, best[None], axis=0)[0] > 0
+                    if not take.any():
+                        continue
+                    moved = True
+                    chosen = np.take_along_axis(cands[:, :, ry][:, :, :, rx], best[None, None], axis=0)[0]
+                    block = q[j, k][:, ry][:, :, rx]
+                    q[j, k][np.ix_([0, 1], ry, rx)] = np.where(take[None], chosen, block)
+                    warps[k] = warped(k, q[j, k][None])
+                    err = error(*warps)[0]
+            if not moved:
+                break
+    return q.astype(np.int32)
+
+
 def estimate_clips(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int, config: MotionConfig,
-                   keyframes: np.ndarray | None = None, clips: Sequence[int] | None = None) -> dict[int, np.ndarray]:
+                   keyframes: np.ndarray | None = None, clips: Sequence[int] | None = None,
+                   lam: float | None = None) -> dict[int, np.ndarray]:
     """{clip: its motion (n_inbetween, 2, 2, rows, cols) int32} for the clips ``clips`` of a video (None:
-    all); each clip is estimated on its own, so any subset gives the same arrays as the whole video."""
+    all); each clip is estimated on its own, so any subset gives the same arrays as the whole video.
+    ``lam``: then refined at that price of a bit (``refine_clip``); None: block matching alone."""
     first, start_kf, end_kf, *_ = clip_layout(len(frames), interval, keyframes=keyframes)
     counts = clip_inbetween_counts(len(frames), interval, keyframes)
-    return {c: _estimate_clip(frames, dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], int(first[c]), counts[c],
-                              config)
-            for c in (range(len(counts)) if clips is None else clips)}
+    out = {}
+    for c in range(len(counts)) if clips is None else clips:
+        kf_start, kf_end = dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]]
+        q = _estimate_clip(frames, kf_start, kf_end, int(first[c]), counts[c], config)
+        out[c] = q if lam is None else refine_clip(_clip_targets(frames, int(first[c]), counts[c]), kf_start, kf_end,
+                                                   q, config, lam)
+    return out
+
+
+def refine_clips(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int, config: MotionConfig,
+                 clips: dict[int, np.ndarray], lam: float, keyframes: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """``refine_clip`` of each of ``clips`` ({clip: fields} as ``estimate_clips`` gives them)."""
+    first, start_kf, end_kf, *_ = clip_layout(len(frames), interval, keyframes=keyframes)
+    return {c: refine_clip(_clip_targets(frames, int(first[c]), q.shape[0]), dec_keyframes[start_kf[c]],
+                           dec_keyframes[end_kf[c]], q, config, lam) for c, q in clips.items()}
+
+
+def _clip_targets(frames: Sequence[np.ndarray], first: int, n: int) -> list[np.ndarray]:
+    """The n in-between frames of the clip starting at frame ``first``."""
+    return [frames[first + 1 + j] for j in range(n)]
 
 
 def video_motion(config: MotionConfig, height: int, width: int, clips: dict[int, np.ndarray]) -> VideoMotion:
@@ -414,12 +565,12 @@ def video_motion(config: MotionConfig, height: int, width: int, clips: dict[int,
 
 
 def estimate_video(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int,
-                   config: MotionConfig, keyframes: np.ndarray | None = None) -> VideoMotion:
+                   config: MotionConfig, keyframes: np.ndarray | None = None, lam: float | None = None) -> VideoMotion:
     """Motion of every in-between frame of a video (frames: the source frames, (H, W, 3) uint8 each,
     indexable by frame number) towards its clip's decoded start and end keyframes (at frames
-    ``keyframes``; None: the regular ones)."""
+    ``keyframes``; None: the regular ones); ``lam``: refined at that price of a bit (``refine_clip``)."""
     h, w = dec_keyframes.shape[1:3]
-    return video_motion(config, h, w, estimate_clips(frames, dec_keyframes, interval, config, keyframes))
+    return video_motion(config, h, w, estimate_clips(frames, dec_keyframes, interval, config, keyframes, lam=lam))
 
 
 def motion_n_bytes(motion: VideoMotion) -> int:
@@ -476,7 +627,9 @@ def choose_motion(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, inter
     the rate is the coded bytes (nvcodec.bitstream.motion), the distortion the motion floor's squared
     error on those clips' in-between frames (8-bit RGB), so ``lam`` is squared error per bit, the price
     of a bit elsewhere in the file (``nvcodec.rate.keyframe_slope``).  ``known``: fields already
-    estimated on the sample, by config.  Returns (the whole video's motion, best, every candidate)."""
+    estimated on the sample, by config.  The winner's fields are then refined at ``lam``
+    (``refine_clip``) on every clip.  Returns (the whole video's motion, best, every candidate): the
+    candidates' costs are those of block matching alone."""
     if not candidates:
         raise ValueError("choose_motion: no candidates")
     h, w = dec_keyframes.shape[1:3]
@@ -493,7 +646,7 @@ def choose_motion(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, inter
         sse = clips_floor_sse(frames, dec_keyframes, interval, config, {c: clips[c] for c in sample}, keyframes)
         results.append(MotionChoice(config, n_bytes, sse, sse + lam * 8 * n_bytes))
     best = min(results, key=lambda r: r.cost)                     # ties: the candidate listed first
-    clips = estimated[best.config]
+    clips = refine_clips(frames, dec_keyframes, interval, best.config, estimated[best.config], lam, keyframes)
     clips.update(estimate_clips(frames, dec_keyframes, interval, best.config, keyframes,
-                                [c for c in range(n_clips) if c not in clips]))
+                                [c for c in range(n_clips) if c not in clips], lam=lam))
     return video_motion(best.config, h, w, clips), best, results

@@ -17,6 +17,7 @@ from nvcodec.motion import (
     fuse,
     motion_n_bytes,
     pixel_field,
+    refine_clip,
     sample_clips,
     warp,
 )
@@ -216,7 +217,8 @@ def test_choose_motion_trades_rate_against_distortion():
     assert best0.config.grid == 8 and best_big.config.grid == 64
     for m, best in ((m0, best0), (m_big, best_big)):
         assert (m.grid, m.step_qpel) == (best.config.grid, best.config.step_qpel)
-        np.testing.assert_array_equal(m.clips[0], estimate_video(frames, kf, 8, best.config).clips[0])
+        refined = estimate_video(frames, kf, 8, best.config, lam=0.0 if m is m0 else 1e6)
+        np.testing.assert_array_equal(m.clips[0], refined.clips[0])
 
 
 def test_choose_motion_on_a_sample_of_clips_gives_the_whole_video_estimate():
@@ -227,12 +229,12 @@ def test_choose_motion_on_a_sample_of_clips_gives_the_whole_video_estimate():
     candidates = [MotionConfig(16, 4), MotionConfig(16, 2)]
     assert sample_clips(5, 2) == [0, 4] and sample_clips(3, 6) == [0, 1, 2] and sample_clips(9, 3) == [0, 4, 8]
     m, best, results = choose_motion(frames, kf, 8, candidates, lam=0.0, n_sample=2)
-    whole = estimate_video(frames, kf, 8, best.config)
+    whole = estimate_video(frames, kf, 8, best.config, lam=0.0)
     assert len(m.clips) == 5
     for a, b in zip(m.clips, whole.clips):
         np.testing.assert_array_equal(a, b)
     # known fields are taken as given: poisoned ones change the comparison's distortion
-    poisoned = {c: np.full_like(whole.clips[c], 3) for c in (0, 4)}
+    poisoned = {c: np.full_like(estimate_video(frames, kf, 8, best.config).clips[c], 3) for c in (0, 4)}
     _, _, with_known = choose_motion(frames, kf, 8, [MotionConfig(16, 4)], lam=0.0, n_sample=2,
                                      known={MotionConfig(16, 4): poisoned})
     assert with_known[0].sse > [r for r in results if r.config == MotionConfig(16, 4)][0].sse
@@ -325,3 +327,88 @@ def test_fused_choice_never_fuses_worse_than_zero_motion_or_the_raw_estimates():
         assert floor_sse(chosen, j) <= min(floor_sse(raw, j), floor_sse(zero, j))
         gained += floor_sse(raw, j) - floor_sse(chosen, j)
     assert gained > 0
+
+
+def zooming(n_frames=9, height=64, width=80, seed=7) -> np.ndarray:
+    """Frames of a slow zoom into a texture: the motion varies smoothly inside every cell, which
+    block-constant matching misses and the decoder's bilinear vectors can follow."""
+    big = texture(np.random.default_rng(seed), 2 * height, 2 * width)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    frames = []
+    for i in range(n_frames):
+        z = 1.0 + 0.02 * i
+        sy = np.clip(((yy - height / 2) / z + height).round().astype(int), 0, 2 * height - 1)
+        sx = np.clip(((xx - width / 2) / z + width).round().astype(int), 0, 2 * width - 1)
+        frames.append(big[sy, sx])
+    return np.stack(frames)
+
+
+def _floor_sse(frames, kf, q, config) -> int:
+    m = VideoMotion(config.grid, config.step_qpel, INTERP_BILINEAR, q.shape[-2], q.shape[-1],
+                    (q, np.zeros((0,) + q.shape[1:], np.int32)))
+    out = floor_video(kf, m, len(frames), 8)
+    return int(np.sum((out[1:-1].astype(np.int64) - frames[1:-1]) ** 2))
+
+
+def test_refinement_lowers_the_floors_error_and_prices_bits():
+    """Refining block-matched fields against the decoder's own floor: at lambda 0 the exact integer floor's
+    squared error falls; at a high price of a bit the refined fields cost fewer bytes than block
+    matching's and less error + lambda x bits, with the real coder's bytes."""
+    frames = zooming()
+    kf = frames[[0, 8]]
+    config = MotionConfig(16, 2)
+    q = estimate_video(frames, kf, 8, config).clips[0]
+    free = refine_clip(frames[1:8], kf[0], kf[1], q, config, lam=0.0)
+    assert free.dtype == np.int32 and free.shape == q.shape and not np.array_equal(free, q)
+    assert _floor_sse(frames, kf, free, config) < 0.9 * _floor_sse(frames, kf, q, config)
+    bytes_of = lambda fields: motion_n_bytes(VideoMotion(16, 2, INTERP_BILINEAR, 4, 5, (fields,)))
+    dear = refine_clip(frames[1:8], kf[0], kf[1], q, config, lam=1e7)
+    assert bytes_of(dear) < bytes_of(q) < bytes_of(free)      # dear bits: some error traded for fewer bytes
+    cost = lambda fields: _floor_sse(frames, kf, fields, config) + 1e7 * 8 * bytes_of(fields)
+    assert cost(dear) < cost(q)
+    # estimate_video with a price is block matching then this refinement, clip by clip
+    np.testing.assert_array_equal(estimate_video(frames, kf, 8, config, lam=0.0).clips[0], free)
+
+
+def test_refinement_parity_cells_own_disjoint_pixels():
+    """A move of one parity class's cells changes only the pixels each of them owns (the premise of scoring
+    the cells of a class by one warp): checked against the decoder's pixel_field, edges and a partial
+    last cell included."""
+    from nvcodec.motion import _parity_cells
+
+    h, w, grid = 45, 61, 8                                  # 6 x 8 cells, the last ones partial
+    rows, cols = 6, 8
+    rng = np.random.default_rng(1)
+    base = rng.integers(-20, 20, (2, rows, cols))
+    before = pixel_field(base, 4, grid, INTERP_BILINEAR, h, w)
+    for a in (0, 1):
+        for b in (0, 1):
+            (ry, sy), (rx, sx) = _parity_cells(h, grid, rows, a), _parity_cells(w, grid, cols, b)
+            assert sy[0] == 0 and sx[0] == 0 and list(ry) == list(range(a, rows, 2)) and list(rx) == list(range(b, cols, 2))
+            owner_y = np.repeat(ry, np.diff(np.append(sy, h)))
+            owner_x = np.repeat(rx, np.diff(np.append(sx, w)))
+            for cy in ry:
+                for cx in rx:
+                    moved = base.copy()
+                    moved[1, cy, cx] += 5
+                    changed = np.any(pixel_field(moved, 4, grid, INTERP_BILINEAR, h, w) != before, axis=0)
+                    ys, xs = np.nonzero(changed)
+                    assert ys.size and np.all(owner_y[ys] == cy) and np.all(owner_x[xs] == cx)
+    assert _parity_cells(10, 16, 1, 1)[0].size == 0          # a one-cell axis has no odd class
+
+
+def test_refinement_of_odd_fields():
+    """No in-between frame, nearest interpolation (not refined: the move scores assume bilinear vectors), a
+    frame smaller than one cell, and a static clip (zero motion stays zero)."""
+    frames = panning(n_frames=9, height=12, width=10)
+    kf = frames[[0, 8]]
+    empty = np.zeros((0, 2, 2, 1, 1), np.int32)
+    assert refine_clip(frames[1:1], kf[0], kf[1], empty, MotionConfig(16, 4), 100.0).shape == empty.shape
+    q = estimate_video(frames, kf, 8, MotionConfig(16, 4)).clips[0]
+    near = MotionConfig(16, 4, interp="nearest")
+    np.testing.assert_array_equal(refine_clip(frames[1:8], kf[0], kf[1], q, near, 0.0), q)
+    small = refine_clip(frames[1:8], kf[0], kf[1], q, MotionConfig(16, 4), 0.0)
+    assert small.shape == q.shape
+    still = np.repeat(frames[:1], 9, axis=0)
+    zero = np.zeros((7, 2, 2, 1, 1), np.int32)
+    np.testing.assert_array_equal(refine_clip(still[1:8], still[0], still[8], zero, MotionConfig(16, 4), 0.0), zero)
