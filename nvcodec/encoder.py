@@ -201,8 +201,9 @@ def _code_keyframes(videos: Sequence[_Video], interval: int, codec: KeyframeCode
     """Keyframe segments and the decoded keyframes of each video.
 
     With ``cache`` (rank 0's work folder) the coded bytes are kept for --resume;
-    other ranks code them again in memory (the encoder is deterministic). With ``store``
-    the decoded keyframes go to the frame store and are read from there (``StoredVideo``).
+    other ranks code them again (the encoder is deterministic). With ``store`` the decoded
+    keyframes go to the frame store and are read from there (``StoredVideo``); under torchrun
+    every rank holds the same bytes there (``FrameStore.hold_keyframes``), so no rank keeps them.
     """
     if cache is not None:
         cache.mkdir(exist_ok=True)
@@ -327,13 +328,12 @@ def encode(
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None,
-                                           frame_store if main else None)
+                                           frame_store)
     # a byte budget keeps the default motion, whose bytes its plan took off the budget
     motion = (_estimate_motion(videos, decoded_kf, interval, say,
                                *(() if isinstance(config.quantization, ByteBudget) else (kf_codec, segments)))
               if model_cfg.motion else None)
-    warped = None if motion is None else _warped_inputs(videos, decoded_kf, motion, interval,
-                                                        frame_store if main else None)
+    warped = None if motion is None else _warped_inputs(videos, decoded_kf, motion, interval, frame_store)
     clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
                           interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped,
                           positions=[v.keyframes for v in videos])
@@ -449,8 +449,8 @@ def _allocate_motion(videos: Sequence[_Video], decoded_kf, interval: int, kf_cod
 
 def _warped_inputs(videos: Sequence[_Video], decoded_kf, motion, interval: int, store: FrameStore | None) -> list:
     """Each video's clips' motion-warped keyframes (``motion.warped_video``), the inputs of a network that
-    consumes coded motion, one video at a time. With ``store`` (rank 0) each video's go to the frame store
-    and the fit reads a batch's clips from there (``store.ClipWarped``): twice the frames' size, not held."""
+    consumes coded motion, one video at a time. With ``store`` (every rank) each video's go to the frame
+    store and the fit reads a batch's clips from there (``store.ClipWarped``): twice the frames' size, not held."""
     out = []
     for v, (video, kf, m) in enumerate(zip(videos, decoded_kf, motion)):
         warped = warped_video(np.asarray(kf), m, len(video.frames), interval, video.keyframes)

@@ -35,6 +35,7 @@ import math
 import mmap
 import os
 import shutil
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -245,8 +246,11 @@ class FrameStore:
         return self._hold(v, WARPED_SUFFIX, warped, "warped keyframes")
 
     def _hold(self, v: int, suffix: str, array: np.ndarray, what: str) -> StoredVideo:
+        # Under torchrun every rank holds the same array at the same path: each writes its own temporary
+        # file and renames it over the entry, and the arrays are equal (the encoder is deterministic), so a
+        # reader sees the same bytes whichever rank's file it opens (a read maps the file it opened).
         path = self.root / (self.keys[v].name + suffix)
-        tmp = self.root / f".{path.name}.{os.getpid()}.tmp"
+        tmp = self.root / f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp"   # one per rank, any node
         try:
             np.ascontiguousarray(array, dtype=np.uint8).tofile(tmp)
             os.replace(tmp, path)
