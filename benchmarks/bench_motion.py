@@ -90,15 +90,17 @@ def allocated_motion(corpus: rd.Corpus, codec: KeyframeCodec, dec_kf: dict, kf_b
 
 
 def floor_point(corpus: rd.Corpus, dec_kf: dict, interval: int, config: MotionConfig | None,
-                motions: dict | None = None) -> dict:
+                motions: dict | None = None, lam: float | None = None) -> dict:
     """PSNR and motion bytes of the motion floor (config None: the blend floor, unless ``motions`` gives
-    each video's motion) over the corpus."""
+    each video's motion) over the corpus; ``lam``: config's fields refined at that price of a bit
+    (``nvcodec.motion.refine_clip``), None: block matching alone."""
     psnrs, n_bytes, pred_bytes, t0 = [], 0, {p: 0 for p in PRED_NAMES.values()}, time.perf_counter()
     for v, name in enumerate(corpus.names):
         frames = corpus.frames[name]
         motion = None
         if config is not None or motions is not None:
-            enc_motion = motions[name] if motions is not None else estimate_video(frames, dec_kf[name], interval, config)
+            enc_motion = (motions[name] if motions is not None
+                          else estimate_video(frames, dec_kf[name], interval, config, lam=lam))
             payload = write_motion(v, enc_motion)
             n_bytes += len(payload) + CHUNK_OVERHEAD_BYTES
             _, motion = read_motion(payload, [f.shape[1:3] + (len(f),) for f in corpus.frames.values()], interval)
@@ -114,7 +116,7 @@ def floor_point(corpus: rd.Corpus, dec_kf: dict, interval: int, config: MotionCo
            "seconds": round(time.perf_counter() - t0, 1)}
     if config is not None:
         out.update(grid=config.grid, step_qpel=config.step_qpel, interp=config.interp,
-                   search_px=config.search_px, bytes_by_prediction=pred_bytes)
+                   search_px=config.search_px, bytes_by_prediction=pred_bytes, refine_lambda=lam)
     return out
 
 
@@ -135,6 +137,8 @@ def report(result: dict) -> str:
     for p in result["points"]:
         cfg = {"blend": "-", "allocated": "per video: " + ", ".join(f"{k} x{n}" for k, n in p.get("chosen", {}).items())
                }.get(p["kind"]) or f"{p['grid']} x {p['step_qpel']} : {p['interp']}"
+        if p["kind"] == "refined":
+            cfg += f", refined at lambda {p['refine_lambda']:g}"
         delta = "" if p["kind"] == "blend" else f"{p['psnr'] - blend[p['keyframe_quality']]:+.2f}"
         lines.append(f"| {p['keyframe_quality']} | {p['keyframe_psnr']:.2f} | {p['kind']} | {cfg} | {p['psnr']:.2f} "
                      f"| {delta} | {p['motion_bytes']} | {p['motion_bpp']:.4f} | {p['bpp']:.4f} | {p['seconds']:.0f} |")
@@ -149,6 +153,20 @@ def report(result: dict) -> str:
     if vs_main:
         rate = "n/a" if vs_main["bd_rate_percent"] is None else f"{vs_main['bd_rate_percent']:+.1f} %"
         lines.append(f"- allocated against the fixed main configuration: BD-rate {rate} ({vs_main['note'] or 'ok'})")
+    refined = [p for p in result["points"] if p["kind"] == "refined"]
+    if refined:
+        lines += ["", "Refinement (`nvcodec.motion.refine_clip`: each vector moved on its lattice where the floor's "
+                  "squared error + lambda x bits falls) against block matching alone, same config and keyframes:", "",
+                  "| keyframe crf | grid x step | lambda | PSNR dB | motion bytes | seconds |",
+                  "|---|---|---|---|---|---|"]
+        plain = {(p["keyframe_quality"], p["grid"], p["step_qpel"], p["interp"]): p
+                 for p in result["points"] if p["kind"] == "motion"}
+        for p in refined:
+            b = plain[p["keyframe_quality"], p["grid"], p["step_qpel"], p["interp"]]
+            lines.append(f"| {p['keyframe_quality']} | {p['grid']} x {p['step_qpel']} | {p['refine_lambda']:g} | "
+                         f"{b['psnr']:.2f} -> {p['psnr']:.2f} ({p['psnr'] - b['psnr']:+.2f}) | {b['motion_bytes']} -> "
+                         f"{p['motion_bytes']} ({100 * (p['motion_bytes'] / b['motion_bytes'] - 1):+.1f} %) | "
+                         f"{b['seconds']:.0f} -> {p['seconds']:.0f} |")
     allocated = [p for p in result["points"] if p["kind"] == "allocated"]
     if allocated:
         fixed = [p for p in result["points"] if p["kind"] == "motion"]
@@ -189,6 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--main-config", type=parse_config, default=parse_config("32x4"))
     ap.add_argument("--allocate", action="store_true",
                     help="also the encoder's per-video choice at the keyframes' measured price, at every quality")
+    ap.add_argument("--refine-lambda", type=float, default=None,
+                    help="also each measured config refined at this price of a bit (squared error per bit)")
     ap.add_argument("--crfs", type=lambda s: [int(v) for v in s.split(",")], default=[30, 33, 36, 39, 42, 45])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--report-only", action="store_true", help="rewrite OUT/results.md from OUT/results.json")
@@ -210,7 +230,18 @@ def main(argv: list[str] | None = None) -> dict:
         per_video: dict = {}
         dec_kf, kf_bytes, kf_psnr = code_keyframes(corpus, codec, args.interval, per_video)
         configs = args.configs if quality == sweep_q or args.sweep_quality == 0 else [args.main_config]
-        for config in [None, *configs] + (["allocated"] if args.allocate else []):
+        refined = [("refined", c) for c in configs] if args.refine_lambda is not None else []
+        for config in [None, *configs, *refined] + (["allocated"] if args.allocate else []):
+            if isinstance(config, tuple):                 # block matching then refine_clip at --refine-lambda
+                p = floor_point(corpus, dec_kf, args.interval, config[1], lam=args.refine_lambda)
+                p.update(kind="refined", keyframe_codec=codec.to_json(), keyframe_quality=quality,
+                         keyframe_bytes=kf_bytes, keyframe_psnr=kf_psnr,
+                         bpp=metrics.bits_per_pixel(kf_bytes + p["motion_bytes"], n_pixels),
+                         motion_bpp=metrics.bits_per_pixel(p["motion_bytes"], n_pixels))
+                points.append(p)
+                print(f"q{quality} refined {config[1].grid}x{config[1].step_qpel} {p['psnr']:6.2f} dB  bpp {p['bpp']:.4f} "
+                      f"(motion {p['motion_bpp']:.4f}) {p['seconds']:.0f} s", flush=True)
+                continue
             if config == "allocated":
                 t0 = time.perf_counter()
                 alloc = allocated_motion(corpus, codec, dec_kf, per_video, args.interval)

@@ -79,3 +79,24 @@ def test_floor_point_takes_each_videos_motion_and_the_report_compares_the_choice
     assert "| 40 | 31.00 | allocated | per video: 16x2 x2 | 29.00 | +3.00 |" in text
     # the envelope needs exp(mean(log 0.04, log 0.08)) = 0.0566 bpp for 29 dB: the choice saves 11.6 %
     assert "| 40 | 123 | 29.00 | 0.0500 | 0.0566 | +11.6 % |" in text
+
+
+def test_refined_point_is_measured_beside_block_matching_and_reported():
+    """--refine-lambda: the same config's fields refined (nvcodec.motion.refine_clip) give a floor at least
+    as good at lambda 0, and the report's refinement table pairs each refined point with its plain one."""
+    corpus = tiny_corpus()
+    dec_kf = {n: f[[0, 8, 9]] if len(f) == 10 else f[[0, 2]] for n, f in corpus.frames.items()}
+    plain = bench_motion.floor_point(corpus, dec_kf, 8, MotionConfig(8, 2))
+    refined = bench_motion.floor_point(corpus, dec_kf, 8, MotionConfig(8, 2), lam=0.0)
+    assert refined["refine_lambda"] == 0.0 and plain["refine_lambda"] is None
+    assert refined["psnr"] >= plain["psnr"]
+    common = {"keyframe_quality": 40, "keyframe_psnr": 31.0, "bpp": 0.05, "motion_bpp": 0.01, "seconds": 2.0}
+    blend = dict(common, kind="blend", psnr=20.0, motion_bytes=0)
+    points = [blend, dict(plain, kind="motion", **common), dict(refined, kind="refined", **common)]
+    result = {"n_videos": 2, "corpus": "c", "n_frames": 13, "max_frames": 10, "size": [32, 24], "interval": 8,
+              "command": "python -m benchmarks.bench_motion", "machine": "m", "seconds": 5.0, "points": points,
+              "x264_medium": [], "bd_rate_vs_x264_medium": {}}
+    text = bench_motion.report(result)
+    assert "8 x 2 : bilinear, refined at lambda 0 |" in text
+    assert (f"| 40 | 8 x 2 | 0 | {plain['psnr']:.2f} -> {refined['psnr']:.2f} "
+            f"({refined['psnr'] - plain['psnr']:+.2f}) | {plain['motion_bytes']} -> {refined['motion_bytes']}") in text
