@@ -324,7 +324,8 @@ def encode(
         distributed.teardown(ctx)
         return report
 
-    kf_codec, model_cfg, budget_bytes = _plan_network(config, videos, n_pixels, device, workdir, ctx, say)
+    kf_codec, model_cfg, budget_bytes = _plan_network(config, videos, n_pixels, device, workdir, ctx, say,
+                                                      frame_store)
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None,
@@ -387,8 +388,8 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     interval, kf_codec = config.keyframe_interval, config.keyframe_codec
     motion = None
     if isinstance(config.quantization, ByteBudget):
-        def allocate(codec: KeyframeCodec):
-            segments, decoded = _code_keyframes(videos, interval, codec, None)
+        def allocate(codec: KeyframeCodec):           # each codec's decoded keyframes replace the last's in the store
+            segments, decoded = _code_keyframes(videos, interval, codec, None, store)
             alloc = _allocate_motion(videos, decoded, interval, codec, segments)
             return alloc, sum(motion_chunk_n_bytes(v, m) for v, m in enumerate(alloc.motion))
 
@@ -511,18 +512,20 @@ def _check_fps(fps) -> Fraction | None:
 
 
 def _plan_network(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, device: str, workdir: Path,
-                  ctx, say: Callable[[str], None]) -> tuple[KeyframeCodec, ModelConfig, float | None]:
+                  ctx, say: Callable[[str], None], store: FrameStore) -> tuple[KeyframeCodec, ModelConfig, float | None]:
     """(keyframe codec, network, weight budget in bytes or None): the preset's sizing, or, for a
-    byte budget, the rate plan's joint choice (``nvcodec.rate.plan_target``)."""
+    byte budget, the rate plan's joint choice (``nvcodec.rate.plan_target``). Each candidate's decoded
+    and warped keyframes are held in the frame ``store`` (the next candidate's replace them there)."""
     interval = config.keyframe_interval
     if not isinstance(config.quantization, ByteBudget):
         return config.keyframe_codec, config.preset.model_config(n_pixels, clip_length=interval), None
     plan = plan_target([v.frames for v in videos], interval, config.keyframe_codec, config.preset,
                        config.quantization.target_bpp, n_pixels,
-                       decode_keyframes=lambda codec: _code_keyframes(videos, interval, codec, None)[1],
+                       decode_keyframes=lambda codec: _code_keyframes(videos, interval, codec, None, store)[1],
                        device=device, workdir=workdir, ctx=ctx, say=say, keyframes=[v.keyframes for v in videos],
                        estimate_motion=((lambda kf: _estimate_motion(videos, kf, interval, lambda _msg: None))
-                                        if config.preset.motion else None))
+                                        if config.preset.motion else None),
+                       hold_warped=store.hold_warped)
     return plan.keyframe_codec, plan.model_config, plan.weight_budget_bytes
 
 

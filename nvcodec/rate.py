@@ -294,7 +294,8 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
                 target_bpp: float, n_pixels: int, *, decode_keyframes: Callable[[KeyframeCodec], list[np.ndarray]],
                 device: str, workdir: Path, ctx, say: Callable[[str], None],
                 keyframes: Sequence[np.ndarray] | None = None,
-                estimate_motion: Callable[[list[np.ndarray]], list] | None = None) -> TargetPlan:
+                estimate_motion: Callable[[list[np.ndarray]], list] | None = None,
+                hold_warped: Callable[[int, np.ndarray], object] = lambda _v, warped: warped) -> TargetPlan:
     """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly.
 
     ``frames``: each video's frames as coded; ``decode_keyframes(codec)``: each video's keyframes
@@ -308,7 +309,8 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     ``estimate_motion(decoded keyframes)``, for a network that consumes coded motion, gives each
     video's motion: the third share. Its bytes, measured once against the keyframes at the
     codec's own quality (they move little with the keyframe quality), come off the budget first,
-    and each pilot fits on the motion estimated against its own keyframes.
+    and each pilot fits on the motion estimated against its own keyframes, its warped keyframes
+    passed through ``hold_warped(video, array)`` (the encoder's frame store: read a batch at a time).
     """
     import torch
 
@@ -340,7 +342,8 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
             decoded_kf = decode_keyframes(replace(kf_codec, quality=plan.keyframe_quality))
             warped = None
             if estimate_motion is not None:
-                warped = [warped_video(kf, m, len(video), interval, None if keyframes is None else keyframes[v])
+                warped = [hold_warped(v, warped_video(np.asarray(kf), m, len(video), interval,
+                                                      None if keyframes is None else keyframes[v]))
                           for v, (video, kf, m) in enumerate(zip(frames, decoded_kf, estimate_motion(decoded_kf)))]
             clips = build_clipset([(video, kf, len(video)) for video, kf in zip(frames, decoded_kf)],
                                   interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped, positions=keyframes)

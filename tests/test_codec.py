@@ -339,6 +339,30 @@ def test_target_bpp_lands_near_the_target(tmp_path):
 
 
 @pytest.mark.slow
+def test_target_bpp_with_motion_holds_every_candidates_keyframes_in_the_store(tmp_path, monkeypatch):
+    """--target-bpp for a network that consumes coded motion: the plan's candidates' decoded and warped
+    keyframes go through the frame store (not held in memory), and the file lands near the target."""
+    from nvcodec.store import FrameStore
+
+    held = {"keyframes": 0, "warped": 0}
+    for kind in held:
+        original = getattr(FrameStore, f"hold_{kind}")
+
+        def spy(self, v, array, _kind=kind, _original=original):
+            held[_kind] += 1
+            return _original(self, v, array)
+
+        monkeypatch.setattr(FrameStore, f"hold_{kind}", spy)
+    sample = Path(__file__).parents[1] / "samples" / "foreman_176x144.mp4"
+    report = nvcodec.encode([sample], tmp_path / "m.nvc", build_config("tiny", epochs=1, target_bpp=1.0, motion=True),
+                            max_frames=16, quiet=True, workdir=tmp_path / "w")
+    assert report.bpp == pytest.approx(1.0, rel=0.15)
+    # the final encode holds one video's keyframes and warped keyframes once; the plan's decodes more
+    assert held["keyframes"] >= 2 and held["warped"] >= 1
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
 def test_torchrun_two_ranks_write_one_file(tmp_path):
     """`torchrun --nproc_per_node 2 --no-python nvcodec encode ... --device cpu --motion` (gloo) writes one file,
     from rank 0; both ranks hold their keyframes and warped keyframes in the one frame store, which goes."""
