@@ -536,13 +536,10 @@ def estimate_clips(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, inte
     ``lam``: then refined at that price of a bit (``refine_clip``); None: block matching alone."""
     first, start_kf, end_kf, *_ = clip_layout(len(frames), interval, keyframes=keyframes)
     counts = clip_inbetween_counts(len(frames), interval, keyframes)
-    out = {}
-    for c in range(len(counts)) if clips is None else clips:
-        kf_start, kf_end = dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]]
-        q = _estimate_clip(frames, kf_start, kf_end, int(first[c]), counts[c], config)
-        out[c] = q if lam is None else refine_clip(_clip_targets(frames, int(first[c]), counts[c]), kf_start, kf_end,
-                                                   q, config, lam)
-    return out
+    out = {c: _estimate_clip(frames, dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], int(first[c]), counts[c],
+                             config)
+           for c in (range(len(counts)) if clips is None else clips)}
+    return out if lam is None else refine_clips(frames, dec_keyframes, interval, config, out, lam, keyframes)
 
 
 def refine_clips(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int, config: MotionConfig,
@@ -607,7 +604,7 @@ def clips_floor_sse(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, int
         if not q.shape[0]:
             continue
         pred = floor_clip(dec_keyframes[start_kf[c]], dec_keyframes[end_kf[c]], q, coded)
-        target = np.stack([frames[int(first[c]) + 1 + j] for j in range(q.shape[0])])
+        target = np.stack(_clip_targets(frames, int(first[c]), q.shape[0]))
         sse += int(np.sum((pred.astype(np.int64) - target) ** 2))
     return sse
 

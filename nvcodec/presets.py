@@ -277,8 +277,9 @@ RATE_LAMBDA = 3e-3
 #   large   256x320  64..361   3.93 M .. 61.30 M       800 epochs, lr 5e-4 (paper) 28          GPU, paper sizes
 #
 # fast's keyframe quality: with each video's motion chosen at the keyframes' price (nvcodec.rate.allocate_motion)
-# the demo's floor is 35.27 dB at 0.1319 bpp at quality 24 and 35.88 dB at 0.1484 bpp at 20 (34.91 dB at 0.1140
-# at 28); 24 keeps the demo at or under half its rate before coded motion (0.2745 bpp) with its quality (35.1 dB).
+# the demo's floor was 35.27 dB at 0.1319 bpp at quality 24 and 35.88 dB at 0.1484 bpp at 20 (34.91 dB at 0.1140
+# at 28), before the motion was refined (now 35.82 dB at 0.1324 bpp at 24: benchmarks/results/demo); 24 keeps the
+# demo at or under half its rate before coded motion (0.2745 bpp) with its quality (35.1 dB).
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),
