@@ -57,7 +57,8 @@ from benchmarks.report import write_atomic, write_json
 
 TOLERANCE = 0.10          # the issue's acceptance: reached bpp within +-10 % of the target
 PLAN = re.compile(r"rate plan for .* \(([\d.]+) bpp\), weights ([-\d.]+) bpp")
-KEPT_LOG = ("rate plan", "  candidate", "rate-aware quantization", "weights:", "network:", "keyframes:")
+KEPT_LOG = ("rate plan", "  pilot", "  keyframe quality", "  coded motion", "rate-aware quantization", "weights:",
+            "network:", "keyframes:")
 
 
 def code_version() -> str:
@@ -92,21 +93,24 @@ def record(target: float, report: dict, metadata: dict, n_bytes: int, encode_s: 
     }
 
 
-def run_target(args, target: float, cache: Path, settings: dict) -> dict:
+def run_target(args, target: float, cache: Path, settings: dict, keyframe_quality: int | None = None) -> dict:
+    """One encode at ``target``: the rate plan's own choice, or (``keyframe_quality``) the keyframes pinned
+    there and the weights given the rest, which is how the chosen split's neighbours are measured."""
     import nvcodec
 
-    path = cache / f"target-{target:g}.json"
+    name = f"target-{target:g}" + ("" if keyframe_quality is None else f"-q{keyframe_quality}")
+    path = cache / f"{name}.json"
     if path.exists() and json.loads(path.read_text()).get("settings") == settings:
         row = json.loads(path.read_text())
-        print(f"target {target:g}: cached ({row['bpp']:.4f} bpp)", flush=True)
+        print(f"{name}: cached ({row['bpp']:.4f} bpp)", flush=True)
         return row
-    out, log = cache / f"target-{target:g}.nvc", []
+    out, log = cache / f"{name}.nvc", []
     started = time.perf_counter()
     report = nvcodec.encode([args.corpus], out,
-                            nvcodec.build_config(args.preset, target_bpp=target, seed=0,
+                            nvcodec.build_config(args.preset, target_bpp=target, seed=0, keyframe_quality=keyframe_quality,
                                                  **({"epochs": args.epochs} if args.epochs is not None else {})),
                             size=args.size, max_frames=args.max_frames, force=True, resume=True,
-                            workdir=cache / f"target-{target:g}.work", device=args.device,
+                            workdir=cache / f"{name}.work", device=args.device,
                             log=lambda msg: (log.append(msg), print(msg, flush=True)))
     encode_s = time.perf_counter() - started
     with nvcodec.open(out) as nvc:          # what was chosen, read back from the written file
@@ -114,6 +118,53 @@ def run_target(args, target: float, cache: Path, settings: dict) -> dict:
     row = {**record(target, report.to_json(), metadata, n_bytes, encode_s, log), "settings": settings}
     write_json(path, row)
     return row
+
+
+def neighbours(args, row: dict, cache: Path, settings: dict, steps: list[int]) -> list[dict]:
+    """The same target with the keyframes pinned ``steps`` quality steps from the plan's choice (the
+    weights take what they leave): the split's neighbours. Steps off the codec's scale are left out."""
+    from nvcodec.keyframes import CODECS, KeyframeCodec
+
+    codec = row["keyframe_codec"]["codec"]
+    lo, hi = KeyframeCodec(codec=codec).min_quality, CODECS[codec].max_quality
+    out = []
+    for step in steps:
+        q = row["keyframe_quality"] + step
+        if lo <= q <= hi:
+            try:
+                out.append({"step": step, **run_target(args, row["target_bpp"], cache, settings, keyframe_quality=q)})
+            except ValueError as exc:               # keyframes too dear for the target: no weights left
+                out.append({"step": step, "keyframe_quality": q, "refused": str(exc)})
+    return out
+
+
+def optimum_lines(rows: list[dict]) -> list[str]:
+    """The bit-budget check: at each target, the PSNR of the plan's split beside its neighbours at the same
+    target (keyframes pinned, weights the rest); the plan is near the optimum when no neighbour beats it."""
+    if not any(r.get("neighbours") for r in rows):
+        return []
+    lines = ["", "## Is the plan's split the best? Its neighbours at the same target", "",
+             "Each neighbour pins the keyframes some quality steps away from the plan's choice (`--target-bpp T "
+             "--keyframe-quality Q`) and gives the weights what they leave. The plan sits near the optimum when no "
+             "neighbour decodes better.", "",
+             "| target bpp | keyframe quality | step | bpp | keyframes / motion / weights bpp | PSNR dB | vs plan dB |",
+             "|---:|---:|---:|---:|---|---:|---:|"]
+    for r in rows:
+        for n in sorted([{"step": 0, **r}] + r.get("neighbours", []), key=lambda n: n["step"]):
+            if "refused" in n:
+                lines.append(f"| {r['target_bpp']:g} | {n['keyframe_quality']} | {n['step']:+d} | refused: "
+                             f"{n['refused']} | | | |")
+                continue
+            pb = n["bpp_by_part"]
+            lines.append(f"| {r['target_bpp']:g} | {n['keyframe_quality']} | {n['step']:+d} | {n['bpp']:.4f} | "
+                         f"{pb['keyframes']:.4f} / {pb.get('motion', 0.0):.4f} / {pb['weights']:.4f} | "
+                         f"{n['psnr']:.2f} | {n['psnr'] - r['psnr']:+.2f} |")
+        worse = [n for n in r.get("neighbours", []) if "psnr" in n]
+        if worse:
+            best = max(worse, key=lambda n: n["psnr"])
+            lines.append(f"| {r['target_bpp']:g} | | | | **{'the plan is best' if best['psnr'] <= r['psnr'] else 'a neighbour is better'}"
+                         f"** (best neighbour {best['psnr'] - r['psnr']:+.2f} dB at step {best['step']:+d}) | | |")
+    return lines
 
 
 def markdown(result: dict) -> str:
@@ -139,7 +190,7 @@ def markdown(result: dict) -> str:
                      f"{b['keyframes']} | {b['weights']} ({r['bits_per_weight']:.2f}) | {b['metadata']} | "
                      f"{b['container']} | {planned} | {pb['keyframes']:.4f} / {pb['weights']:.4f} | "
                      f"{r['encode_s']:.0f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + optimum_lines(result["rows"])) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -151,6 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     ap.add_argument("--targets", default="0.1,0.2,0.4,0.8", help="comma-separated target bpp")
     ap.add_argument("--out", default="benchmarks/results/target-bpp")
+    ap.add_argument("--neighbours", default="", help="comma-separated keyframe quality steps (e.g. -2,2): each "
+                    "target again with the keyframes pinned that far from the plan's choice")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default=None)
     args = ap.parse_args(argv)
@@ -164,7 +217,10 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {"corpus": str(Path(args.corpus).resolve()), "size": list(args.size) if args.size else None,
                 "max_frames": args.max_frames, "preset": args.preset, "epochs": args.epochs, "seed": 0,
                 "code": code_version()}       # a cached target is reused only for the same codec code
+    steps = [int(k) for k in args.neighbours.split(",") if k.strip()]
     rows = [run_target(args, float(t), cache, settings) for t in args.targets.split(",")]
+    for row in rows:
+        row["neighbours"] = neighbours(args, row, cache, settings, steps)
     errors = [abs(r["rel_error"]) for r in rows]
     result = {
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_info()["summary"],

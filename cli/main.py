@@ -188,8 +188,9 @@ def main(debug: bool) -> None:
               help="Code each frame's motion in the file and fit a network that refines it (FORMAT.md 14.4); "
                    "default: the preset's.")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
-              help="Rate control: choose keyframe quality and network size (with --network none: keyframe "
-                   "quality and motion) to land near this bpp.")
+              help="Rate control: choose keyframe quality and network size, the keyframes and weights spent "
+                   "at one price of a bit (with --network none: keyframe quality and motion), to land near this "
+                   "bpp. With --keyframe-quality the keyframes are pinned and the weights take the rest.")
 @click.option("--size", type=SizeType(), help="Coding size WxH (default: each video's own size).")
 @click.option("--fps", type=FractionType(), help="Resample to this frame rate (the paper's protocol: 2).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Keep at most this many frames per video.")

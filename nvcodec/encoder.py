@@ -33,10 +33,10 @@ from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, decode_keyframes, encode_keyframes
 from nvcodec.metrics import blend_psnr, keyframe_psnr
 from nvcodec.motion import MOTION_CANDIDATES, estimate_video, floor_video, warped_video
-from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, RateAwareQuant
+from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, PricedQuant, RateAwareQuant
 from nvcodec.quant import quantize_state
-from nvcodec.rate import (MotionAllocation, allocate_motion, keyframe_bytes, plan_floor_target, plan_target,
-                          probe_quality)
+from nvcodec.rate import (MotionAllocation, allocate_motion, inbetween_fraction, keyframe_bytes, keyframe_price,
+                          plan_floor_target, plan_target, probe_quality, weight_lambda)
 from nvcodec.store import FrameStore, StoredVideo, open_store
 
 WORKDIR_SUFFIX = ".work"
@@ -330,10 +330,14 @@ def encode(
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None,
                                            frame_store)
-    # a byte budget keeps the default motion, whose bytes its plan took off the budget
-    motion = (_estimate_motion(videos, decoded_kf, interval, say,
-                               *(() if isinstance(config.quantization, ByteBudget) else (kf_codec, segments)))
-              if model_cfg.motion else None)
+    # a byte budget keeps the default motion, whose bytes its plan took off the budget; otherwise the
+    # motion is chosen at the keyframes' price of a bit, at which PricedQuant quantizes the weights too
+    motion, price = None, None
+    if model_cfg.motion and isinstance(config.quantization, ByteBudget):
+        motion = _estimate_motion(videos, decoded_kf, interval, say)
+    elif model_cfg.motion:
+        alloc = _priced_motion(videos, decoded_kf, interval, say, kf_codec, segments)
+        motion, price = alloc.motion, alloc.lam
     warped = None if motion is None else _warped_inputs(videos, decoded_kf, motion, interval, frame_store)
     clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
                           interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped,
@@ -346,7 +350,8 @@ def encode(
         distributed.teardown(ctx)                              # rank 0 alone writes
         return None
 
-    tensors, quant_info = _quantize(config, model_cfg, result, clips, n_pixels, budget_bytes, device, say, quiet)
+    tensors, quant_info = _quantize(config, model_cfg, result, clips, n_pixels, budget_bytes, device, say, quiet,
+                                    price=price, videos=videos)
     fit_info = {"preset": preset.name, "epochs": preset.fit.epochs, "seed": preset.fit.seed,
                 "fit_psnr": round(result.psnr, 4), "blend_psnr": round(result.blend_psnr, 4), **quant_info}
     metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)
@@ -423,12 +428,18 @@ def _estimate_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: C
         say(f"motion: {default.grid}x{default.grid} cells, step {default.step_qpel}/4 pixel, {default.interp}")
         return [estimate_video(v.frames.read(), np.asarray(kf), interval, default, v.keyframes)
                 for v, kf in zip(videos, decoded_kf)]
+    return _priced_motion(videos, decoded_kf, interval, say, kf_codec, segments).motion
+
+
+def _priced_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: Callable[[str], None],
+                   kf_codec: KeyframeCodec, segments: Sequence[KeyframeSegment]) -> MotionAllocation:
+    """``_allocate_motion``, said: the price of a bit and the grid and step each video took."""
     alloc = _allocate_motion(videos, decoded_kf, interval, kf_codec, segments)
     counts = {c: alloc.chosen.count(c) for c in MOTION_CANDIDATES if c in alloc.chosen}
     say(f"motion: keyframe slope measured at quality {kf_codec.quality} vs {alloc.probe_quality}: a bit costs "
         f"{alloc.lam:.1f} of squared error; grid/step per video: "
         + ", ".join(f"{c.grid}px step {c.step_qpel}/4 x{n}" for c, n in counts.items()))
-    return alloc.motion
+    return alloc
 
 
 def _allocate_motion(videos: Sequence[_Video], decoded_kf, interval: int, kf_codec: KeyframeCodec,
@@ -446,6 +457,25 @@ def _allocate_motion(videos: Sequence[_Video], decoded_kf, interval: int, kf_cod
 
     return allocate_motion([(v.frames.read, v.keyframes) for v in videos], interval, decoded_kf, kf_bytes, probe,
                            kf_codec.quality if probe_q is None else probe_q)
+
+
+def _keyframe_price(videos: Sequence[_Video], interval: int, codec: KeyframeCodec) -> tuple[float, int]:
+    """The price of a bit (``nvcodec.rate.keyframe_price``) with the keyframes coded by ``codec``, and
+    their bytes: each video's keyframes coded at its quality and at ``probe_quality``'s, one video's at a
+    time. No quality to probe leaves bits unpriced (0)."""
+    probe_q = probe_quality(codec)
+    n_bytes = [0] * len(videos)
+
+    def coded(v: int) -> tuple[int, np.ndarray, int, np.ndarray]:
+        out = []
+        for c in (codec, replace(codec, quality=codec.quality if probe_q is None else probe_q)):
+            segments, decoded = _code_video_keyframes(videos[v], c)
+            out += [sum(len(data) for *_, data in segments), decoded]
+        n_bytes[v] = out[0]
+        return tuple(out)
+
+    lam = keyframe_price([(v.frames.read, v.keyframes) for v in videos], interval, coded)[0]
+    return lam, sum(n_bytes)
 
 
 def _warped_inputs(videos: Sequence[_Video], decoded_kf, motion, interval: int, store: FrameStore | None) -> list:
@@ -522,16 +552,20 @@ def _plan_network(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int,
     plan = plan_target([v.frames for v in videos], interval, config.keyframe_codec, config.preset,
                        config.quantization.target_bpp, n_pixels,
                        decode_keyframes=lambda codec: _code_keyframes(videos, interval, codec, None, store)[1],
+                       price=lambda codec: _keyframe_price(videos, interval, codec),
                        device=device, workdir=workdir, ctx=ctx, say=say, keyframes=[v.keyframes for v in videos],
                        estimate_motion=((lambda kf: _estimate_motion(videos, kf, interval, lambda _msg: None))
                                         if config.preset.motion else None),
-                       hold_warped=store.hold_warped)
+                       hold_warped=store.hold_warped, keyframe_quality=config.quantization.keyframe_quality)
     return plan.keyframe_codec, plan.model_config, plan.weight_budget_bytes
 
 
 def _quantize(config: EncodeConfig, model_cfg: ModelConfig, result, clips, n_pixels: int,
-              budget_bytes: float | None, device: str, say: Callable[[str], None], quiet: bool):
-    """The coded tensors and what the file's fit info says about their quantization."""
+              budget_bytes: float | None, device: str, say: Callable[[str], None], quiet: bool,
+              price: float | None = None, videos: Sequence[_Video] = ()):
+    """The coded tensors and what the file's fit info says about their quantization. ``price``: the
+    keyframes' price of a bit (squared error per bit) where the motion allocation measured it, at
+    which ``PricedQuant`` quantizes (``nvcodec.rate.weight_lambda``; its fallback where unmeasured)."""
     q = config.quantization
     if isinstance(q, PostTrainingQuant):
         tensors = quantize_state({name: t.numpy() for name, t in result.state_dict.items()}, q.bits)
@@ -540,8 +574,15 @@ def _quantize(config: EncodeConfig, model_cfg: ModelConfig, result, clips, n_pix
 
     preset = config.preset
     qat_steps = round(preset.qat_fraction * result.steps)
-    choice = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels,
-                                 lam=q.rate_lambda if isinstance(q, RateAwareQuant) else None,
+    lam = q.rate_lambda if isinstance(q, RateAwareQuant) else None
+    if isinstance(q, PricedQuant):
+        lam = q.fallback_lambda
+        if price:
+            lam = weight_lambda(price, inbetween_fraction([v.frames for v in videos], config.keyframe_interval,
+                                                          [v.keyframes for v in videos]))
+        say(f"weights priced as keyframes: a bit costs {price or 0:.1f} of squared error, lambda {lam:.3g}"
+            + ("" if price else " (no price measured: the preset's)"))
+    choice = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels, lam=lam,
                                  budget_bytes=budget_bytes, qat_steps=qat_steps, lr=0.1 * preset.fit.lr,
                                  batch_size=preset.fit.batch_size, seed=preset.fit.seed, device=device, log=say,
                                  progress=not quiet)

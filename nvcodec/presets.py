@@ -163,14 +163,26 @@ class RateAwareQuant:
 
 
 @dataclass(frozen=True)
+class PricedQuant:
+    """Rate-aware quantization at the keyframes' measured price of a bit (``nvcodec.rate.weight_lambda``),
+    so a byte of weights buys what a byte of keyframes buys: the default of a preset whose network
+    consumes coded motion (the motion allocation measures the price). ``fallback_lambda`` (the
+    preset's) where no price could be measured."""
+
+    fallback_lambda: float
+
+
+@dataclass(frozen=True)
 class ByteBudget:
-    """``--target-bpp``: the rate plan (nvcodec.rate) chooses the keyframe quality, the network
-    size and the weights' bytes jointly; the weights are quantized rate-aware to those bytes."""
+    """``--target-bpp``: the rate plan (nvcodec.rate.plan_target) chooses the keyframe quality, the network
+    size and the weights' bytes jointly; the weights are quantized rate-aware to those bytes.
+    ``keyframe_quality`` pins the keyframes instead: the weights take what they leave."""
 
     target_bpp: float
+    keyframe_quality: int | None = None
 
 
-Quantization = PostTrainingQuant | RateAwareQuant | ByteBudget
+Quantization = PostTrainingQuant | RateAwareQuant | PricedQuant | ByteBudget
 
 # ``EncodeConfig.network`` (``--network``): the shared D-NeRV network fitted to the corpus, or none:
 # the file is the motion floor, decoded keyframes warped by coded motion (FORMAT.md section 13).
@@ -209,15 +221,19 @@ class EncodeConfig:
         if isinstance(q, PostTrainingQuant):
             if type(q.bits) is not int or not 2 <= q.bits <= 16:
                 raise NvcInputError(f"quantization: bits {q.bits!r} outside [2, 16]")
-        elif isinstance(q, RateAwareQuant):
-            if not (isinstance(q.rate_lambda, (int, float)) and 0 <= q.rate_lambda < math.inf):
-                raise NvcInputError(f"quantization: rate_lambda {q.rate_lambda!r} is not a number >= 0")
+        elif isinstance(q, (RateAwareQuant, PricedQuant)):
+            lam = q.rate_lambda if isinstance(q, RateAwareQuant) else q.fallback_lambda
+            if not (isinstance(lam, (int, float)) and 0 <= lam < math.inf):
+                raise NvcInputError(f"quantization: rate_lambda {lam!r} is not a number >= 0")
         elif isinstance(q, ByteBudget):
             if not (isinstance(q.target_bpp, (int, float)) and 0 < q.target_bpp < math.inf):
                 raise NvcInputError(f"quantization: target_bpp {q.target_bpp!r} is not a number > 0")
+            if q.keyframe_quality is not None and (type(q.keyframe_quality) is not int
+                                                   or not 0 <= q.keyframe_quality <= 63):
+                raise NvcInputError(f"quantization: keyframe_quality {q.keyframe_quality!r} outside [0, 63]")
         else:
-            raise NvcInputError(f"EncodeConfig.quantization: expected PostTrainingQuant, RateAwareQuant or "
-                                f"ByteBudget, got {type(q).__name__}")
+            raise NvcInputError(f"EncodeConfig.quantization: expected PostTrainingQuant, RateAwareQuant, PricedQuant "
+                                f"or ByteBudget, got {type(q).__name__}")
 
 
 def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = None,
@@ -229,16 +245,19 @@ def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = Non
 
     ``quant_bits`` (plain quantization), ``rate_lambda`` (rate-aware) and ``target_bpp`` (a byte
     budget) each choose how the weights are quantized: at most one may be given (none: the preset's
-    lambda, or plain ``quant_bits`` when it has none). ``target_bpp`` chooses the keyframe quality
-    itself, so it refuses ``keyframe_quality``. ``network='none'`` (no weights) refuses the two that
-    quantize weights; its ``target_bpp`` chooses the keyframe quality and the motion
-    (``nvcodec.rate.plan_floor_target``). Contradictions raise NvcInputError."""
+    lambda, at the keyframes' measured price for a network that consumes coded motion
+    (``PricedQuant``), or plain ``quant_bits`` when it has none). ``target_bpp`` chooses the
+    keyframe quality itself, unless ``keyframe_quality`` pins it (the weights then take what the
+    keyframes leave). ``network='none'`` (no weights) refuses the two that quantize weights; its
+    ``target_bpp`` chooses the keyframe quality and the motion (``nvcodec.rate.plan_floor_target``),
+    so it refuses ``keyframe_quality``. Contradictions raise NvcInputError."""
     if network == "none" and any(x is not None for x in (rate_lambda, quant_bits)):
         raise NvcInputError("--network none has no weights: --lambda and --quant-bits do not apply")
     if network == "none" and overrides.get("motion") is False:
         raise NvcInputError("--network none is keyframes + coded motion: --no-motion contradicts it")
-    if target_bpp is not None and keyframe_quality is not None:
-        raise NvcInputError("give either --target-bpp or --keyframe-quality: the rate control chooses the quality")
+    if network == "none" and target_bpp is not None and keyframe_quality is not None:
+        raise NvcInputError("--network none: give either --target-bpp or --keyframe-quality: the rate control "
+                            "chooses the quality and the motion")
     if sum(x is not None for x in (target_bpp, rate_lambda, quant_bits)) > 1:
         raise NvcInputError("give at most one of --target-bpp, --lambda and --quant-bits: each sets how the weights "
                             "are quantized")
@@ -246,11 +265,11 @@ def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = Non
         overrides.update(quant_bits=quant_bits, rate_lambda=None)     # the network is sized for these bits
     chosen = resolve(preset, **overrides)
     if target_bpp is not None:
-        quantization: Quantization = ByteBudget(target_bpp)
+        quantization: Quantization = ByteBudget(target_bpp, keyframe_quality)
     elif rate_lambda is not None:
         quantization = RateAwareQuant(rate_lambda)
     elif chosen.rate_lambda is not None:
-        quantization = RateAwareQuant(chosen.rate_lambda)
+        quantization = PricedQuant(chosen.rate_lambda) if chosen.motion else RateAwareQuant(chosen.rate_lambda)
     else:
         quantization = PostTrainingQuant(chosen.quant_bits)
     codec = KeyframeCodec(codec=keyframe_codec or DEFAULT_KEYFRAME_CODEC,

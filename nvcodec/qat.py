@@ -345,6 +345,32 @@ def _psnr(mse: float) -> float:
     return float(psnr_from_mse(np.array([mse * 255.0 ** 2]))[0])
 
 
+def _prepare(model_cfg: ModelConfig, float_state: Mapping[str, Tensor], clips: ClipSet, device: torch.device,
+             progress: bool):
+    """The model, float parameters, grids, groups, evaluation subset and RD tables of ``float_state``."""
+    model = DNeRV(model_cfg).to(device).eval()
+    params = {name: t.detach().float().to(device).clone() for name, t in float_state.items()}
+    float_np = {name: t.cpu().numpy() for name, t in params.items()}
+    grids = {name: grid_of(name, w) for name, w in float_np.items()}
+    groups = _groups(float_np)
+    eval_set = _EvalSet(model, model_cfg, clips, device)
+    return model, params, grids, groups, eval_set, _tables(eval_set, params, grids, groups, progress=progress)
+
+
+def weight_bytes_curve(model_cfg: ModelConfig, float_state: Mapping[str, Tensor], clips: ClipSet, *,
+                       n_pixels: int, device: str | torch.device = "cpu") -> Callable[[float], float]:
+    """Bytes of ``float_state``'s weight chunks as a function of lambda (MSE per weight bpp): the
+    allocation step of ``rate_aware_quantize`` on its RD tables, which are measured once here (no
+    fine-tune). The rate plan (``nvcodec.rate.plan_target``) asks it how many bytes the weights
+    take at the keyframes' price of a bit."""
+    *_, (rate, dist, _) = _prepare(model_cfg, float_state, clips, torch.device(device), False)
+
+    def n_bytes(lam: float) -> float:
+        return float(sum(rate[g][K_TABLE.index(k)] for g, k in allocate(rate, dist, lam, n_pixels).items()))
+
+    return n_bytes
+
+
 def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor], clips: ClipSet, *,
                         n_pixels: int, lam: float | None = None, budget_bytes: float | None = None,
                         qat_steps: int = 0, lr: float = 1e-4, batch_size: int = 8, seed: int = 0,
@@ -361,14 +387,8 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
         raise ValueError(f"lambda must be a finite number >= 0, got {lam}")
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     device = torch.device(device)
-    model = DNeRV(model_cfg).to(device).eval()
-    params = {name: t.detach().float().to(device).clone() for name, t in float_state.items()}
-    float_np = {name: t.cpu().numpy() for name, t in params.items()}
-    grids = {name: grid_of(name, w) for name, w in float_np.items()}
-    groups = _groups(float_np)
-    eval_set = _EvalSet(model, model_cfg, clips, device)
-
-    rate, dist, base_mse = _tables(eval_set, params, grids, groups, progress=progress)
+    model, params, grids, groups, eval_set, (rate, dist, base_mse) = _prepare(model_cfg, float_state, clips, device,
+                                                                             progress)
     if budget_bytes is not None:
         group_ks, lam = allocate_budget(rate, dist, budget_bytes, n_pixels)
     else:

@@ -1,28 +1,26 @@
-"""Rate control for ``--target-bpp`` (``ByteBudget``): split the bits between keyframes, motion and weights.
+"""Rate control: split the bits between keyframes, motion and weights at one price of a bit.
 
 Every bit of an .nvc is keyframes, coded motion (a network that consumes it), weights or a
-little container overhead (DESIGN.md, "The economics of a shared model"). Given a target rate,
-the plan first takes the motion's measured bytes off the budget, then:
+little container overhead (DESIGN.md, "The economics of a shared model"). At the best split a
+byte moved from one part to another (or back) buys the same squared error, so each part is
+spent up to one price: the keyframes' measured slope.
 
-1. gives the keyframes ``keyframe_share`` of the budget and searches the
-   keyframe codec's quality scale (bisection; real encodes, real byte counts)
-   for the best quality that fits in it;
-2. gives the weights what is left, as a weight rate (bits per corpus pixel)
-   from which the preset sizes the network (``Preset.model_config``).
+- **The price** (``keyframe_slope``, ``keyframe_price``): the keyframes are coded once more
+  ``SLOPE_PROBE_STEP`` quality steps coarser; the squared error of the motion floor this costs
+  (the keyframes' own and, through warping, the frames between them), per bit saved, is the
+  price of a bit at that quality.
+- **Motion** (``allocate_motion``): each video's grid and step are chosen at that price
+  (``nvcodec.motion.choose_motion``), and the vectors refined at it.
+- **Weights**: rate-aware quantization (``nvcodec.qat``) at the same price, converted to its
+  units by ``weight_lambda``; the motion presets quantize at it (``PricedQuant``).
+- **A byte budget** (``--target-bpp``): ``plan_floor_target`` (no network) takes the finest
+  keyframe quality whose keyframes and motion, chosen at its price, fit; ``plan_target`` (a
+  network) the finest whose keyframes and weights at its price fit, the weights' bytes read off a
+  short pilot fit's RD tables.
 
-``plan_target`` runs the plan for several keyframe shares, gives each distinct candidate
-a short pilot fit and keeps the one whose quantized network decodes best.
-
-The split between keyframes and motion follows the parts' measured slopes instead
-(``keyframe_slope``, ``SlopeProbe``): the keyframes are coded once more a few quality steps
-coarser, the squared error of the motion floor that this costs, per bit saved, is the price
-of a bit, and each video's motion is chosen at that price (``nvcodec.motion.choose_motion``).
-At the optimum a byte moved between the keyframes and the motion buys the same squared error.
-
-The keyframe side is exact (measured bytes); the weight side is an estimate
-(quantization bits per parameter, before entropy coding, which only makes the
-file smaller), so the reached rate lands at or somewhat below the target. The
-encoder reports the rate of the written file, never this plan's estimate.
+The keyframe side is exact (measured bytes); the weight side is an estimate, so the reached
+rate lands at or somewhat below the target. The encoder reports the rate of the written file,
+never this plan's estimate.
 """
 
 from __future__ import annotations
@@ -45,11 +43,10 @@ from nvcodec.motion import (MOTION_CANDIDATES, MotionConfig, choose_motion, clip
                             sample_clips, warped_video)
 from nvcodec.presets import Preset
 
-# Keyframe shares of the budget tried, the pilot fit's share of the steps, and the bits per weight
-# rate-aware quantization costs, which sizes the network: benchmarks/results/quant/results.md
-# measured 3.95 / 3.38 / 2.48 bits per weight at lambda 1e-3 / 3e-3 / 1e-2 (fast, one fit); 3.0 lies
-# between the presets' lambda (3e-3) and the coarsest measured.
-KEYFRAME_SHARES = (0.35, 0.5, 0.65)
+# The pilot fit's share of the steps, and the bits per weight rate-aware quantization costs, which
+# sizes the network: benchmarks/results/quant/results.md measured 3.95 / 3.38 / 2.48 bits per weight
+# at lambda 1e-3 / 3e-3 / 1e-2 (fast, one fit); 3.0 lies between the presets' lambda (3e-3) and the
+# coarsest measured.
 PILOT_FRACTION = 0.2
 RATE_AWARE_BITS_PER_WEIGHT = 3.0
 OVERHEAD_BYTES = 2048      # metadata + chunk framing of a small corpus, a generous bound (see `nvcodec info`)
@@ -123,6 +120,37 @@ def keyframe_lambda(probes: Sequence[SlopeProbe]) -> float:
     return max(sse, 0.0) / bits if bits > 0 else 0.0
 
 
+def keyframe_price(videos: Sequence[tuple[Callable[[], np.ndarray], np.ndarray | None]], interval: int,
+                   coded: Callable[[int], tuple[int, np.ndarray, int, np.ndarray]],
+                   config: MotionConfig = MOTION_CANDIDATES[0]) -> tuple[float, list[dict[int, np.ndarray]]]:
+    """The price of a bit at the keyframes' quality (``keyframe_lambda`` over every video's
+    ``keyframe_slope``), and per video the ``config`` motion of its sampled clips that measured it.
+
+    ``videos``: as ``allocate_motion``'s; ``coded(v)``: video v's keyframes as (bytes, decoded) at
+    the quality and then at the probe's. One video's frames and keyframes are in memory at a time."""
+    probes, known = [], []
+    for v, (read, keyframes) in enumerate(videos):
+        kf_bytes, kf, probe_bytes, probe_kf = coded(v)
+        slope, clips = keyframe_slope(read(), interval, keyframes, np.asarray(kf), probe_kf, kf_bytes, probe_bytes,
+                                      config)
+        probes.append(slope)
+        known.append(clips)
+    return keyframe_lambda(probes), known
+
+
+def weight_lambda(price: float, inbetween_fraction: float) -> float:
+    """Rate-aware quantization's lambda (``nvcodec.qat``: MSE of RGB in [0, 1] per weight bpp, the MSE
+    over the frames the weights predict) for a price of ``price`` squared error (8-bit RGB, summed
+    over the corpus) per bit. ``inbetween_fraction``: those frames' share of the corpus's pixels.
+
+    A bpp is n_pixels bits and an MSE step is 3 x 255^2 x (the predicted pixels) of squared error,
+    so lambda = price / (3 x 255^2 x inbetween_fraction): weights quantized at it spend a byte
+    where it buys what a keyframe byte buys."""
+    if not price >= 0 or not 0 < inbetween_fraction <= 1:
+        raise ValueError(f"weight_lambda: price {price} and fraction {inbetween_fraction} out of range")
+    return price / (3 * 255.0 ** 2 * inbetween_fraction)
+
+
 @dataclass(frozen=True)
 class MotionAllocation:
     """Each video's coded motion, chosen at the price of a keyframe bit (``allocate_motion``)."""
@@ -144,14 +172,7 @@ def allocate_motion(videos: Sequence[tuple[Callable[[], np.ndarray], np.ndarray 
     ``probe(v)``: (bytes, decoded keyframes) of video v coded at ``probe_q``. One video's frames are
     in memory at a time (read twice: the price pools over the corpus before any choice)."""
     default = candidates[0]
-    probes, known = [], []
-    for v, ((read, keyframes), kf) in enumerate(zip(videos, decoded_kf)):
-        n_bytes, probe_kf = probe(v)
-        slope, clips = keyframe_slope(read(), interval, keyframes, np.asarray(kf), probe_kf, kf_bytes[v], n_bytes,
-                                      default)
-        probes.append(slope)
-        known.append(clips)
-    lam = keyframe_lambda(probes)
+    lam, known = keyframe_price(videos, interval, lambda v: (kf_bytes[v], decoded_kf[v], *probe(v)), default)
     motion, chosen = [], []
     for (read, keyframes), kf, clips in zip(videos, decoded_kf, known):
         m, best, _ = choose_motion(read(), np.asarray(kf), interval, candidates, lam, keyframes,
@@ -265,108 +286,154 @@ def keyframe_bytes(frames: Sequence[np.ndarray], interval: int, codec: KeyframeC
                for _, _, data in encode_keyframes(video[pos], codec))
 
 
-def _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, keyframes=None, motion_bytes: int = 0):
-    """(RatePlan, network, weight bytes) per distinct outcome of ``plan_rate`` over KEYFRAME_SHARES."""
-    kf_cache: dict[int, int] = {}
-
-    def kf_bytes(q: int) -> int:
-        if q not in kf_cache:
-            kf_cache[q] = keyframe_bytes(frames, interval, replace(kf_codec, quality=q), keyframes)
-        return kf_cache[q]
-
-    candidates, seen = [], set()
-    for share in KEYFRAME_SHARES:
-        plan = plan_rate(target_bpp, n_pixels, kf_bytes, (kf_codec.min_quality, CODECS[kf_codec.codec].max_quality),
-                         keyframe_share=share, reserved_bytes=motion_bytes)
-        # the network is sized for what rate-aware quantization costs per weight, not for plain quant_bits,
-        # and may go below the preset's smallest C0 when the budget asks for it
-        weight_bpp = min(max(plan.weight_bpp, 1e-6) * preset.quant_bits / RATE_AWARE_BITS_PER_WEIGHT, 64.0)
-        model_cfg = preset.model_config(n_pixels, interval, weight_bpp=weight_bpp, c0_min=1)
-        key = (plan.keyframe_quality, model_cfg.c0)
-        if key not in seen:
-            seen.add(key)
-            candidates.append((plan, model_cfg,
-                               target_bpp * n_pixels / 8 - plan.keyframe_bytes - motion_bytes - OVERHEAD_BYTES))
-    return candidates
-
-
 def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeCodec, preset: Preset,
                 target_bpp: float, n_pixels: int, *, decode_keyframes: Callable[[KeyframeCodec], list[np.ndarray]],
-                device: str, workdir: Path, ctx, say: Callable[[str], None],
-                keyframes: Sequence[np.ndarray] | None = None,
+                price: Callable[[KeyframeCodec], tuple[float, int]], device: str, workdir: Path, ctx,
+                say: Callable[[str], None], keyframes: Sequence[np.ndarray] | None = None,
                 estimate_motion: Callable[[list[np.ndarray]], list] | None = None,
-                hold_warped: Callable[[int, np.ndarray], object] = lambda _v, warped: warped) -> TargetPlan:
-    """Keyframe quality, network and weight budget for ``target_bpp``, chosen jointly.
+                hold_warped: Callable[[int, np.ndarray], object] = lambda _v, warped: warped,
+                keyframe_quality: int | None = None) -> TargetPlan:
+    """Keyframe quality, network and weight budget for ``target_bpp``, the keyframes and the weights
+    balanced at one price of a bit.
 
     ``frames``: each video's frames as coded; ``decode_keyframes(codec)``: each video's keyframes
     coded with ``codec`` and decoded back, as the encoder will (at the frames ``keyframes``, per
-    video; None: the regular ones). Each share of ``KEYFRAME_SHARES``
-    gives a keyframe quality (measured bytes) and a network sized for what is left; each distinct
-    candidate gets a pilot fit of ``PILOT_FRACTION`` of the steps, its weights are quantized
-    rate-aware to exactly the bytes left, and the candidate whose whole corpus decodes best wins.
-    The choice is kept in the work folder, so --resume does not run the pilots again.
+    video; None: the regular ones); ``price(codec)``: the keyframes' price of a bit at that codec
+    (``keyframe_price``: squared error per bit saved) and their bytes, which it measures on the way.
 
-    ``estimate_motion(decoded keyframes)``, for a network that consumes coded motion, gives each
-    video's motion: the third share. Its bytes, measured once against the keyframes at the
-    codec's own quality (they move little with the keyframe quality), come off the budget first,
-    and each pilot fits on the motion estimated against its own keyframes, its warped keyframes
-    passed through ``hold_warped(video, array)`` (the encoder's frame store: read a batch at a time).
+    1. The motion's bytes (``estimate_motion(decoded keyframes)``, for a network that consumes coded
+       motion: measured once against the keyframes at the codec's own quality, they move little with
+       it) come off the budget first.
+    2. A pilot network, sized for what half the budget in keyframes leaves (``plan_rate``), is fitted
+       for ``PILOT_FRACTION`` of the steps on those keyframes (and its motion, its warped keyframes
+       passed through ``hold_warped(video, array)``: the encoder's frame store); its RD tables give the
+       weights' bytes at any lambda (``nvcodec.qat.weight_bytes_curve``).
+    3. The keyframe quality is the finest q whose keyframes plus the weights quantized at q's price
+       (``weight_lambda``) fit the budget: the finer the keyframes, the more they cost and the cheaper
+       their error per bit, so the weights want more bytes too, and the sum falls as q coarsens
+       (bisection, O(log range) prices). There a byte moved between keyframes and weights buys the same
+       squared error, to within one quality step. The weights get everything else, which the
+       rate-aware quantizer then spends.
+    ``keyframe_quality`` pins q instead (steps 2-3 skipped: the weights take what the keyframes leave).
+
+    The weights' curve is the pilot's, a short fit of a network sized for a first guess at the
+    split: the real network's weights are worth somewhat more per byte, so the plan errs towards
+    keyframes. The choice is kept in the work folder, so --resume does not run the pilot again.
     """
     import torch
 
     from nvcodec import distributed
-    from nvcodec.fit import clips_psnr, fit, total_steps_of
-    from nvcodec.model import DNeRV
-    from nvcodec.qat import rate_aware_quantize
+    from nvcodec.fit import fit, total_steps_of
+    from nvcodec.qat import weight_bytes_curve
 
+    if not target_bpp > 0:
+        raise ValueError(f"target bpp must be positive, got {target_bpp}")
     motion_bytes = 0
     if estimate_motion is not None:
         motion = estimate_motion(decode_keyframes(kf_codec))
         motion_bytes = sum(motion_chunk_n_bytes(v, m) for v, m in enumerate(motion))
         say(f"  coded motion: {motion_bytes} bytes ({8 * motion_bytes / n_pixels:.4f} bpp) off the budget")
-    candidates = _candidates(frames, interval, kf_codec, preset, target_bpp, n_pixels, keyframes, motion_bytes)
+    budget = target_bpp * n_pixels / 8 - OVERHEAD_BYTES - motion_bytes
+    best_q, worst_q = kf_codec.min_quality, CODECS[kf_codec.codec].max_quality
+    if keyframe_quality is not None and not best_q <= keyframe_quality <= worst_q:
+        raise NvcInputError(f"keyframe quality {keyframe_quality} outside {kf_codec.codec}'s {best_q}..{worst_q}")
+    cache: dict[int, int] = {}
+
+    def kf(q: int) -> int:
+        if q not in cache:
+            cache[q] = keyframe_bytes(frames, interval, replace(kf_codec, quality=q), keyframes)
+        return cache[q]
+
+    top = worst_q if keyframe_quality is None else keyframe_quality
+    if kf(top) >= budget:
+        raise NvcInputError(f"target {target_bpp} bpp is too low for this corpus: the keyframes alone cost "
+                            f"{8 * (kf(top) + OVERHEAD_BYTES + motion_bytes) / n_pixels:.4f} bpp at quality {top}"
+                            + (" with the coded motion" if motion_bytes else "") + ", leaving no weights")
+
+    def network_for(q: int) -> ModelConfig:
+        # sized for what rate-aware quantization costs per weight, not for plain quant_bits; it may go
+        # below the preset's smallest C0 when the budget asks for it
+        weight_bpp = min(max(8 * (budget - kf(q)) / n_pixels, 1e-6) * preset.quant_bits
+                         / RATE_AWARE_BITS_PER_WEIGHT, 64.0)
+        return preset.model_config(n_pixels, interval, weight_bpp=weight_bpp, c0_min=1)
+
     choice_path = workdir / "rate_choice.json"
     main = ctx.is_main
 
-    def from_rank0(value: int) -> int:          # every rank must take the same path (the pilots are collective)
-        return int(distributed.all_reduce_sum([float(value if ctx.is_main else 0)], ctx, torch.device(device))[0])
+    def from_rank0(value: int) -> int:          # every rank must take the same path (the pilot is collective)
+        return int(distributed.all_reduce_sum([float(value if main else 0)], ctx, torch.device(device))[0])
 
-    kept = from_rank0(json.loads(choice_path.read_text())["candidate"] if main and choice_path.exists() else -1)
-    if len(candidates) == 1:
-        best = 0
-    elif kept >= 0:
-        best = kept
-    else:
-        scores = []
-        for plan, model_cfg, budget in candidates:
-            decoded_kf = decode_keyframes(replace(kf_codec, quality=plan.keyframe_quality))
-            warped = None
-            if estimate_motion is not None:
-                warped = [hold_warped(v, warped_video(np.asarray(kf), m, len(video), interval,
-                                                      None if keyframes is None else keyframes[v]))
-                          for v, (video, kf, m) in enumerate(zip(frames, decoded_kf, estimate_motion(decoded_kf)))]
-            clips = build_clipset([(video, kf, len(video)) for video, kf in zip(frames, decoded_kf)],
-                                  interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped, positions=keyframes)
-            steps = max(1, round(PILOT_FRACTION * total_steps_of(preset.fit, clips.n_clips)))
-            result = fit(model_cfg, replace(preset.fit, max_steps=steps), clips, device=device, progress=False)
-            psnr = float("-inf")
-            if main:
-                q = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels,
-                                        budget_bytes=max(budget, 0.0), device=device, log=lambda _msg: None)
-                model = DNeRV(model_cfg)
-                model.load_state_dict({t.name: torch.from_numpy(t.dequantize()) for t in q.tensors})
-                psnr = clips_psnr(model, clips, device=device)
-                say(f"  candidate: keyframe quality {plan.keyframe_quality} "
-                    f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), C0={model_cfg.c0}, pilot of {steps} steps: "
-                    f"{psnr:.2f} dB with {8 * sum(tensor_chunk_n_bytes(t) for t in q.tensors) / n_pixels:.4f} bpp of weights")
-            scores.append(psnr)
-        best = int(np.argmax(scores)) if main else 0
+    q = keyframe_quality
+    if q is None:
+        q = from_rank0(json.loads(choice_path.read_text())["keyframe_quality"] if main and choice_path.exists()
+                       else -1)
+    if q < 0:
+        first = plan_rate(target_bpp, n_pixels, lambda q_: kf(q_), (best_q, worst_q), keyframe_share=0.5,
+                          reserved_bytes=motion_bytes).keyframe_quality
+        pilot_cfg = network_for(first)
+        decoded_kf = decode_keyframes(replace(kf_codec, quality=first))
+        warped = None
+        if estimate_motion is not None:
+            warped = [hold_warped(v, warped_video(np.asarray(k), m, len(video), interval,
+                                                  None if keyframes is None else keyframes[v]))
+                      for v, (video, k, m) in enumerate(zip(frames, decoded_kf, estimate_motion(decoded_kf)))]
+        clips = build_clipset([(video, k, len(video)) for video, k in zip(frames, decoded_kf)],
+                              interval, pilot_cfg.tile_h, pilot_cfg.tile_w, warped=warped, positions=keyframes)
+        steps = max(1, round(PILOT_FRACTION * total_steps_of(preset.fit, clips.n_clips)))
+        result = fit(pilot_cfg, replace(preset.fit, max_steps=steps), clips, device=device, progress=False)
+        q = 0
         if main:
+            weight_bytes = weight_bytes_curve(pilot_cfg, result.state_dict, clips, n_pixels=n_pixels, device=device)
+            fraction = inbetween_fraction(frames, interval, keyframes)
+            say(f"  pilot: C0={pilot_cfg.c0}, {steps} steps on keyframes at quality {first}")
+
+            def priced(q_: int) -> float:
+                lam, cache[q_] = price(replace(kf_codec, quality=q_))
+                return lam
+
+            q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q), budget, n_pixels, say)
             tmp = choice_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"candidate": best, "psnr": scores}))
+            tmp.write_text(json.dumps({"keyframe_quality": q, "pilot_keyframe_quality": first}))
             os.replace(tmp, choice_path)
-    best = from_rank0(best)                     # rank 0 decides
-    plan, model_cfg, budget = candidates[best]
-    say(f"rate plan for {target_bpp} bpp: keyframe quality {plan.keyframe_quality} "
-        f"({8 * plan.keyframe_bytes / n_pixels:.4f} bpp), weights {8 * budget / n_pixels:.4f} bpp")
-    return TargetPlan(replace(kf_codec, quality=plan.keyframe_quality), model_cfg, max(budget, 0.0))
+        q = from_rank0(q)                        # rank 0 decides
+    model_cfg = network_for(q)
+    weight_budget = budget - kf(q)
+    say(f"rate plan for {target_bpp} bpp: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "
+        f"weights {8 * weight_budget / n_pixels:.4f} bpp (C0={model_cfg.c0})")
+    return TargetPlan(replace(kf_codec, quality=q), model_cfg, weight_budget)
+
+
+def balance_keyframes(kf_bytes: Callable[[int], int], price: Callable[[int], float],
+                      weight_bytes: Callable[[float], float], fraction: float, quality_range: tuple[int, int],
+                      budget: float, n_pixels: int, say: Callable[[str], None] = lambda _msg: None) -> int:
+    """The finest keyframe quality q in ``quality_range`` (lower is finer) whose keyframes
+    (``kf_bytes(q)``) and weights at q's price (``weight_bytes(weight_lambda(price(q), fraction))``, the
+    weights' bytes at a rate-aware lambda) fit ``budget`` bytes: the balance point of ``plan_target``;
+    or the next finer one, whose keyframes still fit, when its sum overshoots the budget by less than
+    q's falls short (the balance lies nearer it: its weights get somewhat less than their price asks).
+    The coarsest quality when none fits (the weights then get what is left)."""
+    totals: dict[int, float] = {}
+
+    def total(q: int) -> float:
+        if q not in totals:
+            lam = price(q)
+            w = weight_bytes(weight_lambda(lam, fraction))
+            say(f"  keyframe quality {q}: {8 * kf_bytes(q) / n_pixels:.4f} bpp, a bit costs {lam:.1f} of squared "
+                f"error; weights at that price {8 * w / n_pixels:.4f} bpp")
+            totals[q] = kf_bytes(q) + w
+        return totals[q]
+
+    best, worst = quality_range
+    q = finest_quality(total, best, worst, budget)
+    if q > best and total(q) <= budget and kf_bytes(q - 1) < budget and total(q - 1) - budget < budget - total(q):
+        return q - 1
+    return q
+
+
+def inbetween_fraction(frames: Sequence[np.ndarray], interval: int, keyframes=None) -> float:
+    """The share of the corpus's pixels in frames that are not keyframes (what a network predicts);
+    1 when every frame is a keyframe (then nothing is predicted, and any price will do)."""
+    positions = keyframes or [keyframe_positions(len(video), interval) for video in frames]
+    total = sum(len(video) * int(np.prod(video.shape[1:3])) for video in frames)
+    between = sum((len(video) - len(pos)) * int(np.prod(video.shape[1:3])) for video, pos in zip(frames, positions))
+    return between / total if between else 1.0

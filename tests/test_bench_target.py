@@ -2,15 +2,15 @@
 
 import pytest
 
-from benchmarks.bench_target import markdown, record
+from benchmarks.bench_target import markdown, optimum_lines, record
 
 REPORT = {"n_bytes": 3000, "n_pixels": 200_000, "n_frames": 10, "bpp": 0.12, "psnr": 30.5, "keyframe_psnr": 33.0,
           "blend_psnr": 28.0, "n_params": 4000,
           "bytes_by_part": {"keyframes": 1000, "weights": 1500, "metadata": 400, "container": 100}}
 METADATA = {"keyframe_codec": {"codec": "av1", "mode": "inter", "params": {"quality": 41}},
             "model": {"c0": 3}, "fit": {"epochs": 20, "rate_lambda": 0.01}}
-LOG = ["  candidate: keyframe quality 41 (0.0400 bpp), C0=3, pilot of 9 steps: 29.00 dB with 0.0600 bpp of weights",
-       "rate plan for 0.125 bpp: keyframe quality 41 (0.0400 bpp), weights 0.0768 bpp", "fit: 30 dB", "other"]
+LOG = ["  keyframe quality 41: 0.0400 bpp, a bit costs 812.5 of squared error; weights at that price 0.0600 bpp",
+       "rate plan for 0.125 bpp: keyframe quality 41 (0.0400 bpp), weights 0.0768 bpp (C0=3)", "fit: 30 dB", "other"]
 
 
 def test_record_reads_the_plan_the_file_and_the_error():
@@ -32,3 +32,17 @@ def test_markdown_flags_a_target_outside_the_tolerance():
               "all_within": max(errors) <= 0.1}
     text = markdown(result)
     assert "MISSED: 0.2" in text and "| 0.125 | 0.1200 | -4.00 % |" in text and "0.0400 / 0.0768" in text
+
+
+def test_optimum_lines_set_the_plan_beside_its_neighbours_and_say_which_wins():
+    plan = record(0.125, REPORT, METADATA, 3000, 1.0, LOG)
+    finer = {**plan, "step": -2, "keyframe_quality": 39, "psnr": 30.3}
+    coarser = {**plan, "step": 2, "keyframe_quality": 43, "psnr": 30.6}
+    refused = {"step": -4, "keyframe_quality": 37, "refused": "too low"}
+    text = "\n".join(optimum_lines([{**plan, "neighbours": [finer, coarser, refused]}]))
+    assert "| 0.125 | 39 | -2 | 0.1200 |" in text and "| 30.30 | -0.20 |" in text
+    assert "| 0.125 | 37 | -4 | refused: too low |" in text
+    assert "a neighbour is better** (best neighbour +0.10 dB at step +2)" in text
+    text = "\n".join(optimum_lines([{**plan, "neighbours": [finer]}]))
+    assert "the plan is best** (best neighbour -0.20 dB at step -2)" in text
+    assert optimum_lines([plan]) == []

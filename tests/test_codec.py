@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import nvcodec
-from nvcodec.bitstream import NvcFormatError
+from nvcodec.bitstream import NvcFormatError, NvcReader
 from nvcodec.cli.main import main as cli
 from nvcodec.media import VideoWriter, read_frames
 from nvcodec.metrics import psnr_per_frame
@@ -238,11 +238,11 @@ def test_an_unwritable_output_is_a_user_error(corpus, tmp_path, monkeypatch):
 
 
 def test_cli_builds_the_config_from_its_flags_and_refuses_contradictions(tmp_path):
-    """--target-bpp with --keyframe-quality is one user error line, before any video is read."""
+    """--network none --target-bpp with --keyframe-quality is one user error line, before any video is read."""
     result = CliRunner().invoke(cli, ["encode", str(tmp_path), str(tmp_path / "x.nvc"), "--target-bpp", "0.1",
-                                      "--keyframe-quality", "20"])
+                                      "--keyframe-quality", "20", "--network", "none"])
     assert result.exit_code == 1
-    assert result.output.startswith("nvcodec: error: give either --target-bpp or --keyframe-quality")
+    assert result.output.startswith("nvcodec: error: --network none: give either --target-bpp or --keyframe-quality")
 
 
 def test_cli_usage_errors_exit_2():
@@ -329,13 +329,20 @@ def test_rate_plan_splits_the_budget_and_bisects_the_quality():
 
 @pytest.mark.slow
 def test_target_bpp_lands_near_the_target(tmp_path):
-    """--target-bpp: the written file's rate is within 15 % of the target on a real clip."""
+    """--target-bpp: the written file's rate is within 15 % of the target on a real clip, at the keyframe
+    quality the balance of keyframes and a pilot's weights chose."""
     sample = Path(__file__).parents[1] / "samples" / "foreman_176x144.mp4"
+    lines = []
     report = nvcodec.encode([sample], tmp_path / "t.nvc", build_config("tiny", epochs=1, target_bpp=1.0),
-                            max_frames=16, quiet=True)
+                            max_frames=16, log=lines.append)
     assert report.bpp == pytest.approx(1.0, rel=0.15)
+    assert any(line.startswith("  pilot: ") for line in lines)
+    with NvcReader(tmp_path / "t.nvc") as reader:
+        chosen = reader.metadata["keyframe_codec"]["params"]["quality"]
+    assert any(line.startswith(f"rate plan for 1.0 bpp: keyframe quality {chosen} ") for line in lines)
+    assert any(line.startswith(f"  keyframe quality {chosen}: ") for line in lines)     # priced, not guessed
     with pytest.raises(ValueError, match="either --target-bpp or --keyframe-quality"):
-        build_config("fast", target_bpp=1.0, keyframe_quality=20)
+        build_config("fast", target_bpp=1.0, keyframe_quality=20, network="none")
 
 
 @pytest.mark.slow

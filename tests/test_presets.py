@@ -86,21 +86,27 @@ def test_tiny_fits_three_clips_of_16_frames_at_64x64_above_the_floor():
 
 def test_build_config_names_how_the_weights_are_quantized():
     """PTQ, rate-aware and byte budget are explicit variants; the default is the preset's own."""
-    from nvcodec.presets import RATE_LAMBDA, ByteBudget, PostTrainingQuant, RateAwareQuant, build_config
+    from nvcodec.presets import (RATE_LAMBDA, ByteBudget, PostTrainingQuant, PricedQuant, RateAwareQuant,
+                                 build_config)
 
     assert build_config("tiny").quantization == PostTrainingQuant(8)
-    assert build_config("fast").quantization == RateAwareQuant(RATE_LAMBDA)
+    # a network that consumes coded motion is priced as the keyframes are; the preset's lambda is the fallback
+    assert build_config("fast").quantization == PricedQuant(RATE_LAMBDA)
+    assert build_config("small").quantization == RateAwareQuant(RATE_LAMBDA)
+    assert build_config("small", motion=True).quantization == PricedQuant(RATE_LAMBDA)
     assert build_config("fast", rate_lambda=0.01).quantization == RateAwareQuant(0.01)
     six = build_config("fast", quant_bits=6)
     assert six.quantization == PostTrainingQuant(6) and six.preset.quant_bits == 6    # sizes the network too
     assert build_config("fast", target_bpp=0.1).quantization == ByteBudget(0.1)
+    # pinned keyframes: the weights take what they leave
+    assert build_config("fast", target_bpp=0.1, keyframe_quality=20).quantization == ByteBudget(0.1, 20)
     config = build_config("fast", epochs=3, seed=5, keyframe_interval=4, keyframe_quality=40)
     assert (config.preset.fit.epochs, config.preset.fit.seed) == (3, 5)
     assert (config.keyframe_interval, config.keyframe_codec.quality) == (4, 40)
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"target_bpp": 0.1, "keyframe_quality": 20}, "either --target-bpp or --keyframe-quality"),
+    ({"target_bpp": 0.1, "keyframe_quality": 20, "network": "none"}, "either --target-bpp or --keyframe-quality"),
     ({"target_bpp": 0.1, "rate_lambda": 0.01}, "at most one of --target-bpp, --lambda and --quant-bits"),
     ({"quant_bits": 6, "rate_lambda": 0.01}, "at most one of"),
     ({"target_bpp": 0.0}, "target_bpp 0.0 is not a number > 0"),
