@@ -282,7 +282,6 @@ def parse_rate_point(spec: str) -> tuple[str, dict[str, int | float]]:
 
 
 # encode() keyword -> type; rate_lambda: rate-aware quantization (nvcodec.qat); keyframe_interval: frames per
-# clip (at 2 fps, the paper protocol, 8 frames are 4 s apart)
 # clip (at 2 fps, the paper protocol, 8 frames are 4 s apart); network=none: the motion floor alone; motion=1: a
 # network that consumes coded motion; weight_bpp / c0: the preset's network sizing
 RATE_POINT_SETTINGS = {"keyframe_quality": int, "quant_bits": int, "epochs": int, "rate_lambda": float,

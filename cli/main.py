@@ -183,7 +183,8 @@ def main(debug: bool) -> None:
 @click.option("--preset", default="fast", show_default=True,
               type=click.Choice(list(PRESETS)), help="Model size and schedule.")
 @click.option("--network", type=click.Choice(NETWORKS), default="dnerv", show_default=True,
-              help="'none': no network, the file is the motion floor (keyframes + coded motion); seconds to encode.")
+              help="'none': no network, the file is the motion floor (keyframes + coded motion); seconds to encode. "
+                   "'auto': fit the network, code the motion floor at its file's rate, keep whichever decodes better.")
 @click.option("--motion/--no-motion", default=None,
               help="Code each frame's motion in the file and fit a network that refines it (FORMAT.md 14.4); "
                    "default: the preset's.")

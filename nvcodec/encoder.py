@@ -359,6 +359,9 @@ def encode(
 
     report = _report(output, n_bytes, n_pixels, videos, decoded_kf, interval, tensors, preset.name, started, device,
                      motion_psnr=_motion_floor_psnr(videos, decoded_kf, interval, motion), progress=not quiet)
+    if config.network == "auto":
+        report = _network_or_floor_at_its_rate(config, videos, n_pixels, output, workdir, frame_store, started,
+                                               device, say, report, progress=not quiet)
     _finish(workdir, frame_store, keep_store)
     distributed.teardown(ctx)
     return report
@@ -368,12 +371,40 @@ def _network_or_floor(config: EncodeConfig, n_pixels: int, say: Callable[[str], 
     """``config``, or, for a motion preset whose smallest network the corpus cannot pay for
     (``Preset.affords_network``), the same config without a network: the file is then the motion floor."""
     preset = config.preset
-    if (config.network != "dnerv" or not preset.motion or isinstance(config.quantization, ByteBudget)
+    if (config.network == "none" or not preset.motion or isinstance(config.quantization, ByteBudget)
             or preset.affords_network(n_pixels, config.keyframe_interval)):
         return config
     say(f"the corpus ({n_pixels} pixels) is too small to pay for preset {preset.name!r}'s smallest network at "
         f"{preset.weight_bpp} bpp of weights: writing the motion floor (keyframes + coded motion), no network")
     return replace(config, network="none")
+
+
+def _network_or_floor_at_its_rate(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, output: Path,
+                                  workdir: Path, store: FrameStore, started: float, device: str,
+                                  say: Callable[[str], None], network: EncodeReport,
+                                  progress: bool = False) -> EncodeReport:
+    """``--network auto``, after the network's file is written at ``output``: the motion floor at that file's
+    rate (``--network none --target-bpp``: ``plan_floor_target``, which lands at or under it, so the
+    comparison favours the network by the floor's unspent bytes), written beside it; the file that
+    decodes better is kept at ``output`` and its report returned."""
+    floor_out = output.with_name(output.name + ".floor.tmp")
+    floor_dir = workdir / "floor"                 # its keyframes' cache apart from the network's
+    floor_dir.mkdir(parents=True, exist_ok=True)
+    say(f"network: {network.psnr:.2f} dB at {network.bpp:.4f} bpp; coding the motion floor at that rate")
+    try:
+        floor = _encode_motion_floor(replace(config, network="none", quantization=ByteBudget(network.bpp)), videos,
+                                     n_pixels, floor_out, floor_dir, store, started, device, say, progress=progress)
+    except BaseException:
+        floor_out.unlink(missing_ok=True)
+        raise
+    keep_floor = floor.psnr > network.psnr
+    say(f"the network: {network.psnr:.2f} dB at {network.bpp:.4f} bpp; the motion floor at the same rate: "
+        f"{floor.psnr:.2f} dB at {floor.bpp:.4f} bpp: keeping the {'floor' if keep_floor else 'network'}")
+    if not keep_floor:
+        floor_out.unlink()
+        return network
+    os.replace(floor_out, output)
+    return replace(floor, output=str(output), seconds=time.monotonic() - started)
 
 
 def _write(output: Path, metadata: dict, segments, tensors, motion=None, keyframes=None) -> int:

@@ -184,9 +184,11 @@ class ByteBudget:
 
 Quantization = PostTrainingQuant | RateAwareQuant | PricedQuant | ByteBudget
 
-# ``EncodeConfig.network`` (``--network``): the shared D-NeRV network fitted to the corpus, or none:
-# the file is the motion floor, decoded keyframes warped by coded motion (FORMAT.md section 13).
-NETWORKS = ("dnerv", "none")
+# ``EncodeConfig.network`` (``--network``): the shared D-NeRV network fitted to the corpus; none: the
+# file is the motion floor, decoded keyframes warped by coded motion (FORMAT.md section 13); auto: the
+# network is fitted, then the motion floor coded at the network file's rate, and the file that decodes
+# better is kept (a network that does not beat its floor at equal rate is not worth its bits).
+NETWORKS = ("dnerv", "none", "auto")
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,8 @@ class EncodeConfig:
     """Everything ``nvcodec.encode`` decides with: the preset (network sizing and fit schedule,
     including the seed), the keyframe codec and interval, how the weights are quantized, and
     whether there is a network at all (``network``: one of NETWORKS; 'none' writes the motion floor,
-    and the preset then only gives the keyframe quality).
+    and the preset then only gives the keyframe quality; 'auto' keeps whichever of the network and
+    the motion floor at its rate decodes better).
 
     Build one with ``build_config`` (a registered preset plus checked overrides). The preset's
     ``quant_bits`` keeps sizing the network in every variant; its ``rate_lambda`` is only the

@@ -226,7 +226,7 @@ def plan_floor_target(target_bpp: float, n_pixels: int, kf_codec: KeyframeCodec,
         if q == top:
             raise too_low(" with the coded motion")
         q += 1
-    say(f"rate plan for {target_bpp} bpp, no network: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "
+    say(f"rate plan for {target_bpp:.4g} bpp, no network: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "
         f"motion {8 * motion_bytes / n_pixels:.4f} bpp")
     return codec, alloc
 
@@ -398,7 +398,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
         q = from_rank0(q)                        # rank 0 decides
     model_cfg = network_for(q)
     weight_budget = budget - kf(q)
-    say(f"rate plan for {target_bpp} bpp: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "
+    say(f"rate plan for {target_bpp:.4g} bpp: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "
         f"weights {8 * weight_budget / n_pixels:.4f} bpp (C0={model_cfg.c0})")
     return TargetPlan(replace(kf_codec, quality=q), model_cfg, weight_budget)
 

@@ -339,7 +339,7 @@ def test_target_bpp_lands_near_the_target(tmp_path):
     assert any(line.startswith("  pilot: ") for line in lines)
     with NvcReader(tmp_path / "t.nvc") as reader:
         chosen = reader.metadata["keyframe_codec"]["params"]["quality"]
-    assert any(line.startswith(f"rate plan for 1.0 bpp: keyframe quality {chosen} ") for line in lines)
+    assert any(line.startswith(f"rate plan for 1 bpp: keyframe quality {chosen} ") for line in lines)
     assert any(line.startswith(f"  keyframe quality {chosen}: ") for line in lines)     # priced, not guessed
     with pytest.raises(ValueError, match="either --target-bpp or --keyframe-quality"):
         build_config("fast", target_bpp=1.0, keyframe_quality=20, network="none")

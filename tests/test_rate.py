@@ -138,3 +138,29 @@ def test_target_bpp_with_pinned_keyframes_gives_the_weights_the_rest(tmp_path):
     assert pinned.bpp == pytest.approx(1.0, rel=0.15)
     with NvcReader(tmp_path / "k.nvc") as reader:
         assert reader.metadata["keyframe_codec"]["params"]["quality"] == 20
+
+
+@pytest.mark.slow
+def test_network_auto_keeps_whichever_of_the_network_and_its_floor_at_equal_rate_decodes_better(tmp_path):
+    """--network auto: the network is fitted and written, the motion floor coded at that file's rate, and the
+    better of the two is the output, at or under the network's rate; nothing else is left beside it."""
+    import re
+
+    import nvcodec
+    from nvcodec.bitstream import NvcReader
+    from nvcodec.presets import build_config
+
+    lines = []
+    report = nvcodec.encode([SAMPLE], tmp_path / "a.nvc", build_config("tiny", epochs=1, motion=True, network="auto"),
+                            max_frames=17, log=lines.append)
+    line, = [x for x in lines if x.startswith("the network: ")]
+    net_psnr, net_bpp, floor_psnr, floor_bpp, kept = re.match(
+        r"the network: ([\d.]+) dB at ([\d.]+) bpp; the motion floor at the same rate: ([\d.]+) dB at ([\d.]+) bpp: "
+        r"keeping the (floor|network)$", line).groups()
+    assert float(floor_bpp) <= float(net_bpp)
+    assert kept == ("floor" if float(floor_psnr) > float(net_psnr) else "network")
+    assert f"{report.psnr:.2f}" == (floor_psnr if kept == "floor" else net_psnr)
+    with NvcReader(tmp_path / "a.nvc") as reader:
+        assert (reader.metadata["model"] == {}) == (kept == "floor")
+    assert report.n_bytes == (tmp_path / "a.nvc").stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nvc"]
