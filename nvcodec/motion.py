@@ -586,11 +586,15 @@ MOTION_CANDIDATES = (MotionConfig(32, 4), MotionConfig(32, 2), MotionConfig(16, 
 SAMPLE_CLIPS = 6
 
 
-def sample_clips(n_clips: int, n: int = SAMPLE_CLIPS) -> list[int]:
-    """``n`` evenly spaced clip indices of ``n_clips`` (all when there are no more), ascending."""
-    if n_clips <= n:
-        return list(range(n_clips))
-    return sorted({round(i * (n_clips - 1) / (n - 1)) for i in range(n)}) if n > 1 else [n_clips // 2]
+def sample_clips(counts: Sequence[int], n: int = SAMPLE_CLIPS) -> list[int]:
+    """``n`` evenly spaced clips, ascending, among those with in-between frames (``counts``: each clip's
+    count, ``clip_inbetween_counts``); all of them when there are no more. A clip with nothing between its
+    keyframes (two keyframes side by side, on a cut) has no motion to measure and takes no slot."""
+    moving = [c for c, k in enumerate(counts) if k]
+    if len(moving) <= n:
+        return moving
+    picks = sorted({round(i * (len(moving) - 1) / (n - 1)) for i in range(n)}) if n > 1 else [len(moving) // 2]
+    return [moving[i] for i in picks]
 
 
 def clips_floor_sse(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, interval: int, config: MotionConfig,
@@ -631,8 +635,9 @@ def choose_motion(frames: Sequence[np.ndarray], dec_keyframes: np.ndarray, inter
     if not candidates:
         raise ValueError("choose_motion: no candidates")
     h, w = dec_keyframes.shape[1:3]
-    n_clips = len(clip_inbetween_counts(len(frames), interval, keyframes))
-    sample = sample_clips(n_clips, n_sample)
+    counts = clip_inbetween_counts(len(frames), interval, keyframes)
+    n_clips = len(counts)
+    sample = sample_clips(counts, n_sample)
     estimated = {}
     results = []
     for config in candidates:

@@ -98,7 +98,7 @@ def keyframe_slope(frames, interval: int, keyframes, dec_kf: np.ndarray, probe_k
     n_frames = len(frames)
     layout = KeyframeLayout(n_frames, interval, keyframes)
     counts = layout.inbetween_counts()
-    sample = sample_clips(len(counts))
+    sample = sample_clips(counts)
     clips = estimate_clips(frames, dec_kf, interval, config, keyframes, sample)
     sampled = sum(counts[c] for c in sample)
     scale = sum(counts) / sampled if sampled else 0.0
