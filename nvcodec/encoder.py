@@ -606,11 +606,13 @@ def _quantize(config: EncodeConfig, model_cfg: ModelConfig, result, clips, n_pix
     preset = config.preset
     qat_steps = round(preset.qat_fraction * result.steps)
     lam = q.rate_lambda if isinstance(q, RateAwareQuant) else None
+    priced = {}
     if isinstance(q, PricedQuant):
         lam = q.fallback_lambda
         if price:
             lam = weight_lambda(price, inbetween_fraction([v.frames for v in videos], config.keyframe_interval,
                                                           [v.keyframes for v in videos]))
+            priced = {"price": float(f"{price:.6g}")}
         say(f"weights priced as keyframes: a bit costs {price or 0:.1f} of squared error, lambda {lam:.3g}"
             + ("" if price else " (no price measured: the preset's)"))
     choice = rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=n_pixels, lam=lam,
@@ -618,7 +620,7 @@ def _quantize(config: EncodeConfig, model_cfg: ModelConfig, result, clips, n_pix
                                  batch_size=preset.fit.batch_size, seed=preset.fit.seed, device=device, log=say,
                                  progress=not quiet)
     return choice.tensors, {"quantization": "rate-aware", "rate_lambda": float(f"{choice.lam:.6g}"),
-                            "qat_steps": qat_steps}
+                            "qat_steps": qat_steps, **priced}
 
 
 def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video], decoded_kf, interval: int,

@@ -293,7 +293,8 @@ RATE_LAMBDA = 3e-3
 #   preset  tile     C0 range  params (C0 min .. max)  fit                         keyframe q  use
 #   tiny    32x32    8         50,959                  10 epochs, lr 5e-3          32          tests (seconds)
 #   fast    64x64    12..24    149,541 .. 379,427      80 epochs, lr 2e-3          24          README demo, CPU; coded motion,
-#                                                                                              the floor alone below 24 M pixels
+#                                                                                              the floor alone below 24 M pixels,
+#                                                                                              weights at the keyframes' price
 #   small   64x80    16..64    337,787 .. 2,385,851    300 epochs <= 2000 steps    36          low rate point, CPU
 #   medium  128x160  32..213   1.65 M .. 23.99 M       400 epochs, lr 1e-3         32          GPU
 #   large   256x320  64..361   3.93 M .. 61.30 M       800 epochs, lr 5e-4 (paper) 28          GPU, paper sizes

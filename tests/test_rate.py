@@ -123,6 +123,7 @@ def test_a_motion_network_quantizes_its_weights_at_the_keyframes_price(tmp_path,
     with NvcReader(tmp_path / "p.nvc") as reader:
         assert reader.metadata["fit"]["rate_lambda"] == float(f"{weight_lambda(price, fraction):.6g}")
         assert reader.metadata["fit"]["rate_lambda"] != 0.5
+        assert reader.metadata["fit"]["price"] == float(f"{price:.6g}")
 
 
 @pytest.mark.slow
