@@ -162,6 +162,21 @@ def test_bigger_lambda_gives_fewer_weight_bytes_at_a_price_in_quality(fitted):
     assert fitted_budget.weight_bytes <= budget
 
 
+def test_weight_bytes_curve_is_what_the_quantizer_writes_at_each_lambda_without_a_fine_tune(fitted):
+    """The rate plan's view of the weights: at any lambda, the bytes rate_aware_quantize (no fine-tune) writes,
+    falling as lambda grows."""
+    clips, result = fitted
+    n_pixels = int(clips.mask.sum()) * 32 * 32
+    curve = qat.weight_bytes_curve(TINY_MODEL, result.state_dict, clips, n_pixels=n_pixels)
+    lams = (0.0, 1e-4, 1e-3, 1.0)
+    sizes = [curve(lam) for lam in lams]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+    for lam, size in zip(lams[1:3], sizes[1:3]):
+        written = qat.rate_aware_quantize(TINY_MODEL, result.state_dict, clips, n_pixels=n_pixels, lam=lam,
+                                          device="cpu", log=lambda _m: None).weight_bytes
+        assert written == size
+
+
 def test_encode_with_a_large_lambda_writes_a_smaller_file(tmp_path):
     reports = [nvcodec.encode([SAMPLE], tmp_path / f"l{i}.nvc", build_config("tiny", epochs=2, rate_lambda=lam),
                               max_frames=9, quiet=True) for i, lam in enumerate((0.0, 10.0))]
