@@ -15,8 +15,9 @@ spent up to one price: the keyframes' measured slope.
   units by ``weight_lambda``; the motion presets quantize at it (``PricedQuant``).
 - **A byte budget** (``--target-bpp``): ``plan_floor_target`` (no network) takes the finest
   keyframe quality whose keyframes and motion, chosen at its price, fit; ``plan_target`` (a
-  network) the finest whose keyframes and weights at its price fit, the weights' bytes read off a
-  short pilot fit's RD tables.
+  network) the finest whose keyframes and weights at its price fit (``balance_keyframes``), the
+  weights' bytes read off a short pilot fit's RD tables. Whether a network should have any bytes
+  at all is not a question of prices but of whole files: ``--network auto`` (``nvcodec.encoder``).
 
 The keyframe side is exact (measured bytes); the weight side is an estimate, so the reached
 rate lands at or somewhat below the target. The encoder reports the rate of the written file,
@@ -311,9 +312,10 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     3. The keyframe quality is the finest q whose keyframes plus the weights quantized at q's price
        (``weight_lambda``) fit the budget: the finer the keyframes, the more they cost and the cheaper
        their error per bit, so the weights want more bytes too, and the sum falls as q coarsens
-       (bisection, O(log range) prices). There a byte moved between keyframes and weights buys the same
-       squared error, to within one quality step. The weights get everything else, which the
-       rate-aware quantizer then spends.
+       (bisection, O(log range) prices; the next finer q where the balance lies nearer it:
+       ``balance_keyframes``). There a byte moved between keyframes and weights buys the same squared
+       error, to within one quality step. The weights get everything else, which the rate-aware
+       quantizer then spends.
     ``keyframe_quality`` pins q instead (steps 2-3 skipped: the weights take what the keyframes leave).
 
     The weights' curve is the pilot's, a short fit of a network sized for a first guess at the
