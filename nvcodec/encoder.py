@@ -350,6 +350,8 @@ def encode(
         distributed.teardown(ctx)                              # rank 0 alone writes
         return None
 
+    if price is None and isinstance(config.quantization, PricedQuant):    # no motion allocation priced a bit
+        price = _keyframe_price(videos, interval, kf_codec)[0]
     tensors, quant_info = _quantize(config, model_cfg, result, clips, n_pixels, budget_bytes, device, say, quiet,
                                     price=price, videos=videos)
     fit_info = {"preset": preset.name, "epochs": preset.fit.epochs, "seed": preset.fit.seed,
@@ -595,8 +597,8 @@ def _quantize(config: EncodeConfig, model_cfg: ModelConfig, result, clips, n_pix
               budget_bytes: float | None, device: str, say: Callable[[str], None], quiet: bool,
               price: float | None = None, videos: Sequence[_Video] = ()):
     """The coded tensors and what the file's fit info says about their quantization. ``price``: the
-    keyframes' price of a bit (squared error per bit) where the motion allocation measured it, at
-    which ``PricedQuant`` quantizes (``nvcodec.rate.weight_lambda``; its fallback where unmeasured)."""
+    keyframes' price of a bit (squared error per bit), at which ``PricedQuant`` quantizes
+    (``nvcodec.rate.weight_lambda``; its fallback where it is 0 or unmeasured)."""
     q = config.quantization
     if isinstance(q, PostTrainingQuant):
         tensors = quantize_state({name: t.numpy() for name, t in result.state_dict.items()}, q.bits)

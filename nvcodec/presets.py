@@ -165,9 +165,11 @@ class RateAwareQuant:
 @dataclass(frozen=True)
 class PricedQuant:
     """Rate-aware quantization at the keyframes' measured price of a bit (``nvcodec.rate.weight_lambda``),
-    so a byte of weights buys what a byte of keyframes buys: the default of a preset whose network
-    consumes coded motion (the motion allocation measures the price). ``fallback_lambda`` (the
-    preset's) where no price could be measured."""
+    so a byte of weights buys what a byte of keyframes buys: the default of every preset with a
+    ``rate_lambda``. A network that consumes coded motion takes the price its motion allocation
+    measured; one without measures it the same way (``nvcodec.rate.keyframe_price``: the motion
+    floor's loss stands for how the predicted frames suffer from coarser keyframes).
+    ``fallback_lambda`` (the preset's) where no price could be measured."""
 
     fallback_lambda: float
 
@@ -248,8 +250,8 @@ def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = Non
 
     ``quant_bits`` (plain quantization), ``rate_lambda`` (rate-aware) and ``target_bpp`` (a byte
     budget) each choose how the weights are quantized: at most one may be given (none: the preset's
-    lambda, at the keyframes' measured price for a network that consumes coded motion
-    (``PricedQuant``), or plain ``quant_bits`` when it has none). ``target_bpp`` chooses the
+    lambda as the fallback of the keyframes' measured price (``PricedQuant``), or plain ``quant_bits``
+    when it has none). ``target_bpp`` chooses the
     keyframe quality itself, unless ``keyframe_quality`` pins it (the weights then take what the
     keyframes leave). ``network='none'`` (no weights) refuses the two that quantize weights; its
     ``target_bpp`` chooses the keyframe quality and the motion (``nvcodec.rate.plan_floor_target``),
@@ -272,7 +274,7 @@ def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = Non
     elif rate_lambda is not None:
         quantization = RateAwareQuant(rate_lambda)
     elif chosen.rate_lambda is not None:
-        quantization = PricedQuant(chosen.rate_lambda) if chosen.motion else RateAwareQuant(chosen.rate_lambda)
+        quantization = PricedQuant(chosen.rate_lambda)
     else:
         quantization = PostTrainingQuant(chosen.quant_bits)
     codec = KeyframeCodec(codec=keyframe_codec or DEFAULT_KEYFRAME_CODEC,
@@ -282,7 +284,8 @@ def build_config(preset: str = "fast", /, *, keyframe_interval: int | None = Non
                         network=network)
 
 # Rate-aware quantization's lambda (MSE per weight bpp, nvcodec.qat) for every preset but tiny, which
-# keeps plain 8-bit quantization (the tests' reference). benchmarks/results/quant (fast, 4 corpus clips
+# keeps plain 8-bit quantization (the tests' reference): the fallback where the keyframes' price of a bit,
+# at which the encoder quantizes (PricedQuant), cannot be measured. benchmarks/results/quant (fast, 4 corpus clips
 # x 32 frames, one fit): 8-bit PTQ 7.99 bits/weight at 29.65 dB; lambda 1e-3 3.95 bits/weight at
 # 29.81 dB; 3e-3 3.38 at 29.75 dB; 1e-2 2.48 at 29.47 dB. On the full corpus (H200, medium) 1e-2
 # beat 1e-3 (benchmarks/results/native-160x128). 3e-3 is the middle of what was measured.
@@ -293,8 +296,7 @@ RATE_LAMBDA = 3e-3
 #   preset  tile     C0 range  params (C0 min .. max)  fit                         keyframe q  use
 #   tiny    32x32    8         50,959                  10 epochs, lr 5e-3          32          tests (seconds)
 #   fast    64x64    12..24    149,541 .. 379,427      80 epochs, lr 2e-3          24          README demo, CPU; coded motion,
-#                                                                                              the floor alone below 24 M pixels,
-#                                                                                              weights at the keyframes' price
+#                                                                                              the floor alone below 24 M pixels
 #   small   64x80    16..64    337,787 .. 2,385,851    300 epochs <= 2000 steps    36          low rate point, CPU
 #   medium  128x160  32..213   1.65 M .. 23.99 M       400 epochs, lr 1e-3         32          GPU
 #   large   256x320  64..361   3.93 M .. 61.30 M       800 epochs, lr 5e-4 (paper) 28          GPU, paper sizes

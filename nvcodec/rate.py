@@ -12,7 +12,7 @@ spent up to one price: the keyframes' measured slope.
 - **Motion** (``allocate_motion``): each video's grid and step are chosen at that price
   (``nvcodec.motion.choose_motion``), and the vectors refined at it.
 - **Weights**: rate-aware quantization (``nvcodec.qat``) at the same price, converted to its
-  units by ``weight_lambda``; the motion presets quantize at it (``PricedQuant``).
+  units by ``weight_lambda``; every rate-aware preset quantizes at it (``PricedQuant``).
 - **A byte budget** (``--target-bpp``): ``plan_floor_target`` (no network) takes the finest
   keyframe quality whose keyframes and motion, chosen at its price, fit; ``plan_target`` (a
   network) the finest whose keyframes and weights at its price fit (``balance_keyframes``), the

@@ -90,10 +90,9 @@ def test_build_config_names_how_the_weights_are_quantized():
                                  build_config)
 
     assert build_config("tiny").quantization == PostTrainingQuant(8)
-    # a network that consumes coded motion is priced as the keyframes are; the preset's lambda is the fallback
+    # the weights are priced as the keyframes are; the preset's lambda is the fallback
     assert build_config("fast").quantization == PricedQuant(RATE_LAMBDA)
-    assert build_config("small").quantization == RateAwareQuant(RATE_LAMBDA)
-    assert build_config("small", motion=True).quantization == PricedQuant(RATE_LAMBDA)
+    assert build_config("small").quantization == PricedQuant(RATE_LAMBDA)
     assert build_config("fast", rate_lambda=0.01).quantization == RateAwareQuant(0.01)
     six = build_config("fast", quant_bits=6)
     assert six.quantization == PostTrainingQuant(6) and six.preset.quant_bits == 6    # sizes the network too

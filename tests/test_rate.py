@@ -97,9 +97,11 @@ SAMPLE = Path(__file__).parents[1] / "samples" / "foreman_176x144.mp4"
 
 
 @pytest.mark.slow
-def test_a_motion_network_quantizes_its_weights_at_the_keyframes_price(tmp_path, monkeypatch):
-    """PricedQuant (a motion preset's default): the encoder converts the price its motion allocation measured
-    into the quantizer's lambda, for the corpus's share of in-between pixels, and the file records that lambda."""
+@pytest.mark.parametrize("motion", [True, False])
+def test_a_network_quantizes_its_weights_at_the_keyframes_price(tmp_path, monkeypatch, motion):
+    """PricedQuant (a rate-aware preset's default): the encoder converts the price of a bit (the one its motion
+    allocation measured, or for a network without coded motion its own probe) into the quantizer's lambda,
+    for the corpus's share of in-between pixels, and the file records that lambda and the price."""
     import dataclasses
 
     import nvcodec
@@ -114,12 +116,15 @@ def test_a_motion_network_quantizes_its_weights_at_the_keyframes_price(tmp_path,
         return weight_lambda(price, fraction)
 
     monkeypatch.setattr(encoder, "weight_lambda", spy)
-    config = dataclasses.replace(build_config("tiny", epochs=1, motion=True), quantization=PricedQuant(0.5))
+    config = dataclasses.replace(build_config("tiny", epochs=1, motion=motion), quantization=PricedQuant(0.5))
     lines = []
     nvcodec.encode([SAMPLE], tmp_path / "p.nvc", config, max_frames=17, log=lines.append)
     (price, fraction), = seen
     assert price > 0 and fraction == pytest.approx(14 / 17)        # keyframes 0, 8, 16
-    assert any(f"a bit costs {price:.1f} of squared error" in line for line in lines if line.startswith("motion:"))
+    assert any(line.startswith(f"weights priced as keyframes: a bit costs {price:.1f} ") for line in lines)
+    # with coded motion, the price is the one its allocation measured and said
+    assert any(f"a bit costs {price:.1f} of squared error" in line for line in lines
+               if line.startswith("motion:")) == motion
     with NvcReader(tmp_path / "p.nvc") as reader:
         assert reader.metadata["fit"]["rate_lambda"] == float(f"{weight_lambda(price, fraction):.6g}")
         assert reader.metadata["fit"]["rate_lambda"] != 0.5
