@@ -17,7 +17,8 @@ coarser than the plan chose (``--keyframe-quality``), the weights given the rest
 Codec at c18b500 (keyframes and weights at one price of a bit, coded motion), 2026-12-02, same corpus
 and settings, load 2-4: target 0.1 -> 0.0965 bpp (-3.5 %) at keyframe quality 47, 27.95 dB; its
 neighbours q44 27.66 dB and q50 27.60 dB at 0.0965 / 0.0962 bpp; target 0.2 -> 0.1963 (-1.9 %), q26,
-29.95 dB, neighbours q23 29.92 and q29 29.87 dB. 570-990 s per encode. (benchmarks/results/target-bpp, network-vs-floor.md beside it.)
+29.95 dB, neighbours q23 29.92 and q29 29.87 dB. 375-994 s per encode (q23: 251 s, resumed from the
+checkpoint of a run that was stopped). (benchmarks/results/target-bpp, network-vs-floor.md beside it.)
 
 Measurements (2026-11-26, the shared 2-core box, AMD EPYC, no GPU, ``--threads 1`` under ``nice``, load
 average 3-5 from another user): 4 corpus clips (cotracker_bear, cotracker_cat, sam2_01_dog, sam2_03_blocks,

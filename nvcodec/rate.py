@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvcodec.bitstream import motion_chunk_n_bytes, tensor_chunk_n_bytes
+from nvcodec.bitstream import motion_chunk_n_bytes
 from nvcodec.bitstream.positions import KeyframeLayout
 from nvcodec.config import ModelConfig
 from nvcodec.corpus import build_clipset, keyframe_positions
