@@ -356,8 +356,13 @@ def predict_batch_size(cfg) -> int:
 
 def decode_memory_bytes(cfg, videos: Sequence[VideoRecord], batch_size: int) -> int:
     """What decoding the file needs beyond the interpreter: the weights (float32, decoded in place),
-    one forward batch, and the largest video's decoding step (its frames, tiles and keyframes)."""
-    weights = 4 * count_parameters(cfg)
+    a copy of the largest one, one forward batch, and the largest video's decoding step (its frames,
+    tiles and keyframes).
+
+    The copy: on the CPU, torch's convolution backend (oneDNN) reorders a convolution's weight into
+    its blocked layout on every call, a transient float32 copy of that weight (measured: a 2048x2048x4x4
+    convolution's forward peaked 257 MiB above its 256 MiB weight, and not at all with oneDNN off)."""
+    weights = 4 * (count_parameters(cfg) + largest_parameter(cfg))
     batch = batch_size * clip_activation_bytes(cfg)
     step = 0
     for v in videos:
@@ -370,6 +375,15 @@ def decode_memory_bytes(cfg, videos: Sequence[VideoRecord], batch_size: int) -> 
             need += 2 * n_frames * (v.width * v.height * 3 + padded) + v.width * v.height * FLOOR_BYTES_PER_PIXEL
         step = max(step, need)
     return weights + batch + step
+
+
+def largest_parameter(cfg) -> int:
+    """Elements of the network's largest parameter tensor, from its shapes on torch's meta device
+    (nothing allocated)."""
+    from nvcodec.model import DNeRV
+
+    with torch.device("meta"):
+        return max(p.numel() for p in DNeRV(cfg).parameters())
 
 
 def _padded_pixels(cfg, v: VideoRecord) -> int:
