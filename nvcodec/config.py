@@ -23,6 +23,9 @@ MAX_CLIP_LENGTH = 1024           # container limit on keyframe_interval
 MAX_WIDTH = 4096                 # any channel width (C0, encoder, MLP, flow head)
 MAX_EMBED_LEVELS = 1024
 MAX_STRIDE = 16
+MAX_REFINE_LAYERS = 16
+REFINE_INPUTS = 10               # the refiner's inputs beside the trunk's features: the warped pair (2 x 3),
+                                 # |start - end| (3) and t (nvcodec.model.Refiner)
 
 
 def derive_strides(tile_h: int, tile_w: int) -> tuple[int, ...]:
@@ -66,6 +69,9 @@ class ModelConfig:
     heads predict a correction to that motion at every scale, and each head also predicts a
     visibility logit that replaces the fixed (1 - t, t) fusion weights. Omitted from the metadata
     when false, so files of networks without it read as before.
+    ``refine_width``/``refine_layers``: with coded motion, the output head is a full-resolution
+    refiner of ``refine_layers`` 3x3 convolutions ``refine_width`` wide (``nvcodec.model.Refiner``)
+    instead of the paper's small head; 0/0 (omitted from the metadata): the small head.
     """
 
     tile_h: int
@@ -83,6 +89,8 @@ class ModelConfig:
     mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     motion: bool = False
+    refine_width: int = 0
+    refine_layers: int = 0
 
     def __post_init__(self) -> None:
         def check_int(name: str, lo: int, hi: int) -> None:
@@ -109,6 +117,15 @@ class ModelConfig:
         for name in ("paste_keyframes", "motion"):
             if not isinstance(getattr(self, name), bool):
                 raise NvcInputError(f"ModelConfig.{name}: expected bool, got {getattr(self, name)!r}")
+        check_int("refine_width", 0, MAX_WIDTH)
+        if self.refine_width:
+            check_int("refine_layers", 2, MAX_REFINE_LAYERS)
+            if not self.motion or self.head != "residual":
+                raise NvcInputError("ModelConfig.refine_width: the refiner is the output head of a residual "
+                                    "network with coded motion (motion true, head 'residual')")
+        elif self.refine_layers != 0:
+            raise NvcInputError(f"ModelConfig.refine_layers: {self.refine_layers!r} without a refiner "
+                                f"(refine_width 0)")
         for name, lo in (("mean", -10.0), ("std", 1e-3)):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(
@@ -154,8 +171,9 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         for name in ("strides", "mean", "std"):
             d[name] = list(d[name])
-        if not d["motion"]:
-            del d["motion"]
+        for name in ("motion", "refine_width", "refine_layers"):      # absent when off: older files read as before
+            if not d[name]:
+                del d[name]
         return d
 
     @classmethod
@@ -199,7 +217,11 @@ def count_parameters(cfg: ModelConfig) -> int:
         n += conv(c_in, c_out * stride * stride, 3)                             # up-conv
         n += c_out * t * t + c_out * t                                          # temporal MLP
         c_in = c_out
-    n += small_head(c_in, flow_out) + small_head(c_in + 3, 3)                   # head's flow, head
+    if cfg.refine_width:                                                        # the refiner (model.Refiner)
+        n += conv(c_in + REFINE_INPUTS, cfg.refine_width, 3) + (cfg.refine_layers - 2) * conv(
+            cfg.refine_width, cfg.refine_width, 3) + conv(cfg.refine_width, 8, 3)
+    else:
+        n += small_head(c_in, flow_out) + small_head(c_in + 3, 3)               # head's flow, head
     return n
 
 

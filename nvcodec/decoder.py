@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord
 from nvcodec.bitstream.tensors import MAX_ELEMENTS
-from nvcodec.config import count_parameters
+from nvcodec.config import REFINE_INPUTS, count_parameters
 from nvcodec.corpus import build_clip_range, merge_tiles
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, iter_keyframes
@@ -345,6 +345,8 @@ def clip_activation_bytes(cfg) -> int:
         worst = max(worst, stage)
         res, c_in = res * stride * stride, c_out
     worst = max(worst, t * pixels * (3 * c_in + 30))             # the head at full tile resolution
+    if cfg.refine_width:                                          # the refiner: inputs, two layers, GELU, out, warps
+        worst = max(worst, t * pixels * (c_in + REFINE_INPUTS + 3 * cfg.refine_width + 30))
     # float32, and a margin of 1.5: at 4 x the count, a 512-pixel tile peaked ~100 MB above the estimate
     return 6 * (worst + pyramid)
 

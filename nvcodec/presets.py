@@ -45,6 +45,8 @@ class Preset:
     head: str = "residual"
     paste_keyframes: bool = True
     motion: bool = False               # the network consumes coded motion (ModelConfig.motion; the file holds MOTN)
+    refine_width: int = 0              # with motion: the full-resolution refiner head (ModelConfig.refine_width)
+    refine_layers: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.c0_min <= self.c0_max:
@@ -66,7 +68,7 @@ class Preset:
         return ModelConfig(tile_h=self.tile[0], tile_w=self.tile[1], c0=c0, enc_width=self.enc_width,
                            embed_levels=self.embed_levels, mlp_width=self.mlp_width, min_width=self.min_width,
                            clip_length=clip_length, head=self.head, paste_keyframes=self.paste_keyframes,
-                           motion=self.motion)
+                           motion=self.motion, refine_width=self.refine_width, refine_layers=self.refine_layers)
 
     def affords_network(self, corpus_pixels: int, clip_length: int = 8) -> bool:
         """Whether the weight budget (``weight_bpp`` x corpus pixels / ``quant_bits``) holds the preset's

@@ -71,10 +71,14 @@ def test_clipset_tiles_the_warped_pair_like_the_frames():
     assert (clips.subset(np.array([3])).warped == clips.warped[3:4]).all()
 
 
-def test_untrained_motion_network_outputs_the_fused_warps():
-    """Zero-initialised flow corrections, visibility logits and residual head: the motion floor (float)."""
+REFINER = dict(refine_width=8, refine_layers=3)
+
+
+@pytest.mark.parametrize("refiner", [{}, REFINER], ids=["small-head", "refiner"])
+def test_untrained_motion_network_outputs_the_fused_warps(refiner):
+    """Zero-initialised flow corrections, visibility logits and residual head (or refiner): the motion floor (float)."""
     torch.manual_seed(0)
-    cfg = ModelConfig(**TINY, motion=True)
+    cfg = ModelConfig(**TINY, motion=True, **refiner)
     net = DNeRV(cfg).eval()
     b, t = 2, 8
     kf = torch.rand(b, 3, 32, 32)
@@ -100,6 +104,59 @@ def test_motion_network_trains_its_visibility_and_flow_heads_and_refuses_the_wro
         net(kf, kf, tv, tl)
     with pytest.raises(ValueError, match="does not consume coded motion"):
         DNeRV(ModelConfig(**TINY))(kf, kf, tv, tl, torch.rand(1, 8, 2, 3, 32, 32))
+
+
+def test_the_refiner_replaces_the_small_head_counts_exactly_and_learns_each_output():
+    """A refiner network has no small head; count_parameters is its exact size; the flow corrections, the
+    visibility logit and the residual each get a gradient."""
+    cfg = ModelConfig(**TINY, motion=True, **REFINER)
+    net = DNeRV(cfg)
+    assert count_parameters(cfg) == sum(p.numel() for p in net.parameters())
+    assert not hasattr(net, "head") and not hasattr(net, "head_flow") and len(net.refiner.convs) == 2
+    kf, tv, tl = torch.rand(1, 3, 32, 32), torch.rand(1, 8), torch.linspace(0, 1, 8)[None]
+    (net(kf, kf, tv, tl, torch.rand(1, 8, 2, 3, 32, 32)) - 0.3).square().mean().backward()
+    grad = net.refiner.out.weight.grad.abs().sum(dim=(1, 2, 3))
+    assert (grad > 0).all(), grad                                        # 4 flow, 1 visibility, 3 residual
+
+
+def test_a_fitted_refiner_learns_which_keyframe_is_visible():
+    """The frames between are the start picture alone (the end one is occluded): the fixed (1-t, t) fusion
+    errs; a few steps teach the refiner's visibility to prefer the start, and the error falls by over half."""
+    torch.manual_seed(0)
+    net = DNeRV(ModelConfig(**TINY, motion=True, **REFINER))
+    warped = torch.rand(2, 8, 2, 3, 32, 32)
+    target = warped[:, :, 0]
+    kf, tv, tl = warped[:, 0, 0], torch.rand(2, 8), torch.linspace(0, 1, 8).repeat(2, 1)
+
+    def error() -> float:
+        with torch.no_grad():
+            return (net(kf, kf, tv, tl, warped) - target)[:, 1:-1].square().mean().item()
+
+    before = error()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = (net(kf, kf, tv, tl, warped) - target)[:, 1:-1].square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert error() < 0.5 * before, (before, error())
+
+
+def test_refiner_config_is_checked_and_recorded_only_when_set():
+    """refine_width/refine_layers: absent from the metadata at 0; a refiner needs coded motion and the residual
+    head, at least two layers, and no layers without a width."""
+    assert "refine_width" not in ModelConfig(**TINY, motion=True).to_json()
+    d = ModelConfig(**TINY, motion=True, **REFINER).to_json()
+    assert (d["refine_width"], d["refine_layers"]) == (8, 3) and ModelConfig.from_json(d) == ModelConfig(
+        **TINY, motion=True, **REFINER)
+    with pytest.raises(NvcInputError, match="the refiner is the output head of a residual network with coded"):
+        ModelConfig(**TINY, **REFINER)
+    with pytest.raises(NvcInputError, match="the refiner is the output head"):
+        ModelConfig(**TINY, motion=True, head="paper", **REFINER)
+    with pytest.raises(NvcInputError, match=r"ModelConfig.refine_layers: 1 outside \[2, 16\]"):
+        ModelConfig(**TINY, motion=True, refine_width=8, refine_layers=1)
+    with pytest.raises(NvcInputError, match="ModelConfig.refine_layers: 3 without a refiner"):
+        ModelConfig(**TINY, motion=True, refine_layers=3)
 
 
 def test_model_json_carries_motion_only_when_true():
@@ -157,6 +214,25 @@ def test_motion_network_file_holds_motion_weights_and_decodes_to_what_the_encode
                 if hi <= v.n_frames:
                     assert (nvc.read(v.name, slice(lo, hi)) == frames[lo:hi]).all()
     assert np.mean(np.concatenate(scores)) == pytest.approx(report.psnr, abs=1e-9)
+
+
+def test_a_refiner_network_file_decodes_to_what_the_encoder_measured(tmp_path):
+    """The refiner's two keys travel in the file's model; the decoder rebuilds it, and a frame range gives
+    the full decode's pixels."""
+    src = tmp_path / "in"
+    src.mkdir()
+    write_video(src / "a.mp4", VIDEOS["moving_64x48.mp4"], (25, 1))
+    out = tmp_path / "a.nvc"
+    report = nvcodec.encode(src, out, build_config("tiny", motion=True, epochs=2, weight_bpp=64.0, **REFINER),
+                            quiet=True)
+    with NvcReader(out) as r:
+        model = r.metadata["model"]
+        assert (model["refine_width"], model["refine_layers"]) == (8, 3)
+    reference = np.stack(list(read_frames(src / "a.mp4")))
+    with nvcodec.open(out, device="cpu") as nvc:
+        frames = nvc.read(0)
+        assert (nvc.read(0, slice(3, 11)) == frames[3:11]).all()
+    assert psnr_per_frame(reference, frames).mean() == pytest.approx(report.psnr, abs=1e-9)
 
 
 def test_info_shows_the_motion_floor_the_encoder_measured(refine_file):
