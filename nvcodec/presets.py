@@ -120,12 +120,16 @@ _PRESET_FIELDS = {f.name for f in dataclasses.fields(Preset)} - {"name", "fit"}
 
 def resolve(name: str, /, **overrides) -> Preset:
     """``PRESETS[name]`` with overrides of Preset fields, FitConfig fields (``epochs``, ``lr``, ...)
-    or ``c0`` (pins c0_min = c0_max; must lie in the preset's range). ValueError on anything else."""
+    or ``c0`` (pins c0_min = c0_max; must lie in the preset's range). ValueError on anything else.
+    ``motion=False`` on a preset with a refiner drops the refiner too (it is the head of a motion network),
+    unless ``refine_width`` is given as well."""
     if name not in PRESETS:
         raise NvcInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     preset = PRESETS[name]
     fit_kw = {k: v for k, v in overrides.items() if k in _FIT_FIELDS}
     preset_kw = {k: v for k, v in overrides.items() if k in _PRESET_FIELDS}
+    if preset_kw.get("motion") is False and "refine_width" not in preset_kw:
+        preset_kw.update(refine_width=0, refine_layers=0)
     unknown = sorted(set(overrides) - set(fit_kw) - set(preset_kw) - {"c0"})
     if unknown:
         raise NvcInputError(f"preset {name!r}: unknown override(s) {unknown}; known: c0, "
@@ -297,8 +301,10 @@ RATE_LAMBDA = 3e-3
 #
 #   preset  tile     C0 range  params (C0 min .. max)  fit                         keyframe q  use
 #   tiny    32x32    8         50,959                  10 epochs, lr 5e-3          32          tests (seconds)
-#   fast    64x64    12..24    149,541 .. 379,427      80 epochs, lr 2e-3          24          README demo, CPU; coded motion,
-#                                                                                              the floor alone below 24 M pixels
+#   fast    64x64    1         11,918                  60 epochs <= 7500 steps,    24          README demo, CPU; coded motion,
+#                                                       lr 2e-3, MSE                            a 4-wide trunk and the refiner
+#                                                                                              (16 x 4); the floor alone below
+#                                                                                              9.5 M pixels
 #   small   64x80    16..64    337,787 .. 2,385,851    300 epochs <= 2000 steps    36          low rate point, CPU
 #   medium  128x160  32..213   1.65 M .. 23.99 M       400 epochs, lr 1e-3         32          GPU
 #   large   256x320  64..361   3.93 M .. 61.30 M       800 epochs, lr 5e-4 (paper) 28          GPU, paper sizes
@@ -307,15 +313,24 @@ RATE_LAMBDA = 3e-3
 # the demo's floor was 35.27 dB at 0.1319 bpp at quality 24 and 35.88 dB at 0.1484 bpp at 20 (34.91 dB at 0.1140
 # at 28), before the motion was refined (now 35.82 dB at 0.1324 bpp at 24: benchmarks/results/demo); 24 keeps the
 # demo at or under half its rate before coded motion (0.2745 bpp) with its quality (35.1 dB).
+#
+# fast's network: the refiner (ModelConfig.refine_width, 16 wide, 4 layers) on a 4-wide D-NeRV trunk, 11 918
+# weights, fitted on MSE (the codec is judged on PSNR). On 21 corpus clips x 32 frames at 160x128 (13.5 M pixels,
+# keyframe quality 40, 7500 steps in 709 s): 30.34 dB at 0.0752 bpp, where its motion floor (the same keyframes
+# and motion) gave 29.91 dB at 0.0687 bpp and the floor at quality 36 30.44 dB at 0.0829 bpp: +0.19 dB over the
+# floor at equal rate, interpolated. Its rate-aware weights cost 7.2 bits each there. The fast trunk of before
+# (16 wide, C0 1: 38 977 weights) fitted 7500 steps several times slower. weight_bpp 0.01 at 8 bits affords the
+# network from 9.5 M pixels; below that it cannot repay its bytes and fast writes the floor.
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),
     keyframe_quality=32, quant_bits=8, enc_width=8, embed_levels=8, mlp_width=32, min_width=8))
 register(Preset(
-    name="fast", tile=(64, 64), c0_min=12, c0_max=24, weight_bpp=0.05,
-    fit=FitConfig(epochs=80, batch_size=4, lr=2e-3, checkpoint_every=200),
-    keyframe_quality=24, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=16, embed_levels=16, mlp_width=64, min_width=16,
-    motion=True))
+    name="fast", tile=(64, 64), c0_min=1, c0_max=1, weight_bpp=0.01,
+    fit=FitConfig(epochs=60, max_steps=7500, batch_size=4, lr=2e-3, l1_weight=0.0, mse_weight=1.0, ssim_weight=0.0,
+                  checkpoint_every=500),
+    keyframe_quality=24, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=4, embed_levels=4, mlp_width=8, min_width=4,
+    motion=True, refine_width=16, refine_layers=4))
 register(Preset(
     name="small", tile=(64, 80), c0_min=16, c0_max=64, weight_bpp=0.02,
     fit=FitConfig(epochs=300, max_steps=2000, batch_size=8, lr=2e-3, checkpoint_every=500),

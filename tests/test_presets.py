@@ -42,14 +42,14 @@ def test_c0_grows_with_the_corpus_within_the_weight_budget():
 
 
 def test_overrides_replace_fit_and_preset_fields():
-    p = resolve("fast", epochs=3, lr=1e-3, head="paper", c0=20)
+    p = resolve("small", epochs=3, lr=1e-3, head="paper", c0=20)
     assert p.fit.epochs == 3 and p.fit.lr == 1e-3 and p.head == "paper"
     assert p.model_config(10**12).c0 == 20
     assert resolve("fast") is PRESETS["fast"]
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"c0": 500}, r"sizes C0 within \[12, 24\]; c0=500 contradicts"),
+    ({"c0": 500}, r"sizes C0 within \[1, 1\]; c0=500 contradicts"),
     ({"c0": 20, "c0_max": 40}, "either c0 or c0_min/c0_max"),
     ({"epochz": 3}, r"unknown override\(s\) \['epochz'\]"),
     ({"name": "other"}, "unknown override"),
@@ -123,10 +123,19 @@ def test_build_config_refuses_contradictions_loudly(kwargs, message):
 
 def test_the_rate_plan_sizes_the_network_explicitly_below_the_preset_range():
     """model_config(weight_bpp=, c0_min=) is the rate plan's checked way to size a network."""
-    p = PRESETS["fast"]
+    p = PRESETS["small"]
     assert p.model_config(10**6, weight_bpp=1e-6).c0 == p.c0_min
     assert p.model_config(10**6, weight_bpp=1e-6, c0_min=1).c0 == 1
-    with pytest.raises(ValueError, match=r"c0_min 0 outside \[1, 24\]"):
+    with pytest.raises(ValueError, match=r"c0_min 0 outside \[1, 64\]"):
         p.model_config(10**6, c0_min=0)
     with pytest.raises(ValueError, match=r"weight_bpp 0.0 outside \(0, 64\]"):
         p.model_config(10**6, weight_bpp=0.0)
+
+
+def test_no_motion_on_a_refiner_preset_drops_the_refiner_unless_one_is_asked_for():
+    """The refiner is the head of a motion network: --no-motion on fast gives the small head; asking for both fails."""
+    assert PRESETS["fast"].refine_width > 0
+    p = resolve("fast", motion=False)
+    assert (p.refine_width, p.refine_layers) == (0, 0) and not p.model_config(10**8).motion
+    with pytest.raises(ValueError, match="the refiner is the output head of a residual network with coded motion"):
+        resolve("fast", motion=False, refine_width=8)
