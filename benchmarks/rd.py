@@ -34,7 +34,7 @@ import resource
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -343,8 +343,12 @@ def nvcodec_available() -> bool:
         return False
 
 
-def reuse_points(path: Path, corpus: Corpus, computed: set[str]) -> tuple[list[dict], dict, dict | None]:
-    """(points, commands, provenance) of every codec not in ``computed`` from an earlier results.json.
+def reuse_points(path: Path, corpus: Corpus, computed: set[str],
+                 nvcodec_labels: Sequence[str] = ()) -> tuple[list[dict], dict, dict | None]:
+    """(points, commands, provenance) of every codec not in ``computed`` from an earlier results.json, and
+    of every nvcodec point whose label (its ``--nvcodec-presets`` entry) is not in ``nvcodec_labels``,
+    the ones this run measures: a table gains points of one kind (the network's) beside those it has
+    (the motion floor's) without measuring those again.
 
     The points were measured on the frames that file hashes; a different hash means other frames
     (other corpus, size, frame count or decoder), so the file is refused."""
@@ -360,7 +364,7 @@ def reuse_points(path: Path, corpus: Corpus, computed: set[str]) -> tuple[list[d
               "date_utc": old.get("date_utc"), "command": old.get("command")}
     points = []
     for p in old_points:
-        if p["codec"] not in computed:
+        if p["codec"] not in computed or (p["codec"] == "nvcodec" and p.get("label") not in nvcodec_labels):
             # a point carried over twice keeps where it was measured
             points.append({**p, "reused_from": p.get("reused_from", origin)})
     codecs = sorted({p["codec"] for p in points})
@@ -443,7 +447,8 @@ def run(args: argparse.Namespace, log=print) -> dict:
 
         computed = set(args.anchors) | ({"nvcodec"} if use_nvcodec else set())
         computed |= {nerv.codec_name(m) for m in nerv.MODES} if args.nerv else set()
-        old_points, old_commands, reused = reuse_points(Path(args.reuse_points), corpus, computed)
+        old_points, old_commands, reused = reuse_points(Path(args.reuse_points), corpus, computed,
+                                                        args.nvcodec_presets if use_nvcodec else ())
         points += old_points
         commands.update(old_commands)
         log(f"  {len(old_points)} points carried over from {args.reuse_points}: "

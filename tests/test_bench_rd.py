@@ -110,6 +110,20 @@ def test_reuse_points_carries_only_codecs_not_computed_and_refuses_other_frames(
         rd.reuse_points(tmp_path / "bad.json", corpus, set())
 
 
+def test_reuse_points_keeps_the_nvcodec_points_this_run_does_not_measure_again(tmp_path):
+    """Computing nvcodec points carries the earlier nvcodec points of other labels (the floor beside a network)."""
+    corpus = rd.Corpus(tmp_path, [], {}, {}, "ab" * 32)
+    old = {"corpus": {"frames_sha256": "ab" * 32},
+           "points": [{"codec": "nvcodec", "label": "fast:network=none", "bpp": 0.1},
+                      {"codec": "nvcodec", "label": "fast:keyframe_quality=40", "bpp": 0.2},
+                      {"codec": "x264-medium", "label": "crf27", "bpp": 0.3}]}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    points, _, origin = rd.reuse_points(path, corpus, {"nvcodec"}, ["fast:keyframe_quality=40"])
+    assert [p["label"] for p in points] == ["fast:network=none", "crf27"]
+    assert origin["codecs"] == ["nvcodec", "x264-medium"]
+
+
 @pytest.mark.slow
 def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
     """The whole harness on two tiny clips: one CRF per anchor, NeRV 'smoke', and nvcodec 'tiny'
