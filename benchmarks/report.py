@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bd import pareto
+from benchmarks.bd import bd_compare, pareto
 
 CSV_FIELDS = ("codec", "label", "bpp", "psnr", "y_psnr", "yuv_psnr", "ms_ssim", "n_bytes",
               "settings_sei_bytes", "n_frames", "n_pixels", "encode_s", "decode_fps")
@@ -62,6 +62,20 @@ def rate_at(points: list[dict], psnr: float) -> float | None:
     return float(np.exp(np.interp(psnr, q, np.log(rate))))
 
 
+def psnr_at(points: list[dict], bpp: float) -> float | None:
+    """The PSNR a codec's Pareto front gives at ``bpp`` (linear in log rate between its two neighbours),
+    None outside the front's range."""
+    rate, q = pareto([p["bpp"] for p in points], [p["psnr"] for p in points])
+    if len(rate) < 2 or not rate[0] <= bpp <= rate[-1]:
+        return None
+    return float(np.interp(np.log(bpp), np.log(rate), q))
+
+
+def _weights_bytes(point: dict) -> int | None:
+    parts = (point.get("encode_report") or {}).get("bytes_by_part")
+    return None if parts is None else parts.get("weights", 0)
+
+
 def bit_budget(points: list[dict]) -> list[str]:
     """Markdown section: where each nvcodec point's bytes go, and what each part buys.
 
@@ -69,7 +83,10 @@ def bit_budget(points: list[dict]) -> list[str]:
     (the blend floor), 'motion floor' the decoded keyframes warped by the file's coded motion
     (a file without a network is that floor); the gain is the final PSNR over the blend. Beside them, the
     rate x264-medium needs for the same two qualities, when it was run: keyframes that cost
-    more than that are a loss before the network starts."""
+    more than that are a loss before the network starts. Last, for a point with a network, the motion
+    floor *at its rate*, interpolated between the table's points without weights (files that are the
+    floor), and what the network adds over it: a network that does not beat its floor at equal rate
+    is not worth its bits. With two points or more of each, their BD-rate and BD-PSNR follow."""
     rows = [p for p in points if p["codec"] == "nvcodec" and (p.get("encode_report") or {}).get("bytes_by_part")]
     if not rows:
         return []
@@ -77,8 +94,11 @@ def bit_budget(points: list[dict]) -> list[str]:
     out = ["", "## Where nvcodec's bits go", "",
            "| point | bpp | keyframes | motion | weights | metadata + container | bits/weight | keyframe PSNR dB | "
            f"keyframes alone dB | motion floor dB | final dB | gain over keyframes alone dB | keyframes bpp | "
-           f"{REFERENCE_ANCHOR} bpp at keyframes alone | {REFERENCE_ANCHOR} bpp at final |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           f"{REFERENCE_ANCHOR} bpp at keyframes alone | {REFERENCE_ANCHOR} bpp at final | "
+           "motion floor at this rate dB | network over it dB |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    floors = [p for p in rows if _weights_bytes(p) == 0]
+    networks = [p for p in rows if _weights_bytes(p)]
     for p in rows:
         rep, parts = p["encode_report"], p["encode_report"]["bytes_by_part"]
         total = sum(parts.values())
@@ -88,12 +108,20 @@ def bit_budget(points: list[dict]) -> list[str]:
         bits_per_weight = 8 * parts["weights"] / rep["n_params"] if rep.get("n_params") else None
         at_blend = rate_at(anchor, blend) if anchor and blend is not None else None
         at_final = rate_at(anchor, final) if anchor and final is not None else None
+        floor_here = psnr_at(floors, p["bpp"]) if parts["weights"] and floors else None
+        over = final - floor_here if floor_here is not None and final is not None else None
         out.append(f"| {p['label']} | {p['bpp']:.4f} | {100 * parts['keyframes'] / total:.0f} % | "
                    f"{100 * parts.get('motion', 0) / total:.0f} % | "
                    f"{100 * parts['weights'] / total:.0f} % | {100 * other / total:.1f} % | "
                    f"{_fmt(bits_per_weight, 2)} | {_fmt(rep.get('keyframe_psnr'), 2)} | {_fmt(blend, 2)} | "
                    f"{_fmt(rep.get('motion_psnr'), 2)} | {_fmt(final, 2)} | {_fmt(gain, 2)} | {p['bpp'] * parts['keyframes'] / total:.4f} | "
-                   f"{_fmt(at_blend, 4)} | {_fmt(at_final, 4)} |")
+                   f"{_fmt(at_blend, 4)} | {_fmt(at_final, 4)} | {_fmt(floor_here, 2)} | {_fmt(over, 2)} |")
+    if len(floors) >= 2 and len(networks) >= 2:
+        bd = bd_compare([p["bpp"] for p in floors], [p["psnr"] for p in floors],
+                        [p["bpp"] for p in networks], [p["psnr"] for p in networks])
+        out += ["", f"The points with a network against those without (the motion floor): BD-rate "
+                    f"{_fmt(bd['bd_rate_percent'], 1)} %, BD-PSNR {_fmt(bd['bd_psnr_db'], 2)} dB"
+                    + (f" ({bd['note']})" if bd["note"] else "") + "."]
     return out
 
 

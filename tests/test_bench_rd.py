@@ -232,13 +232,35 @@ def test_bit_budget_shares_bits_per_weight_and_network_gain():
     cells = [c.strip() for c in rows[0].split("|")[1:-1]]
     assert cells[2:12] == ["50 %", "10 %", "30 %", "10.0 %", "2.00", "33.00", "27.00", "28.00", "28.50", "1.50"]
     # keyframes: 50 % of 0.1 bpp; x264 at 27 dB: a third of the way from 0.04 to 0.08 in log rate
-    assert cells[12:] == ["0.0500", f"{0.04 * 2 ** (1 / 3):.4f}", f"{0.04 * 2 ** 0.833333:.4f}"]
+    assert cells[12:15] == ["0.0500", f"{0.04 * 2 ** (1 / 3):.4f}", f"{0.04 * 2 ** 0.833333:.4f}"]
+    assert cells[15:] == ["", ""]                          # no floor point in the table to set it against
     # outside the anchor's range: no price
     point["encode_report"]["blend_psnr"] = 20.0
     cells = [c.strip() for c in next(line for line in bit_budget([point, *x264])
                                      if line.startswith("| p |")).split("|")[1:-1]]
     assert cells[13] == ""
     assert bit_budget([{"codec": "x264-medium", "label": "crf30", "bpp": 0.1}]) == []
+
+
+def test_bit_budget_sets_each_network_point_against_the_floor_points_at_its_rate():
+    """The floor at a network point's rate is interpolated (log rate) between the table's weightless points;
+    the network's gain over it follows, and with two points of each the BD figures."""
+    from benchmarks.report import bit_budget
+
+    def point(label, bpp, psnr, weights):
+        return {"codec": "nvcodec", "label": label, "bpp": bpp, "psnr": psnr,
+                "encode_report": {"bytes_by_part": {"keyframes": 800, "motion": 100, "weights": weights},
+                                  "n_params": 10 if weights else 0, "psnr": psnr}}
+
+    points = [point("f1", 0.04, 28.0, 0), point("f2", 0.08, 30.0, 0),
+              point("n1", 0.04 * 2 ** 0.5, 29.5, 100), point("n2", 0.1, 31.0, 100)]
+    lines = bit_budget(points)
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in lines
+             if line.startswith("| ")}
+    assert cells["n1"][-2:] == ["29.00", "0.50"]          # halfway in log rate from 28 to 30 dB
+    assert cells["n2"][-2:] == ["", ""]                    # beyond the floor's points: not extrapolated
+    assert cells["f1"][-2:] == ["", ""]
+    assert any(line.startswith("The points with a network against those without") for line in lines)
 
 
 def test_cache_key_follows_the_code_revision(monkeypatch):
