@@ -48,11 +48,11 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 CLIPS = ("sam2_01_dog.mp4", "cotracker_bear.mp4")
 SIZE = (320, 240)
 STAGES = ("keyframes", "weights", "warp", "clips", "network", "untile", "floor", "write")
-# The files measured: what ``fast`` writes for these two clips (too few pixels for its smallest network:
-# the motion floor), fast's network that refines coded motion (its smallest, C0=12, paid for by a
-# weight rate override), and fast's network without coded motion (the network before coded motion).
-KINDS = {"fast": {}, "fast-refine": {"c0": 12, "weight_bpp": 1.0},
-         "fast-no-motion": {"motion": False}}
+# The files measured: what ``fast`` writes for these two clips (too few pixels for its network: the
+# motion floor), fast's network that refines coded motion (the refiner on its 4-wide trunk, paid for by
+# a weight rate override), and fast's network without coded motion (its trunk with the small head).
+KINDS = {"fast": {}, "fast-refine": {"weight_bpp": 1.0},
+         "fast-no-motion": {"motion": False, "weight_bpp": 1.0}}
 
 
 def make_file(path: Path, max_frames: int, kind: str = "fast") -> Path:
