@@ -317,10 +317,11 @@ RATE_LAMBDA = 3e-3
 # fast's network: the refiner (ModelConfig.refine_width, 16 wide, 4 layers) on a 4-wide D-NeRV trunk, 11 918
 # weights, fitted on MSE (the codec is judged on PSNR). On 21 corpus clips x 32 frames at 160x128 (13.5 M pixels,
 # keyframe quality 40, 7500 steps in 709 s): 30.34 dB at 0.0752 bpp, where its motion floor (the same keyframes
-# and motion) gave 29.91 dB at 0.0687 bpp and the floor at quality 36 30.44 dB at 0.0829 bpp: +0.19 dB over the
-# floor at equal rate, interpolated. Its rate-aware weights cost 7.2 bits each there. The fast trunk of before
-# (16 wide, C0 1: 38 977 weights) fitted 7500 steps several times slower. weight_bpp 0.01 at 8 bits affords the
-# network from 9.5 M pixels; below that it cannot repay its bytes and fast writes the floor.
+# and motion) gave 29.91 dB, and the floor at quality 38, at the same rate (0.0751 bpp), 30.13 dB: +0.21 dB at
+# equal rate (benchmarks/results/refine). Its rate-aware weights cost 7.2 bits each there. The same refiner on
+# fast's trunk of before (16 wide, C0 1: 38 977 weights) had not finished its 7500 steps after an hour of
+# fitting beside another job, and was stopped. weight_bpp 0.01 at 8 bits affords the network from 9.5 M pixels;
+# below that it cannot repay its bytes and fast writes the floor.
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),
