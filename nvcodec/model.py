@@ -101,9 +101,10 @@ class Refiner(nn.Module):
 
     It replaces the paper's 1x1 -> 3x3 head (``SmallHead``, c_in / 4 hidden channels), which at full
     resolution has too few channels to correct what warping leaves (occlusions, the keyframes' coding
-    error): measured on 21 corpus clips x 32 frames, a 16-wide 4-layer refiner of the pair alone (6.7 k
-    weights) bought +0.49 dB over the motion floor on the in-between frames in 8 CPU-minutes, where the
-    whole D-NeRV network with its small head (55 k weights) bought +0.04 dB in 1000 steps.
+    error): measured on 21 corpus clips x 32 frames, a 16-wide 4-layer refiner of the pair alone (7.3 k
+    weights, benchmarks/results/refine/refiner_probe.py) bought +0.54 dB over the fused pair on the
+    in-between frames in 12 minutes of one CPU thread, where the whole D-NeRV network with its small
+    head (55 k weights) bought +0.04 dB over its floor in 1000 steps.
     The last layer starts at zero: an untrained refiner outputs the motion floor."""
 
     def __init__(self, c_in: int, width: int, layers: int) -> None:
