@@ -318,7 +318,10 @@ RATE_LAMBDA = 3e-3
 # weights, fitted on MSE (the codec is judged on PSNR). On 21 corpus clips x 32 frames at 160x128 (13.5 M pixels,
 # keyframe quality 40, 7500 steps in 709 s): 30.34 dB at 0.0752 bpp, where its motion floor (the same keyframes
 # and motion) gave 29.91 dB, and the floor at quality 38, at the same rate (0.0751 bpp), 30.13 dB: +0.21 dB at
-# equal rate (benchmarks/results/refine). Its rate-aware weights cost 7.2 bits each there. The same refiner on
+# equal rate (benchmarks/results/refine). Its rate-aware weights cost 7.2 bits each there. On the 64-frame table
+# (25.5 M pixels, 7500 steps, 32-35 min an encode): +0.06 dB at 0.042 bpp (q47) and +0.25 dB at 0.058 bpp (q40)
+# over the floor at equal rate (benchmarks/results/native-160x128-64f): 7500 steps see each frame less often
+# there, and its own gain shrinks (+0.27/+0.38 dB over its floor). The same refiner on
 # fast's trunk of before (16 wide, C0 1: 38 977 weights) had not finished its 7500 steps after an hour of
 # fitting beside another job, and was stopped. weight_bpp 0.01 at 8 bits affords the network from 9.5 M pixels;
 # below that it cannot repay its bytes and fast writes the floor.
