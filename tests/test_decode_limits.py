@@ -153,6 +153,23 @@ def test_manifest_is_checked_against_the_network_before_weights_are_decoded(tmp_
         nvc.network()
 
 
+@pytest.mark.parametrize("refiner, message", [
+    ({"refine_width": 8, "refine_layers": 3}, "the refiner is the output head of a residual network with coded"),
+    ({"motion": True, "refine_width": 4096, "refine_layers": 16}, r"parameters exceed the limit 400000000"),
+    ({"motion": True, "refine_width": "8", "refine_layers": 3}, r"ModelConfig.refine_width"),
+    ({"motion": True, "refine_width": 8, "refine_layers": 17}, r"ModelConfig.refine_layers: 17 outside \[2, 16\]"),
+    ({"motion": True, "refine_layers": 3}, r"ModelConfig.refine_layers: 3 without a refiner"),
+])
+def test_a_hostile_refiner_in_the_metadata_is_one_format_error_at_open(tmp_path, refiner, message):
+    """The refiner's keys (FORMAT.md 14.4) are checked from the metadata alone, before anything is built: a
+    refiner without coded motion, 2 G parameters in a 2 KB file, a width that is not an int, too many layers,
+    layers without a width."""
+    p = nc.Pieces()
+    p.metadata["model"].update(refiner)
+    with pytest.raises(NvcFormatError, match=rf"metadata: model: .*{message}"):
+        nvcodec.open(p.write(tmp_path / "refiner.nvc"))
+
+
 def test_metadata_tile_must_match_the_model_tile(tmp_path):
     """The container's tile and the network's tile are one fact: disagreement is a format error."""
     p = nc.Pieces()
