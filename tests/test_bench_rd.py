@@ -199,6 +199,10 @@ def test_rate_point_spec_parses_preset_and_integer_settings():
         "fast", {"motion": True, "c0": 4, "weight_bpp": 0.01, "network": "dnerv"})
     with pytest.raises(ValueError, match="motion='yes' is not a valid value"):
         parse_rate_point("fast:motion=yes")
+    preset, settings = parse_rate_point("fast:refine_width=32:refine_layers=5")     # a wider refiner, by label
+    assert settings == {"refine_width": 32, "refine_layers": 5}
+    from nvcodec.presets import resolve
+    assert (resolve(preset, **settings).refine_width, resolve(preset, **settings).refine_layers) == (32, 5)
 
 
 def test_bd_uses_each_curves_pareto_front_and_says_what_it_dropped():
