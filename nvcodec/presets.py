@@ -321,10 +321,11 @@ RATE_LAMBDA = 3e-3
 # equal rate (benchmarks/results/refine). Its rate-aware weights cost 7.2 bits each there. On the 64-frame table
 # (25.5 M pixels, 7500 steps, 32-35 min an encode): +0.06 dB at 0.042 bpp (q47) and +0.25 dB at 0.058 bpp (q40)
 # over the floor at equal rate (benchmarks/results/native-160x128-64f): 7500 steps see each frame less often
-# there, and its own gain shrinks (+0.27/+0.38 dB over its floor). The same refiner on
-# fast's trunk of before (16 wide, C0 1: 38 977 weights) had not finished its 7500 steps after an hour of
-# fitting beside another job, and was stopped. weight_bpp 0.01 at 8 bits affords the network from 9.5 M pixels;
-# below that it cannot repay its bytes and fast writes the floor.
+# there, and its own gain shrinks (+0.27/+0.38 dB over its floor); 15 000 steps gave +0.32 dB at q40, a 24-wide
+# refiner +0.27 (benchmarks/results/refine), so fast keeps both at a laptop's cost. The same refiner on fast's
+# trunk of before (16 wide, C0 1: 38 977 weights) had not finished its 7500 steps after an hour of fitting
+# beside another job, and was stopped. weight_bpp 0.01 at 8 bits affords the network from 9.5 M pixels; below
+# that it cannot repay its bytes and fast writes the floor.
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),
