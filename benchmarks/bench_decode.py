@@ -49,8 +49,8 @@ CLIPS = ("sam2_01_dog.mp4", "cotracker_bear.mp4")
 SIZE = (320, 240)
 STAGES = ("keyframes", "weights", "warp", "clips", "network", "untile", "floor", "write")
 # The files measured: what ``fast`` writes for these two clips (too few pixels for its network: the
-# motion floor), fast's network that refines coded motion (the refiner on its 4-wide trunk, paid for by
-# a weight rate override), and fast's network without coded motion (its trunk with the small head).
+# motion floor), fast's network that refines coded motion (the refiner alone, no trunk, paid for by a
+# weight rate override), and fast's network without coded motion (the smallest trunk, C0 1, with the small head).
 KINDS = {"fast": {}, "fast-refine": {"weight_bpp": 1.0},
          "fast-no-motion": {"motion": False, "weight_bpp": 1.0}}
 

@@ -72,6 +72,10 @@ class ModelConfig:
     ``refine_width``/``refine_layers``: with coded motion, the output head is a full-resolution
     refiner of ``refine_layers`` 3x3 convolutions ``refine_width`` wide (``nvcodec.model.Refiner``)
     instead of the paper's small head; 0/0 (omitted from the metadata): the small head.
+    ``refine_coarse``: the refiner's middle layers run at half resolution, this wide (0, omitted from
+    the metadata: all at full resolution).
+    ``c0`` = 0, only with a refiner: no D-NeRV trunk at all (no time MLP, content encoder or decoder
+    blocks); the network is the refiner of the warped pair alone (FORMAT.md 14.4, "Without a trunk").
     """
 
     tile_h: int
@@ -91,6 +95,7 @@ class ModelConfig:
     motion: bool = False
     refine_width: int = 0
     refine_layers: int = 0
+    refine_coarse: int = 0
 
     def __post_init__(self) -> None:
         def check_int(name: str, lo: int, hi: int) -> None:
@@ -102,7 +107,7 @@ class ModelConfig:
 
         check_int("tile_h", 16, MAX_TILE)
         check_int("tile_w", 16, MAX_TILE)
-        check_int("c0", 1, MAX_WIDTH)
+        check_int("c0", 0, MAX_WIDTH)
         check_int("enc_width", 1, MAX_WIDTH)
         check_int("embed_levels", 1, MAX_EMBED_LEVELS)
         check_int("mlp_width", 1, MAX_WIDTH)
@@ -126,6 +131,11 @@ class ModelConfig:
         elif self.refine_layers != 0:
             raise NvcInputError(f"ModelConfig.refine_layers: {self.refine_layers!r} without a refiner "
                                 f"(refine_width 0)")
+        check_int("refine_coarse", 0, MAX_WIDTH)
+        if self.refine_coarse and not self.refine_width:
+            raise NvcInputError(f"ModelConfig.refine_coarse: {self.refine_coarse} without a refiner (refine_width 0)")
+        if self.c0 == 0 and not self.refine_width:
+            raise NvcInputError("ModelConfig.c0: 0 (no trunk) needs a refiner (refine_width > 0)")
         for name, lo in (("mean", -10.0), ("std", 1e-3)):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(
@@ -171,7 +181,7 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         for name in ("strides", "mean", "std"):
             d[name] = list(d[name])
-        for name in ("motion", "refine_width", "refine_layers"):      # absent when off: older files read as before
+        for name in ("motion", "refine_width", "refine_layers", "refine_coarse"):  # absent when off: older files read as before
             if not d[name]:
                 del d[name]
         return d
@@ -202,6 +212,16 @@ def count_parameters(cfg: ModelConfig) -> int:
     def conv(c_in: int, c_out: int, k: int) -> int:
         return c_in * c_out * k * k + c_out
 
+    def refiner(c_in: int) -> int:                                              # model.Refiner
+        width, layers, coarse = cfg.refine_width, cfg.refine_layers, cfg.refine_coarse
+        n = conv(c_in + REFINE_INPUTS, width, 3) + conv(width, 8, 3)
+        if coarse:
+            return n + conv(width, coarse, 2) + (layers - 2) * conv(coarse, coarse, 3) \
+                + conv(coarse, 4 * width, 1) + conv(width, width, 3)
+        return n + (layers - 2) * conv(width, width, 3)
+
+    if cfg.c0 == 0:
+        return refiner(0)
     h, w = cfg.tile_h // math.prod(cfg.strides), cfg.tile_w // math.prod(cfg.strides)
     n = conv(2 * cfg.embed_levels, cfg.mlp_width, 1) + conv(cfg.mlp_width, cfg.c0 * h * w, 1)
     n += conv(3, cfg.enc_width, 3) + sum(conv(cfg.enc_width, cfg.enc_width, s) for s in cfg.strides)
@@ -217,9 +237,8 @@ def count_parameters(cfg: ModelConfig) -> int:
         n += conv(c_in, c_out * stride * stride, 3)                             # up-conv
         n += c_out * t * t + c_out * t                                          # temporal MLP
         c_in = c_out
-    if cfg.refine_width:                                                        # the refiner (model.Refiner)
-        n += conv(c_in + REFINE_INPUTS, cfg.refine_width, 3) + (cfg.refine_layers - 2) * conv(
-            cfg.refine_width, cfg.refine_width, 3) + conv(cfg.refine_width, 8, 3)
+    if cfg.refine_width:
+        n += refiner(c_in)
     else:
         n += small_head(c_in, flow_out) + small_head(c_in + 3, 3)               # head's flow, head
     return n

@@ -333,9 +333,15 @@ def clip_activation_bytes(cfg) -> int:
     """An upper estimate of the float32 activations live at once while the network predicts one
     tile-clip (T frames of one tile): the worst decoder stage, plus the keyframe pyramid."""
     t, pixels = cfg.clip_length, cfg.tile_h * cfg.tile_w
+    pairs = t if cfg.motion else 1                                # with coded motion: a keyframe pair per frame
+    # the refiner: inputs, two layers, GELU, out, warps; a half-resolution branch adds its layers (M wide
+    # at a quarter of the pixels) and its up-convolution (4W wide, likewise)
+    refiner = t * pixels * (REFINE_INPUTS + 3 * cfg.refine_width + 30) if cfg.refine_width else 0
+    refiner += t * pixels * (3 * cfg.refine_coarse + 4 * cfg.refine_width) // 4 if cfg.refine_coarse else 0
+    if cfg.c0 == 0:                                               # no trunk: the normalised pair, the refiner
+        return 6 * (2 * pairs * 3 * pixels + refiner)
     total_stride = math.prod(cfg.strides)
     res = pixels // (total_stride * total_stride)                 # coarse grid pixels
-    pairs = t if cfg.motion else 1                                # with coded motion: a keyframe pair per frame
     pyramid = 2 * pairs * (3 + cfg.enc_width) * pixels            # both keyframes: raw + stem output
     worst = t * res * (cfg.mlp_width + 3 * (cfg.c0 + cfg.enc_width))
     c_in = cfg.c0 + cfg.enc_width
@@ -345,8 +351,8 @@ def clip_activation_bytes(cfg) -> int:
         worst = max(worst, stage)
         res, c_in = res * stride * stride, c_out
     worst = max(worst, t * pixels * (3 * c_in + 30))             # the head at full tile resolution
-    if cfg.refine_width:                                          # the refiner: inputs, two layers, GELU, out, warps
-        worst = max(worst, t * pixels * (c_in + REFINE_INPUTS + 3 * cfg.refine_width + 30))
+    if cfg.refine_width:
+        worst = max(worst, refiner + t * pixels * c_in)
     # float32, and a margin of 1.5: at 4 x the count, a 512-pixel tile peaked ~100 MB above the estimate
     return 6 * (worst + pyramid)
 

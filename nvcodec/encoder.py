@@ -343,7 +343,8 @@ def encode(
                           interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped,
                           positions=[v.keyframes for v in videos])
     del warped                                                 # the clips hold it (in memory: in tiles)
-    say(f"network: C0={model_cfg.c0}, tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
+    say(f"network: {f'C0={model_cfg.c0}' if model_cfg.c0 else 'the refiner alone (no trunk)'}, "
+        f"tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
         f"{count_parameters(model_cfg)} parameters; {clips.n_clips} clips of {interval} frames")
     result = fit(model_cfg, preset.fit, clips, device=device, workdir=workdir, resume=resume, progress=not quiet)
     if not main:

@@ -47,9 +47,10 @@ class Preset:
     motion: bool = False               # the network consumes coded motion (ModelConfig.motion; the file holds MOTN)
     refine_width: int = 0              # with motion: the full-resolution refiner head (ModelConfig.refine_width)
     refine_layers: int = 0
+    refine_coarse: int = 0             # the refiner's half-resolution width (ModelConfig.refine_coarse)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.c0_min <= self.c0_max:
+        if not 0 <= self.c0_min <= self.c0_max:
             raise NvcInputError(f"preset {self.name}: c0 range [{self.c0_min}, {self.c0_max}] is empty")
         if not 0 < self.weight_bpp <= 64:
             raise NvcInputError(f"preset {self.name}: weight_bpp {self.weight_bpp} outside (0, 64]")
@@ -68,7 +69,8 @@ class Preset:
         return ModelConfig(tile_h=self.tile[0], tile_w=self.tile[1], c0=c0, enc_width=self.enc_width,
                            embed_levels=self.embed_levels, mlp_width=self.mlp_width, min_width=self.min_width,
                            clip_length=clip_length, head=self.head, paste_keyframes=self.paste_keyframes,
-                           motion=self.motion, refine_width=self.refine_width, refine_layers=self.refine_layers)
+                           motion=self.motion, refine_width=self.refine_width, refine_layers=self.refine_layers,
+                           refine_coarse=self.refine_coarse)
 
     def affords_network(self, corpus_pixels: int, clip_length: int = 8) -> bool:
         """Whether the weight budget (``weight_bpp`` x corpus pixels / ``quant_bits``) holds the preset's
@@ -91,8 +93,9 @@ class Preset:
         c0_min = self.c0_min if c0_min is None else c0_min
         if not 0 < weight_bpp <= 64:
             raise NvcInputError(f"preset {self.name}: weight_bpp {weight_bpp} outside (0, 64]")
-        if type(c0_min) is not int or not 1 <= c0_min <= self.c0_max:
-            raise NvcInputError(f"preset {self.name}: c0_min {c0_min!r} outside [1, {self.c0_max}]")
+        lowest = 0 if self.refine_width else 1                 # C0 0, no trunk, only for a refiner
+        if type(c0_min) is not int or not lowest <= c0_min <= self.c0_max:
+            raise NvcInputError(f"preset {self.name}: c0_min {c0_min!r} outside [{lowest}, {self.c0_max}]")
         budget = weight_bpp * corpus_pixels / self.quant_bits
         lo, hi = c0_min, self.c0_max
         while lo < hi:                                   # parameter count grows with C0
@@ -122,14 +125,17 @@ def resolve(name: str, /, **overrides) -> Preset:
     """``PRESETS[name]`` with overrides of Preset fields, FitConfig fields (``epochs``, ``lr``, ...)
     or ``c0`` (pins c0_min = c0_max; must lie in the preset's range). ValueError on anything else.
     ``motion=False`` on a preset with a refiner drops the refiner too (it is the head of a motion network),
-    unless ``refine_width`` is given as well."""
+    unless ``refine_width`` is given as well; on a preset without a trunk (C0 0, ``fast``) it then gives the
+    smallest trunk, C0 1, with the paper-shaped small head, unless C0 is given."""
     if name not in PRESETS:
         raise NvcInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     preset = PRESETS[name]
     fit_kw = {k: v for k, v in overrides.items() if k in _FIT_FIELDS}
     preset_kw = {k: v for k, v in overrides.items() if k in _PRESET_FIELDS}
     if preset_kw.get("motion") is False and "refine_width" not in preset_kw:
-        preset_kw.update(refine_width=0, refine_layers=0)
+        preset_kw.update(refine_width=0, refine_layers=0, refine_coarse=0)
+        if preset.c0_max == 0 and not {"c0", "c0_min", "c0_max"} & set(overrides):
+            preset_kw.update(c0_min=1, c0_max=1)        # a network needs a trunk without the refiner: the smallest
     unknown = sorted(set(overrides) - set(fit_kw) - set(preset_kw) - {"c0"})
     if unknown:
         raise NvcInputError(f"preset {name!r}: unknown override(s) {unknown}; known: c0, "
@@ -301,10 +307,10 @@ RATE_LAMBDA = 3e-3
 #
 #   preset  tile     C0 range  params (C0 min .. max)  fit                         keyframe q  use
 #   tiny    32x32    8         50,959                  10 epochs, lr 5e-3          32          tests (seconds)
-#   fast    64x64    1         11,918                  60 epochs <= 7500 steps,    24          README demo, CPU; coded motion,
-#                                                       lr 2e-3, MSE                            a 4-wide trunk and the refiner
-#                                                                                              (16 x 4); the floor alone below
-#                                                                                              9.5 M pixels
+#   fast    64x64    0         7,256                   60 epochs <= 7500 steps,    24          README demo, CPU; coded motion,
+#                                                       lr 2e-3, MSE                            the refiner alone (16 x 4, no
+#                                                                                              trunk); the floor alone below
+#                                                                                              5.8 M pixels
 #   small   64x80    16..64    337,787 .. 2,385,851    300 epochs <= 2000 steps    36          low rate point, CPU
 #   medium  128x160  32..213   1.65 M .. 23.99 M       400 epochs, lr 1e-3         32          GPU
 #   large   256x320  64..361   3.93 M .. 61.30 M       800 epochs, lr 5e-4 (paper) 28          GPU, paper sizes
@@ -314,24 +320,23 @@ RATE_LAMBDA = 3e-3
 # at 28), before the motion was refined (now 35.82 dB at 0.1324 bpp at 24: benchmarks/results/demo); 24 keeps the
 # demo at or under half its rate before coded motion (0.2745 bpp) with its quality (35.1 dB).
 #
-# fast's network: the refiner (ModelConfig.refine_width, 16 wide, 4 layers) on a 4-wide D-NeRV trunk, 11 918
-# weights, fitted on MSE (the codec is judged on PSNR). On 21 corpus clips x 32 frames at 160x128 (13.5 M pixels,
-# keyframe quality 40, 7500 steps in 709 s): 30.34 dB at 0.0752 bpp, where its motion floor (the same keyframes
-# and motion) gave 29.91 dB, and the floor at quality 38, at the same rate (0.0751 bpp), 30.13 dB: +0.21 dB at
-# equal rate (benchmarks/results/refine). Its rate-aware weights cost 7.2 bits each there. On the 64-frame table
-# (25.5 M pixels, 7500 steps, 32-35 min an encode): +0.06 dB at 0.042 bpp (q47) and +0.25 dB at 0.058 bpp (q40)
-# over the floor at equal rate (benchmarks/results/native-160x128-64f): 7500 steps see each frame less often
-# there, and its own gain shrinks (+0.27/+0.38 dB over its floor); 15 000 steps gave +0.32 dB at q40, a 24-wide
-# refiner +0.27 (benchmarks/results/refine), so fast keeps both at a laptop's cost. The same refiner on fast's
-# trunk of before (16 wide, C0 1: 38 977 weights) had not finished its 7500 steps after an hour of fitting
-# beside another job, and was stopped. weight_bpp 0.01 at 8 bits affords the network from 9.5 M pixels; below
-# that it cannot repay its bytes and fast writes the floor.
+# fast's network: the refiner (ModelConfig.refine_width, 16 wide, 4 layers) alone, without a D-NeRV trunk (C0 0,
+# FORMAT.md 14.4), 7 256 weights, fitted on MSE (the codec is judged on PSNR). On 21 corpus clips x 32 frames at
+# 160x128 (13.5 M pixels, keyframe quality 40, 7500 steps): 30.21 dB at 0.0715 bpp, where its motion floor (the
+# same keyframes and motion) gives 29.91 dB: +0.21 dB over the floor at equal rate (benchmarks/results/refine,
+# "The refiner without a trunk"). The same refiner on a 4-wide trunk (fast's network before, 11 918 weights)
+# landed +0.20 dB (30.34 dB at 0.0752 bpp): the trunk's 5.7 kB buy what they cost, and a fit step without it
+# takes half the time. A 16-wide half-resolution branch (ModelConfig.refine_coarse, 11 704 weights) gained
+# +0.01 dB for 1.3 kB on these 64x64 tiles; 128x160 tiles (the whole frame here) +0.04 dB, both at equal rate
+# within 0.05 dB of this. On the 64-frame table see benchmarks/results/native-160x128-64f; with the trunk, 15 000
+# steps gave +0.08 dB there and a 24-wide refiner +0.02 dB. weight_bpp 0.01 at 8 bits affords the network from
+# 5.8 M pixels; below that it cannot repay its bytes and fast writes the floor.
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),
     keyframe_quality=32, quant_bits=8, enc_width=8, embed_levels=8, mlp_width=32, min_width=8))
 register(Preset(
-    name="fast", tile=(64, 64), c0_min=1, c0_max=1, weight_bpp=0.01,
+    name="fast", tile=(64, 64), c0_min=0, c0_max=0, weight_bpp=0.01,
     fit=FitConfig(epochs=60, max_steps=7500, batch_size=4, lr=2e-3, l1_weight=0.0, mse_weight=1.0, ssim_weight=0.0,
                   checkpoint_every=500),
     keyframe_quality=24, quant_bits=8, rate_lambda=RATE_LAMBDA, enc_width=4, embed_levels=4, mlp_width=8, min_width=4,

@@ -354,10 +354,10 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
 
     def network_for(q: int) -> ModelConfig:
         # sized for what rate-aware quantization costs per weight, not for plain quant_bits; it may go
-        # below the preset's smallest C0 when the budget asks for it
+        # below the preset's smallest C0 (down to 1, or 0 for a preset without a trunk) when the budget asks for it
         weight_bpp = min(max(8 * (budget - kf(q)) / n_pixels, 1e-6) * preset.quant_bits
                          / RATE_AWARE_BITS_PER_WEIGHT, 64.0)
-        return preset.model_config(n_pixels, interval, weight_bpp=weight_bpp, c0_min=1)
+        return preset.model_config(n_pixels, interval, weight_bpp=weight_bpp, c0_min=min(preset.c0_min, 1))
 
     choice_path = workdir / "rate_choice.json"
     main = ctx.is_main

@@ -159,11 +159,15 @@ def test_manifest_is_checked_against_the_network_before_weights_are_decoded(tmp_
     ({"motion": True, "refine_width": "8", "refine_layers": 3}, r"ModelConfig.refine_width"),
     ({"motion": True, "refine_width": 8, "refine_layers": 17}, r"ModelConfig.refine_layers: 17 outside \[2, 16\]"),
     ({"motion": True, "refine_layers": 3}, r"ModelConfig.refine_layers: 3 without a refiner"),
+    ({"motion": True, "refine_coarse": 8}, r"ModelConfig.refine_coarse: 8 without a refiner"),
+    ({"motion": True, "refine_width": 8, "refine_layers": 3, "refine_coarse": 5000},
+     r"ModelConfig.refine_coarse: 5000 outside \[0, 4096\]"),
+    ({"motion": True, "c0": 0}, r"ModelConfig.c0: 0 \(no trunk\) needs a refiner"),
 ])
 def test_a_hostile_refiner_in_the_metadata_is_one_format_error_at_open(tmp_path, refiner, message):
     """The refiner's keys (FORMAT.md 14.4) are checked from the metadata alone, before anything is built: a
     refiner without coded motion, 2 G parameters in a 2 KB file, a width that is not an int, too many layers,
-    layers without a width."""
+    layers without a width, a half-resolution branch without a refiner or too wide, no trunk and no refiner."""
     p = nc.Pieces()
     p.metadata["model"].update(refiner)
     with pytest.raises(NvcFormatError, match=rf"metadata: model: .*{message}"):

@@ -49,7 +49,7 @@ def test_overrides_replace_fit_and_preset_fields():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"c0": 500}, r"sizes C0 within \[1, 1\]; c0=500 contradicts"),
+    ({"c0": 500}, r"sizes C0 within \[0, 0\]; c0=500 contradicts"),
     ({"c0": 20, "c0_max": 40}, "either c0 or c0_min/c0_max"),
     ({"epochz": 3}, r"unknown override\(s\) \['epochz'\]"),
     ({"name": "other"}, "unknown override"),
@@ -137,5 +137,7 @@ def test_no_motion_on_a_refiner_preset_drops_the_refiner_unless_one_is_asked_for
     assert PRESETS["fast"].refine_width > 0
     p = resolve("fast", motion=False)
     assert (p.refine_width, p.refine_layers) == (0, 0) and not p.model_config(10**8).motion
+    assert PRESETS["fast"].c0_max == 0 and p.model_config(10**8).c0 == 1      # no refiner, no trunk: C0 1
+    assert resolve("fast", motion=False, c0_min=2, c0_max=3).model_config(10**8).c0 == 3
     with pytest.raises(ValueError, match="the refiner is the output head of a residual network with coded motion"):
         resolve("fast", motion=False, refine_width=8)

@@ -72,13 +72,16 @@ def test_clipset_tiles_the_warped_pair_like_the_frames():
 
 
 REFINER = dict(refine_width=8, refine_layers=3)
+COARSE = dict(refine_width=8, refine_layers=4, refine_coarse=6)       # middle layers at half resolution
+NO_TRUNK = dict(c0=0, refine_width=8, refine_layers=3)
 
 
-@pytest.mark.parametrize("refiner", [{}, REFINER], ids=["small-head", "refiner"])
+@pytest.mark.parametrize("refiner", [{}, REFINER, COARSE, NO_TRUNK, {**COARSE, "c0": 0}],
+                         ids=["small-head", "refiner", "coarse-refiner", "no-trunk", "no-trunk-coarse"])
 def test_untrained_motion_network_outputs_the_fused_warps(refiner):
     """Zero-initialised flow corrections, visibility logits and residual head (or refiner): the motion floor (float)."""
     torch.manual_seed(0)
-    cfg = ModelConfig(**TINY, motion=True, **refiner)
+    cfg = ModelConfig(**{**TINY, "motion": True, **refiner})
     net = DNeRV(cfg).eval()
     b, t = 2, 8
     kf = torch.rand(b, 3, 32, 32)
@@ -119,6 +122,28 @@ def test_the_refiner_replaces_the_small_head_counts_exactly_and_learns_each_outp
     assert (grad > 0).all(), grad                                        # 4 flow, 1 visibility, 3 residual
 
 
+@pytest.mark.parametrize("shape", [COARSE, NO_TRUNK, {**COARSE, "c0": 0}], ids=["coarse", "no-trunk", "both"])
+def test_a_coarse_refiner_and_a_network_without_a_trunk_count_exactly_and_learn_every_layer(shape):
+    """The half-resolution branch (down, middle layers, up, fuse) and the trunk-less network: count_parameters
+    is exact; every refiner parameter gets a gradient once the output layer has moved off zero; without a
+    trunk the network holds nothing but the refiner."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**TINY, "motion": True, **shape})
+    net = DNeRV(cfg)
+    assert count_parameters(cfg) == sum(p.numel() for p in net.parameters())
+    if cfg.c0 == 0:
+        assert {name.split(".")[0] for name, _ in net.named_parameters()} == {"refiner"}
+        assert count_parameters(cfg) < count_parameters(dataclasses.replace(cfg, c0=1))
+    if cfg.refine_coarse:
+        assert len(net.refiner.mids) == cfg.refine_layers - 2 and net.refiner.down.stride == (2, 2)
+    nn_init = torch.nn.init
+    nn_init.normal_(net.refiner.out.weight, std=0.1)
+    kf, tv, tl = torch.rand(1, 3, 32, 32), torch.rand(1, 8), torch.linspace(0, 1, 8)[None]
+    (net(kf, kf, tv, tl, torch.rand(1, 8, 2, 3, 32, 32)) - 0.3).square().mean().backward()
+    silent = [name for name, p in net.refiner.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not silent, silent
+
+
 def test_a_fitted_refiner_learns_which_keyframe_is_visible():
     """The frames between are the start picture alone (the end one is occluded): the fixed (1-t, t) fusion
     errs; a few steps teach the refiner's visibility to prefer the start, and the error falls by over half."""
@@ -157,6 +182,15 @@ def test_refiner_config_is_checked_and_recorded_only_when_set():
         ModelConfig(**TINY, motion=True, refine_width=8, refine_layers=1)
     with pytest.raises(NvcInputError, match="ModelConfig.refine_layers: 3 without a refiner"):
         ModelConfig(**TINY, motion=True, refine_layers=3)
+    assert "refine_coarse" not in ModelConfig(**TINY, motion=True, **REFINER).to_json()
+    d = ModelConfig(**TINY, motion=True, **COARSE).to_json()
+    assert d["refine_coarse"] == 6 and ModelConfig.from_json(d) == ModelConfig(**TINY, motion=True, **COARSE)
+    with pytest.raises(NvcInputError, match="ModelConfig.refine_coarse: 6 without a refiner"):
+        ModelConfig(**TINY, motion=True, refine_coarse=6)
+    with pytest.raises(NvcInputError, match=r"ModelConfig.c0: 0 \(no trunk\) needs a refiner"):
+        ModelConfig(**{**TINY, "c0": 0}, motion=True)
+    with pytest.raises(NvcInputError, match=r"ModelConfig.c0: -1 outside \[0, 4096\]"):
+        ModelConfig(**{**TINY, "c0": -1}, motion=True, **REFINER)
 
 
 def test_model_json_carries_motion_only_when_true():
@@ -216,18 +250,21 @@ def test_motion_network_file_holds_motion_weights_and_decodes_to_what_the_encode
     assert np.mean(np.concatenate(scores)) == pytest.approx(report.psnr, abs=1e-9)
 
 
-def test_a_refiner_network_file_decodes_to_what_the_encoder_measured(tmp_path):
-    """The refiner's two keys travel in the file's model; the decoder rebuilds it, and a frame range gives
-    the full decode's pixels."""
+@pytest.mark.parametrize("shape", [REFINER, {**COARSE, "c0_min": 0, "c0_max": 0}], ids=["refiner", "no-trunk-coarse"])
+def test_a_refiner_network_file_decodes_to_what_the_encoder_measured(tmp_path, shape):
+    """The refiner's keys (and C0 0 for a network without a trunk) travel in the file's model; the decoder
+    rebuilds it, and a frame range gives the full decode's pixels."""
     src = tmp_path / "in"
     src.mkdir()
     write_video(src / "a.mp4", VIDEOS["moving_64x48.mp4"], (25, 1))
     out = tmp_path / "a.nvc"
-    report = nvcodec.encode(src, out, build_config("tiny", motion=True, epochs=2, weight_bpp=64.0, **REFINER),
+    report = nvcodec.encode(src, out, build_config("tiny", motion=True, epochs=2, weight_bpp=64.0, **shape),
                             quiet=True)
     with NvcReader(out) as r:
         model = r.metadata["model"]
-        assert (model["refine_width"], model["refine_layers"]) == (8, 3)
+        for key in ("refine_width", "refine_layers", "refine_coarse"):
+            assert model.get(key, 0) == shape.get(key, 0)
+        assert model["c0"] == shape.get("c0_min", 8)
     reference = np.stack(list(read_frames(src / "a.mp4")))
     with nvcodec.open(out, device="cpu") as nvc:
         frames = nvc.read(0)
@@ -243,7 +280,7 @@ def test_info_shows_the_motion_floor_the_encoder_measured(refine_file):
 
 
 def test_a_motion_preset_writes_the_motion_floor_when_the_corpus_cannot_pay_for_its_smallest_network(tmp_path):
-    """fast carries coded motion; its network needs about 9.5 M pixels at its weight rate, so a small
+    """fast carries coded motion; its network needs about 5.8 M pixels at its weight rate, so a small
     corpus gets the floor (no weights, the same file as --network none) and the log says why."""
     from nvcodec.presets import PRESETS
 

@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--lam", type=float, default=1300.0, help="the motion's price of a bit (refine_clip)")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--coarse", type=int, default=0, help="the half-resolution branch's width (0: none)")
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=8)
@@ -64,7 +65,7 @@ def main() -> None:
     torch.manual_seed(0)
     warped, target, t_local = pairs(args.quality, args.max_frames, args.lam)
     mean, std = torch.tensor(ModelConfig.mean).view(1, 3, 1, 1), torch.tensor(ModelConfig.std).view(1, 3, 1, 1)
-    net = Refiner(0, args.width, args.layers)
+    net = Refiner(0, args.width, args.layers, args.coarse)
     n_params = sum(p.numel() for p in net.parameters())
 
     def batch(idx):
@@ -101,6 +102,7 @@ def main() -> None:
         steps += 1
     refined, fused = psnr()
     print(f"quality {args.quality}, {len(t_local)} in-between frames; refiner {args.width} x {args.layers} "
+          + (f"with a {args.coarse}-wide half-resolution branch " if args.coarse else "") +
           f"({n_params} weights), {steps} steps of {args.batch} frames in {args.minutes:g} min on "
           f"{args.threads} thread(s): {refined:.3f} dB against the fused pair's {fused:.3f} dB "
           f"({refined - fused:+.3f} dB)")
