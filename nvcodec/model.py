@@ -11,7 +11,8 @@ predicts at every scale:
     block i: flow head -> warp both keyframes' level-i features -> blend over t
              -> x*(1+gamma)+beta -> 3x3 conv -> PixelShuffle -> GELU -> temporal MLP
     head:    flow head -> warp raw keyframes -> [x, warped] -> 1x1 -> GELU -> 3x3 -> RGB
-             (with coded motion and ``refine_width``: the ``Refiner``, a wider full-resolution head)
+             (with coded motion and ``refine_width``: the ``Refiner``, a wider full-resolution head;
+             with C0 0 as well, the refiner alone on each frame's warped pair: no trunk above at all)
 
 With coded motion (``ModelConfig.motion``, FORMAT.md 14.4) the keyframes come in already warped at
 frame level by each frame's decoded coarse motion (so motion is not clamped at tile borders), one
