@@ -181,7 +181,8 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         for name in ("strides", "mean", "std"):
             d[name] = list(d[name])
-        for name in ("motion", "refine_width", "refine_layers", "refine_coarse"):  # absent when off: older files read as before
+        # absent when off: older files read as before
+        for name in ("motion", "refine_width", "refine_layers", "refine_coarse"):
             if not d[name]:
                 del d[name]
         return d

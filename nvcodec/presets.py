@@ -330,8 +330,8 @@ RATE_LAMBDA = 3e-3
 # +0.01 dB for 1.3 kB on these 64x64 tiles; 128x160 tiles (the whole frame here) +0.04 dB, both at equal rate
 # within 0.05 dB of this. On the 64-frame table (benchmarks/results/native-160x128-64f) it lands +0.16 dB (q47) and
 # +0.24 dB (q40) over the floor at equal rate; 15 000 steps give +0.29 dB at q40 for twice the fit time (with the
-# trunk they gave +0.08 dB more there, and a 24-wide refiner +0.02 dB), so fast keeps 7500. weight_bpp 0.01 at 8 bits affords the network from
-# 5.8 M pixels; below that it cannot repay its bytes and fast writes the floor.
+# trunk, 15 000 steps gave +0.08 dB over 7500 and a 24-wide refiner +0.02 dB), so fast keeps 7500. weight_bpp 0.01
+# at 8 bits affords the network from 5.8 M pixels; below that it cannot repay its bytes and fast writes the floor.
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),

@@ -136,8 +136,7 @@ def test_a_coarse_refiner_and_a_network_without_a_trunk_count_exactly_and_learn_
         assert count_parameters(cfg) < count_parameters(dataclasses.replace(cfg, c0=1))
     if cfg.refine_coarse:
         assert len(net.refiner.mids) == cfg.refine_layers - 2 and net.refiner.down.stride == (2, 2)
-    nn_init = torch.nn.init
-    nn_init.normal_(net.refiner.out.weight, std=0.1)
+    torch.nn.init.normal_(net.refiner.out.weight, std=0.1)
     kf, tv, tl = torch.rand(1, 3, 32, 32), torch.rand(1, 8), torch.linspace(0, 1, 8)[None]
     (net(kf, kf, tv, tl, torch.rand(1, 8, 2, 3, 32, 32)) - 0.3).square().mean().backward()
     silent = [name for name, p in net.refiner.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
