@@ -431,6 +431,38 @@ def _interp_matrix(n: int, grid: int, cells: int) -> np.ndarray:
     return m
 
 
+class FloatWarp:
+    """The decoder's warp of one video's frames (``pixel_field`` then ``warp``, bilinear cells) in float
+    torch, differentiable in the fields: the cell interpolation as one matrix per axis, the sampling by
+    grid_sample with border padding. It agrees with the integers up to their rounding (vectors in 1/64
+    pixel, samples to 12 bits). Encoder only: ``refine_clip`` scores lattice moves with it, and
+    ``nvcodec.motion_fit`` takes its gradient through the network."""
+
+    def __init__(self, height: int, width: int, grid: int, rows: int, cols: int, step_qpel: int) -> None:
+        import torch
+
+        self.mat_y = torch.from_numpy(_interp_matrix(height, grid, rows))
+        self.mat_x = torch.from_numpy(_interp_matrix(width, grid, cols))
+        self.unit = step_qpel / 4.0                                   # pixels per lattice step
+        self.base_y = torch.arange(height, dtype=torch.float32)[:, None]
+        self.base_x = torch.arange(width, dtype=torch.float32)[None, :]
+        # grid_sample's normalised coordinates (align_corners): -1 and 1 at the first and last pixel
+        self.scale_y = 2.0 / (height - 1) if height > 1 else 0.0
+        self.scale_x = 2.0 / (width - 1) if width > 1 else 0.0
+        self.shift_y, self.shift_x = (1.0 if height > 1 else 0.0), (1.0 if width > 1 else 0.0)
+
+    def __call__(self, ref, fields):
+        """ref (B, 3, H, W) float, warped by fields (B, 2, rows, cols) float in lattice steps: (B, 3, H, W)."""
+        import torch
+        import torch.nn.functional as F
+
+        dev = fields.device
+        pix = self.mat_y.to(dev) @ (fields * self.unit) @ self.mat_x.to(dev).T        # (B, 2, H, W) pixels
+        sample = torch.stack([(self.base_x.to(dev) + pix[:, 1]) * self.scale_x - self.shift_x,
+                              (self.base_y.to(dev) + pix[:, 0]) * self.scale_y - self.shift_y], dim=-1)
+        return F.grid_sample(ref, sample, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 class _BitCosts:
     """Approximate bits of a time residual (q[j] - q[j-1]): -log2 of its frequency in the clip's initial
     estimate, half a count added to every value within 64 of the range (an unseen value costs most)."""
@@ -460,7 +492,6 @@ def refine_clip(frames: np.ndarray, kf_start: np.ndarray, kf_end: np.ndarray, q:
     to its rounding; the integers decide the file's pictures. Encoder only: the decoder reads whatever
     integers the file holds."""
     import torch
-    import torch.nn.functional as F
 
     q = np.array(q, dtype=np.int64)
     n = q.shape[0]
@@ -468,22 +499,15 @@ def refine_clip(frames: np.ndarray, kf_start: np.ndarray, kf_end: np.ndarray, q:
         return q.astype(np.int32)
     h, w = kf_start.shape[:2]
     rows, cols = q.shape[-2:]
-    grid, unit = config.grid, config.step_qpel / 4.0            # pixels per lattice step
     bits = _BitCosts(q)
-    mat_y, mat_x = (torch.from_numpy(_interp_matrix(size, grid, cells)) for size, cells in ((h, rows), (w, cols)))
-    base_y = torch.arange(h, dtype=torch.float32)[:, None]
-    base_x = torch.arange(w, dtype=torch.float32)[None, :]
-    scale_y, scale_x = (2.0 / (h - 1) if h > 1 else 0.0), (2.0 / (w - 1) if w > 1 else 0.0)
+    float_warp = FloatWarp(h, w, config.grid, rows, cols, config.step_qpel)
     keyframes = [torch.from_numpy(np.ascontiguousarray(k)).permute(2, 0, 1)[None].float() for k in (kf_start, kf_end)]
-    classes = [(_parity_cells(h, grid, rows, a), _parity_cells(w, grid, cols, b)) for a in (0, 1) for b in (0, 1)]
+    classes = [(_parity_cells(h, config.grid, rows, a), _parity_cells(w, config.grid, cols, b))
+               for a in (0, 1) for b in (0, 1)]
 
     def warped(k: int, fields: np.ndarray) -> torch.Tensor:
         """keyframe k warped by each of fields (B, 2, rows, cols): (B, 3, H, W) float."""
-        pix = mat_y @ (torch.from_numpy(fields).float() * unit) @ mat_x.T                # (B, 2, H, W) pixels
-        sample = torch.stack([(base_x + pix[:, 1]) * scale_x - (1.0 if w > 1 else 0.0),
-                              (base_y + pix[:, 0]) * scale_y - (1.0 if h > 1 else 0.0)], dim=-1)
-        ref = keyframes[k].expand(len(fields), -1, -1, -1)
-        return F.grid_sample(ref, sample, mode="bilinear", padding_mode="border", align_corners=True)
+        return float_warp(keyframes[k].expand(len(fields), -1, -1, -1), torch.from_numpy(fields).float())
 
     for j in range(n):
         target = torch.from_numpy(np.ascontiguousarray(frames[j])).permute(2, 0, 1)[None].float()

@@ -171,11 +171,11 @@ class RateTerm:
         x = w.float() / _broadcast(self.scale, self.axis, w.ndim)
         index = (torch.round(x).clamp(-MAX_Q, MAX_Q) - self.lo).long().clamp_(0, self.costs.numel() - 1)
         exact = self.costs[index].sum() + self.side_bits
-        smooth = _laplace_bits(x, self.mean, self.b).sum()
+        smooth = laplace_bits(x, self.mean, self.b).sum()
         return exact + (smooth - smooth.detach())
 
 
-def _laplace_bits(x: Tensor, mean: float, b: float) -> Tensor:
+def laplace_bits(x: Tensor, mean: float, b: float) -> Tensor:
     """-log2 P(|X - x| <= 1/2) for X ~ Laplace(mean, b): a smooth stand-in for the integer's cost."""
     d = (x - mean).abs()
     inner = 1.0 - math.exp(-0.5 / b) * torch.cosh(d / b)                        # d < 1/2
