@@ -178,8 +178,10 @@ class RateTerm:
 def laplace_bits(x: Tensor, mean: float, b: float) -> Tensor:
     """-log2 P(|X - x| <= 1/2) for X ~ Laplace(mean, b): a smooth stand-in for the integer's cost."""
     d = (x - mean).abs()
-    inner = 1.0 - math.exp(-0.5 / b) * torch.cosh(d / b)                        # d < 1/2
-    outer = torch.exp(-(d - 0.5) / b) * (1.0 - math.exp(-1.0 / b)) * 0.5       # d >= 1/2
+    # each branch on its own side of 1/2: torch.where passes 0 x the other branch's gradient, and a cosh that
+    # overflowed there (d > 89 b) made that 0 x inf = NaN (fields far from the mean, nvcodec.motion_fit)
+    inner = 1.0 - math.exp(-0.5 / b) * torch.cosh(d.clamp(max=0.5) / b)                   # d < 1/2
+    outer = torch.exp(-(d.clamp(min=0.5) - 0.5) / b) * (1.0 - math.exp(-1.0 / b)) * 0.5  # d >= 1/2
     p = torch.where(d < 0.5, inner, outer).clamp_min(2.0 ** -24)
     return -torch.log2(p)
 

@@ -190,3 +190,17 @@ def test_encode_with_a_large_lambda_writes_a_smaller_file(tmp_path):
 def test_encode_refuses_two_ways_of_quantizing(tmp_path):
     with pytest.raises(ValueError, match="at most one of --target-bpp, --lambda and --quant-bits"):
         build_config("tiny", rate_lambda=0.01, quant_bits=6)
+
+
+def test_laplace_bits_is_the_integers_probability_with_a_finite_gradient_far_from_the_mean():
+    """-log2 of the Laplace mass of [x - 1/2, x + 1/2] on both sides of 1/2, and a finite gradient however
+    far x lies from the mean (a cosh overflowing on the unused side once turned it into NaN)."""
+    b = 0.2
+    x = torch.tensor([0.0, 0.3, 1.0, 3.0, 40.0, 1e4], dtype=torch.float64, requires_grad=True)
+    bits = qat.laplace_bits(x, 0.0, b)
+    cdf = lambda v: np.where(v < 0, 0.5 * np.exp(np.minimum(v, 0) / b), 1 - 0.5 * np.exp(-np.maximum(v, 0) / b))  # noqa: E731
+    xs = x.detach().numpy()
+    mass = np.maximum(cdf(xs + 0.5) - cdf(xs - 0.5), 2.0 ** -24)
+    np.testing.assert_allclose(bits.detach().numpy(), -np.log2(mass), rtol=1e-6)
+    bits.sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad[1] > 0 and x.grad[2] > 0
