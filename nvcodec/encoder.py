@@ -26,6 +26,7 @@ import numpy as np
 
 from nvcodec import __version__
 from nvcodec.bitstream import KeyframeSegment, VideoRecord, motion_chunk_n_bytes, write_nvc
+from nvcodec.clipset import ClipSet
 from nvcodec.config import ModelConfig, count_parameters
 from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
 from nvcodec.cuts import detect_cuts
@@ -338,11 +339,7 @@ def encode(
     elif model_cfg.motion:
         alloc = _priced_motion(videos, decoded_kf, interval, say, kf_codec, segments)
         motion, price = alloc.motion, alloc.lam
-    warped = None if motion is None else _warped_inputs(videos, decoded_kf, motion, interval, frame_store)
-    clips = build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)],
-                          interval, model_cfg.tile_h, model_cfg.tile_w, warped=warped,
-                          positions=[v.keyframes for v in videos])
-    del warped                                                 # the clips hold it (in memory: in tiles)
+    clips = _clips(videos, decoded_kf, motion, interval, model_cfg, frame_store)
     say(f"network: {f'C0={model_cfg.c0}' if model_cfg.c0 else 'the refiner alone (no trunk)'}, "
         f"tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
         f"{count_parameters(model_cfg)} parameters; {clips.n_clips} clips of {interval} frames")
@@ -351,6 +348,10 @@ def encode(
         distributed.teardown(ctx)                              # rank 0 alone writes
         return None
 
+    if price and preset.motion_iters:      # a byte budget planned the motion's bytes: it keeps them
+        motion = _refine_motion(model_cfg, result, videos, decoded_kf, motion, interval, price, preset.motion_iters,
+                                device, say, progress=not quiet)
+        clips = _clips(videos, decoded_kf, motion, interval, model_cfg, frame_store)   # the fine-tune sees them
     if price is None and isinstance(config.quantization, PricedQuant):    # no motion allocation priced a bit
         price = _keyframe_price(videos, interval, kf_codec)[0]
     tensors, quant_info = _quantize(config, model_cfg, result, clips, n_pixels, budget_bytes, device, say, quiet,
@@ -521,6 +522,46 @@ def _warped_inputs(videos: Sequence[_Video], decoded_kf, motion, interval: int, 
         warped = warped_video(np.asarray(kf), m, len(video.frames), interval, video.keyframes)
         out.append(warped if store is None else store.hold_warped(v, warped))
     return out
+
+
+def _clips(videos: Sequence[_Video], decoded_kf, motion, interval: int, model_cfg: ModelConfig,
+           store: FrameStore) -> ClipSet:
+    """The fit's clips of every video; with ``motion`` (a network that consumes it) its warped keyframes,
+    held in the frame ``store`` (the last ones there are replaced)."""
+    warped = None if motion is None else _warped_inputs(videos, decoded_kf, motion, interval, store)
+    return build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)], interval,
+                         model_cfg.tile_h, model_cfg.tile_w, warped=warped, positions=[v.keyframes for v in videos])
+
+
+def _refine_motion(model_cfg: ModelConfig, result, videos: Sequence[_Video], decoded_kf, motion, interval: int,
+                   price: float, iters: int, device: str, say: Callable[[str], None], progress: bool = False) -> list:
+    """Each video's motion refined through the fitted network at the keyframes' price of a bit
+    (``nvcodec.motion_fit``), said: the clips it changed, the in-between frames' PSNR and the motion's bytes."""
+    from nvcodec.model import DNeRV
+    from nvcodec.motion_fit import refine_videos
+    from nvcodec.runtime import as_device, progress_bar
+
+    dev = as_device(device)
+    model = DNeRV(model_cfg)
+    model.load_state_dict(result.state_dict)
+    model.to(dev)
+    n_clips = sum(sum(1 for q in m.clips if q.shape[0]) for m in motion)
+    bar = progress_bar(n_clips, "motion through the network", enabled=progress, unit="clip")
+
+    def on_clip(s) -> None:
+        bar.update(s.clips - bar.n)
+        bar.set_postfix(changed=s.changed, gain=f"{s.psnr_after - s.psnr_before:+.3f}dB",
+                        refresh=False)
+
+    try:
+        refined, s = refine_videos(model, [(v.frames.read, kf, v.keyframes) for v, kf in zip(videos, decoded_kf)],
+                                   interval, motion, price, iters, device=dev, on_clip=on_clip)
+    finally:
+        bar.close()
+    say(f"motion refined through the network ({iters} steps a clip): {s.changed} of {s.clips} clips changed; "
+        f"the network's in-between frames {s.psnr_before:.2f} -> {s.psnr_after:.2f} dB, "
+        f"motion {s.bits_before // 8} -> {s.bits_after // 8} bytes")
+    return refined
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:

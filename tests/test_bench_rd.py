@@ -199,11 +199,12 @@ def test_rate_point_spec_parses_preset_and_integer_settings():
         "fast", {"motion": True, "c0": 4, "weight_bpp": 0.01, "network": "dnerv"})
     with pytest.raises(ValueError, match="motion='yes' is not a valid value"):
         parse_rate_point("fast:motion=yes")
-    preset, settings = parse_rate_point("fast:refine_width=32:refine_layers=5:refine_coarse=24")   # by label
-    assert settings == {"refine_width": 32, "refine_layers": 5, "refine_coarse": 24}
+    preset, settings = parse_rate_point("fast:refine_width=32:refine_layers=5:refine_coarse=24:motion_iters=0")
+    assert settings == {"refine_width": 32, "refine_layers": 5, "refine_coarse": 24, "motion_iters": 0}
     from nvcodec.presets import resolve
     resolved = resolve(preset, **settings)
-    assert (resolved.refine_width, resolved.refine_layers, resolved.refine_coarse) == (32, 5, 24)
+    assert (resolved.refine_width, resolved.refine_layers, resolved.refine_coarse, resolved.motion_iters) == \
+        (32, 5, 24, 0)
 
 
 def test_bd_uses_each_curves_pareto_front_and_says_what_it_dropped():
