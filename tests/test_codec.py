@@ -371,8 +371,9 @@ def test_target_bpp_with_motion_holds_every_candidates_keyframes_in_the_store(tm
 
 @pytest.mark.slow
 def test_torchrun_two_ranks_write_one_file(tmp_path):
-    """`torchrun --nproc_per_node 2 --no-python nvcodec encode ... --device cpu --motion` (gloo) writes one file,
-    from rank 0; both ranks hold their keyframes and warped keyframes in the one frame store, which goes."""
+    """`torchrun --nproc_per_node 2 --no-python nvcodec encode ... --device cpu --motion --motion-iters 2` (gloo)
+    writes one file, from rank 0 (which alone moves the motion through the network); both ranks hold their
+    keyframes and warped keyframes in the one frame store, which goes."""
     import shutil
     import subprocess
     import sys
@@ -383,7 +384,8 @@ def test_torchrun_two_ranks_write_one_file(tmp_path):
     out = tmp_path / "ddp.nvc"
     proc = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node", "2", "--no-python", nvcodec_cmd, "encode", str(sample),
-         str(out), "--device", "cpu", "--preset", "tiny", "--epochs", "1", "--max-frames", "9", "--motion"],
+         str(out), "--device", "cpu", "--preset", "tiny", "--epochs", "1", "--max-frames", "9", "--motion",
+         "--motion-iters", "2"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("wrote ") == 1
