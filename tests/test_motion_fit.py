@@ -123,3 +123,18 @@ def test_an_encode_refines_its_motion_through_the_network_and_decodes_to_what_it
     with nvcodec.open(tmp_path / "a.nvc", device="cpu") as nvc:
         scores = [psnr_per_frame(np.stack(list(read_frames(src / v.name))), nvc.read(v.name)) for v in nvc.videos]
     assert np.mean(np.concatenate(scores)) == pytest.approx(report.psnr, abs=1e-9)
+
+
+def test_cli_motion_iters_reaches_the_preset_and_is_checked(tmp_path, monkeypatch):
+    """`nvcodec encode --motion-iters N` is the preset's motion_iters; a negative count is a usage error."""
+    from click.testing import CliRunner
+
+    from nvcodec.cli.main import main as cli
+
+    seen = []
+    monkeypatch.setattr(nvcodec, "encode", lambda inputs, output, config, **kw: seen.append(config) or None)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["encode", str(tmp_path), str(tmp_path / "a.nvc"), "--motion-iters", "0"])
+    assert result.exit_code == 0 and seen[0].preset.motion_iters == 0
+    result = runner.invoke(cli, ["encode", str(tmp_path), str(tmp_path / "a.nvc"), "--motion-iters", "-1"])
+    assert result.exit_code == 2 and "--motion-iters" in result.output
