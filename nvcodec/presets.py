@@ -340,7 +340,7 @@ RATE_LAMBDA = 3e-3
 # the bits cost (motion_iters, nvcodec.motion_fit); the rate-aware fine-tune then fits the network to the moved
 # fields. On the 32-frame clips above: 67 of 83 clips moved, the network's in-between frames +0.19 dB for 996
 # motion bytes, the file 30.32 dB at 0.0716 bpp against 30.21 dB at 0.0715 without: +0.30 dB over the floor at
-# equal rate (from +0.21), for about 5 minutes of two threads beside the fit's 15 (benchmarks/results/refine).
+# equal rate (from +0.21; benchmarks/results/refine), where twice the fit's steps bought +0.05 dB (64-frame clips).
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),
