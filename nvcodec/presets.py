@@ -332,10 +332,11 @@ RATE_LAMBDA = 3e-3
 # landed +0.20 dB (30.34 dB at 0.0752 bpp): the trunk's 5.7 kB buy what they cost, and a fit step without it
 # takes half the time. A 16-wide half-resolution branch (ModelConfig.refine_coarse, 11 704 weights) gained
 # +0.01 dB for 1.3 kB on these 64x64 tiles; 128x160 tiles (the whole frame here) +0.04 dB, both at equal rate
-# within 0.05 dB of this. On the 64-frame table (benchmarks/results/native-160x128-64f) it lands +0.16 dB (q47) and
-# +0.24 dB (q40) over the floor at equal rate; 15 000 steps give +0.29 dB at q40 for twice the fit time (with the
-# trunk, 15 000 steps gave +0.08 dB over 7500 and a 24-wide refiner +0.02 dB), so fast keeps 7500. weight_bpp 0.01
-# at 8 bits affords the network from 5.8 M pixels; below that it cannot repay its bytes and fast writes the floor.
+# within 0.05 dB of this. On the 64-frame table (benchmarks/results/native-160x128-64f) it landed +0.16 dB (q47) and
+# +0.24 dB (q40) over the floor at equal rate (+0.26 and +0.35 dB with the motion refinement below); 15 000 steps
+# gave +0.29 dB at q40 for twice the fit time (with the trunk, 15 000 steps gave +0.08 dB over 7500 and a 24-wide
+# refiner +0.02 dB), so fast keeps 7500. weight_bpp 0.01 at 8 bits affords the network from 5.8 M pixels; below
+# that it cannot repay its bytes and fast writes the floor.
 # After the fit, 30 gradient steps a clip move the coded motion where the network, not the floor, gains more than
 # the bits cost (motion_iters, nvcodec.motion_fit); the rate-aware fine-tune then fits the network to the moved
 # fields. On the 32-frame clips above: 67 of 83 clips moved, the network's in-between frames +0.19 dB for 996
