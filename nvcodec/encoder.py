@@ -348,16 +348,18 @@ def encode(
         distributed.teardown(ctx)                              # rank 0 alone writes
         return None
 
+    motion_info = {}
     if price and preset.motion_iters:      # a byte budget planned the motion's bytes: it keeps them
-        motion = _refine_motion(model_cfg, result, videos, decoded_kf, motion, interval, price, preset.motion_iters,
-                                device, say, progress=not quiet)
+        motion, motion_info = _refine_motion(model_cfg, result, videos, decoded_kf, motion, interval, price,
+                                             preset.motion_iters, device, say, progress=not quiet)
         clips = _clips(videos, decoded_kf, motion, interval, model_cfg, frame_store)   # the fine-tune sees them
     if price is None and isinstance(config.quantization, PricedQuant):    # no motion allocation priced a bit
         price = _keyframe_price(videos, interval, kf_codec)[0]
     tensors, quant_info = _quantize(config, model_cfg, result, clips, n_pixels, budget_bytes, device, say, quiet,
                                     price=price, videos=videos)
     fit_info = {"preset": preset.name, "epochs": preset.fit.epochs, "seed": preset.fit.seed,
-                "fit_psnr": round(result.psnr, 4), "blend_psnr": round(result.blend_psnr, 4), **quant_info}
+                "fit_psnr": round(result.psnr, 4), "blend_psnr": round(result.blend_psnr, 4), **quant_info,
+                **motion_info}
     metadata = _metadata(videos, interval, kf_codec, model_cfg.to_json(), (model_cfg.tile_h, model_cfg.tile_w), fit_info)
     n_bytes = _write(output, metadata, segments, tensors, motion=motion, keyframes=[v.keyframes for v in videos])
 
@@ -534,9 +536,11 @@ def _clips(videos: Sequence[_Video], decoded_kf, motion, interval: int, model_cf
 
 
 def _refine_motion(model_cfg: ModelConfig, result, videos: Sequence[_Video], decoded_kf, motion, interval: int,
-                   price: float, iters: int, device: str, say: Callable[[str], None], progress: bool = False) -> list:
+                   price: float, iters: int, device: str, say: Callable[[str], None],
+                   progress: bool = False) -> tuple[list, dict]:
     """Each video's motion refined through the fitted network at the keyframes' price of a bit
-    (``nvcodec.motion_fit``), said: the clips it changed, the in-between frames' PSNR and the motion's bytes."""
+    (``nvcodec.motion_fit``), said (the clips it changed, the in-between frames' PSNR and the motion's bytes),
+    and what the file's fit info records of it."""
     from nvcodec.model import DNeRV
     from nvcodec.motion_fit import refine_videos
     from nvcodec.runtime import as_device, progress_bar
@@ -561,7 +565,7 @@ def _refine_motion(model_cfg: ModelConfig, result, videos: Sequence[_Video], dec
     say(f"motion refined through the network ({iters} steps a clip): {s.changed} of {s.clips} clips changed; "
         f"the network's in-between frames {s.psnr_before:.2f} -> {s.psnr_after:.2f} dB, "
         f"motion {s.bits_before // 8} -> {s.bits_after // 8} bytes")
-    return refined
+    return refined, {"motion_iters": iters, "motion_clips_changed": s.changed}
 
 
 def _motion_floor_psnr(videos: Sequence[_Video], decoded_kf, interval: int, motion=None) -> float:

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 import nvcodec
+from nvcodec.bitstream import NvcReader
 from nvcodec.bitstream.motion import INTERP_BILINEAR, INTERP_NEAREST, clip_inbetween_counts, motion_grid
 from nvcodec.config import ModelConfig
 from nvcodec.errors import NvcInputError
+from nvcodec.info import describe, format_text
 from nvcodec.media import read_frames
 from nvcodec.metrics import psnr_per_frame
 from nvcodec.model import DNeRV
@@ -120,6 +122,10 @@ def test_an_encode_refines_its_motion_through_the_network_and_decodes_to_what_it
                                                                   motion_iters=3), log=lines.append)
     said = [line for line in lines if line.startswith("motion refined through the network")]
     assert len(said) == 1 and "of 4 clips changed" in said[0]
+    changed = int(said[0].split(": ")[1].split(" of ")[0])
+    with NvcReader(tmp_path / "a.nvc") as r:                    # the fit info records it; nvcodec info shows it
+        assert r.metadata["fit"]["motion_iters"] == 3 and r.metadata["fit"]["motion_clips_changed"] == changed
+    assert "motion_iters=3" in format_text(describe(tmp_path / "a.nvc"))
     with nvcodec.open(tmp_path / "a.nvc", device="cpu") as nvc:
         scores = [psnr_per_frame(np.stack(list(read_frames(src / v.name))), nvc.read(v.name)) for v in nvc.videos]
     assert np.mean(np.concatenate(scores)) == pytest.approx(report.psnr, abs=1e-9)
