@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import nvcodec
+from nvcodec import motion_fit
 from nvcodec.bitstream import NvcReader
 from nvcodec.bitstream.motion import INTERP_BILINEAR, INTERP_NEAREST, clip_inbetween_counts, motion_grid
 from nvcodec.config import ModelConfig
@@ -18,7 +19,6 @@ from nvcodec.media import read_frames
 from nvcodec.metrics import psnr_per_frame
 from nvcodec.model import DNeRV
 from nvcodec.motion import FloatWarp, MotionConfig, floor_video, pixel_field, video_motion, warp
-from nvcodec import motion_fit
 from nvcodec.motion_fit import refine_video
 from nvcodec.presets import build_config
 from tests.test_codec import write_video
