@@ -97,7 +97,7 @@ def refine_video(model: DNeRV, frames, dec_keyframes: np.ndarray, motion: VideoM
 
     ``frames`` (L, H, W, 3) uint8 the video as coded, ``dec_keyframes`` (n_kf, H, W, 3) its decoded
     keyframes, ``keyframes`` their frame numbers (None: the regular ones). One clip at a time: memory is
-    one clip's frames, tiles and activations. ``on_clip`` is called with each clip's stats (progress).
+    one clip's frames, tiles and activations. ``on_clip`` is called with each clip's own stats (progress).
     Motion interpolated ``nearest`` (no encoder default) is returned as it is."""
     device = device or torch.device("cpu")
     stats = RefineStats()
@@ -151,7 +151,7 @@ def refine_video(model: DNeRV, frames, dec_keyframes: np.ndarray, motion: VideoM
             one.sse_after, one.bits_after = sse0, bits0
             stats.add(one)
             if on_clip is not None:
-                on_clip(stats)
+                on_clip(one)
     finally:
         for p in params:
             p.requires_grad_(True)
@@ -205,21 +205,17 @@ def refine_videos(model: DNeRV, videos: Sequence[tuple], interval: int, motion: 
                   iters: int, *, device: torch.device | None = None,
                   on_clip: Callable[[RefineStats], None] | None = None) -> tuple[list[VideoMotion], RefineStats]:
     """``refine_video`` on each of ``videos``, (read frames, decoded keyframes, keyframe positions) per video,
-    one video's frames in memory at a time: (every video's motion, the stats summed)."""
+    one video's frames in memory at a time: (every video's motion, the stats summed). ``on_clip`` is called
+    with the running sum after each clip."""
     total, out = RefineStats(), []
+
+    def progress(one: RefineStats) -> None:
+        total.add(one)
+        if on_clip is not None:
+            on_clip(total)
+
     for (read, dec_kf, positions), m in zip(videos, motion):
-        base = RefineStats()
-        base.add(total)
-
-        def progress(s: RefineStats) -> None:
-            if on_clip is not None:
-                both = RefineStats()
-                both.add(base)
-                both.add(s)
-                on_clip(both)
-
-        refined, stats = refine_video(model, read(), np.asarray(dec_kf), m, interval, lam, iters,
-                                      keyframes=positions, device=device, on_clip=progress)
-        total.add(stats)
+        refined, _ = refine_video(model, read(), np.asarray(dec_kf), m, interval, lam, iters,
+                                  keyframes=positions, device=device, on_clip=progress)
         out.append(refined)
     return out, total
