@@ -37,7 +37,7 @@ from nvcodec.motion import MOTION_CANDIDATES, estimate_video, floor_video, warpe
 from nvcodec.presets import ByteBudget, EncodeConfig, PostTrainingQuant, PricedQuant, RateAwareQuant
 from nvcodec.quant import quantize_state
 from nvcodec.rate import (MotionAllocation, allocate_motion, inbetween_fraction, keyframe_bytes, keyframe_price,
-                          plan_floor_target, plan_target, probe_quality, weight_lambda)
+                          TargetPlan, plan_floor_target, plan_target, probe_quality, weight_lambda)
 from nvcodec.store import FrameStore, StoredVideo, open_store
 
 WORKDIR_SUFFIX = ".work"
@@ -325,19 +325,20 @@ def encode(
         distributed.teardown(ctx)
         return report
 
-    kf_codec, model_cfg, budget_bytes = _plan_network(config, videos, n_pixels, device, workdir, ctx, say,
-                                                      frame_store)
+    kf_codec, model_cfg, plan = _plan_network(config, videos, n_pixels, device, workdir, ctx, say, frame_store)
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames")
     segments, decoded_kf = _code_keyframes(videos, interval, kf_codec, workdir / "keyframes" if main else None,
                                            frame_store)
-    # a byte budget keeps the default motion, whose bytes its plan took off the budget; otherwise the
-    # motion is chosen at the keyframes' price of a bit, at which PricedQuant quantizes the weights too
+    # the motion is chosen at the keyframes' price of a bit, at which PricedQuant quantizes the weights too;
+    # a byte budget's plan allocated it already where it planned at this quality
     motion, price = None, None
-    if model_cfg.motion and isinstance(config.quantization, ByteBudget):
-        motion = _estimate_motion(videos, decoded_kf, interval, say)
-    elif model_cfg.motion:
-        alloc = _priced_motion(videos, decoded_kf, interval, say, kf_codec, segments)
+    if model_cfg.motion:
+        if plan is not None and plan.motion is not None and plan.motion_quality == kf_codec.quality:
+            alloc = plan.motion
+            say(f"motion: the rate plan's, allocated at this quality (a bit costs {alloc.lam:.1f} of squared error)")
+        else:
+            alloc = _priced_motion(videos, decoded_kf, interval, say, kf_codec, segments)
         motion, price = alloc.motion, alloc.lam
     clips = _clips(videos, decoded_kf, motion, interval, model_cfg, frame_store)
     say(f"network: {f'C0={model_cfg.c0}' if model_cfg.c0 else 'the refiner alone (no trunk)'}, "
@@ -349,12 +350,15 @@ def encode(
         return None
 
     motion_info = {}
-    if price and preset.motion_iters:      # a byte budget planned the motion's bytes: it keeps them
+    if price and preset.motion_iters:
         motion, motion_info = _refine_motion(model_cfg, result, videos, decoded_kf, motion, interval, price,
                                              preset.motion_iters, device, say, progress=not quiet)
         clips = _clips(videos, decoded_kf, motion, interval, model_cfg, frame_store)   # the fine-tune sees them
     if price is None and isinstance(config.quantization, PricedQuant):    # no motion allocation priced a bit
         price = _keyframe_price(videos, interval, kf_codec)[0]
+    budget_bytes = None
+    if plan is not None:        # the weights take what the keyframes and the motion as written leave
+        budget_bytes = plan.weight_budget_bytes + plan.motion_bytes - _motion_bytes(motion)
     tensors, quant_info = _quantize(config, model_cfg, result, clips, n_pixels, budget_bytes, device, say, quiet,
                                     price=price, videos=videos)
     fit_info = {"preset": preset.name, "epochs": preset.fit.epochs, "seed": preset.fit.seed,
@@ -430,15 +434,10 @@ def _encode_motion_floor(config: EncodeConfig, videos: Sequence[_Video], n_pixel
     interval, kf_codec = config.keyframe_interval, config.keyframe_codec
     motion = None
     if isinstance(config.quantization, ByteBudget):
-        def allocate(codec: KeyframeCodec):           # each codec's decoded keyframes replace the last's in the store
-            segments, decoded = _code_keyframes(videos, interval, codec, None, store)
-            alloc = _allocate_motion(videos, decoded, interval, codec, segments)
-            return alloc, sum(motion_chunk_n_bytes(v, m) for v, m in enumerate(alloc.motion))
-
         kf_codec, alloc = plan_floor_target(
             config.quantization.target_bpp, n_pixels, kf_codec,
             lambda codec: keyframe_bytes([v.frames for v in videos], interval, codec, [v.keyframes for v in videos]),
-            allocate, say)
+            _allocation_at(videos, interval, store), say)
         motion = alloc.motion
     say(f"keyframes: {kf_codec.codec} ({kf_codec.encoder}) {kf_codec.mode}, quality {kf_codec.quality}, "
         f"one every {interval} frames; no network: the motion floor")
@@ -477,6 +476,23 @@ def _priced_motion(videos: Sequence[_Video], decoded_kf, interval: int, say: Cal
         f"{alloc.lam:.1f} of squared error; grid/step per video: "
         + ", ".join(f"{c.grid}px step {c.step_qpel}/4 x{n}" for c, n in counts.items()))
     return alloc
+
+
+def _motion_bytes(motion) -> int:
+    """The bytes of the MOTN chunks of ``motion`` (one VideoMotion per video; None: none) in the file."""
+    return sum(motion_chunk_n_bytes(v, m) for v, m in enumerate(motion or ()))
+
+
+def _allocation_at(videos: Sequence[_Video], interval: int,
+                   store: FrameStore) -> Callable[[KeyframeCodec], tuple[MotionAllocation, int]]:
+    """The rate plans' ``allocate(codec)``: (``_allocate_motion`` against the keyframes coded with ``codec``,
+    its chunks' bytes); each codec's decoded keyframes replace the last's in the frame ``store``."""
+    def allocate(codec: KeyframeCodec) -> tuple[MotionAllocation, int]:
+        segments, decoded = _code_keyframes(videos, interval, codec, None, store)
+        alloc = _allocate_motion(videos, decoded, interval, codec, segments)
+        return alloc, _motion_bytes(alloc.motion)
+
+    return allocate
 
 
 def _allocate_motion(videos: Sequence[_Video], decoded_kf, interval: int, kf_codec: KeyframeCodec,
@@ -621,10 +637,12 @@ def _check_fps(fps) -> Fraction | None:
 
 
 def _plan_network(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, device: str, workdir: Path,
-                  ctx, say: Callable[[str], None], store: FrameStore) -> tuple[KeyframeCodec, ModelConfig, float | None]:
-    """(keyframe codec, network, weight budget in bytes or None): the preset's sizing, or, for a
-    byte budget, the rate plan's joint choice (``nvcodec.rate.plan_target``). Each candidate's decoded
-    and warped keyframes are held in the frame ``store`` (the next candidate's replace them there)."""
+                  ctx, say: Callable[[str], None], store: FrameStore) -> tuple[KeyframeCodec, ModelConfig,
+                                                                               TargetPlan | None]:
+    """(keyframe codec, network, the rate plan or None): the preset's sizing, or, for a byte budget, the
+    rate plan's joint choice (``nvcodec.rate.plan_target``), with the motion it reserved bytes for. Each
+    candidate's decoded and warped keyframes are held in the frame ``store`` (the next candidate's replace
+    them there)."""
     interval = config.keyframe_interval
     if not isinstance(config.quantization, ByteBudget):
         return config.keyframe_codec, config.preset.model_config(n_pixels, clip_length=interval), None
@@ -633,10 +651,9 @@ def _plan_network(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int,
                        decode_keyframes=lambda codec: _code_keyframes(videos, interval, codec, None, store)[1],
                        price=lambda codec: _keyframe_price(videos, interval, codec),
                        device=device, workdir=workdir, ctx=ctx, say=say, keyframes=[v.keyframes for v in videos],
-                       estimate_motion=((lambda kf: _estimate_motion(videos, kf, interval, lambda _msg: None))
-                                        if config.preset.motion else None),
+                       allocate=_allocation_at(videos, interval, store) if config.preset.motion else None,
                        hold_warped=store.hold_warped, keyframe_quality=config.quantization.keyframe_quality)
-    return plan.keyframe_codec, plan.model_config, plan.weight_budget_bytes
+    return plan.keyframe_codec, plan.model_config, plan
 
 
 def _quantize(config: EncodeConfig, model_cfg: ModelConfig, result, clips, n_pixels: int,

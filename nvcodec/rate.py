@@ -271,12 +271,17 @@ def plan_rate(target_bpp: float, n_pixels: int, keyframe_bytes: Callable[[int], 
 
 @dataclass(frozen=True)
 class TargetPlan:
-    """What ``plan_target`` chose: the keyframe codec (its quality set), the network, and the
-    bytes the weights may take (rate-aware quantization lands on them)."""
+    """What ``plan_target`` chose: the keyframe codec (its quality set), the network, the bytes the
+    weights may take (rate-aware quantization lands on them), and the coded motion whose bytes were
+    reserved for them (None without coded motion): the encoder gives the weights what its own final
+    motion leaves, ``weight_budget_bytes + motion_bytes`` - that motion's bytes."""
 
     keyframe_codec: KeyframeCodec
     model_config: ModelConfig
     weight_budget_bytes: float
+    motion: MotionAllocation | None = None
+    motion_quality: int | None = None           # the keyframe quality ``motion`` was allocated at
+    motion_bytes: int = 0
 
 
 def keyframe_bytes(frames: Sequence[np.ndarray], interval: int, codec: KeyframeCodec, keyframes=None) -> int:
@@ -291,7 +296,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
                 target_bpp: float, n_pixels: int, *, decode_keyframes: Callable[[KeyframeCodec], list[np.ndarray]],
                 price: Callable[[KeyframeCodec], tuple[float, int]], device: str, workdir: Path, ctx,
                 say: Callable[[str], None], keyframes: Sequence[np.ndarray] | None = None,
-                estimate_motion: Callable[[list[np.ndarray]], list] | None = None,
+                allocate: Callable[[KeyframeCodec], tuple[MotionAllocation, int]] | None = None,
                 hold_warped: Callable[[int, np.ndarray], object] = lambda _v, warped: warped,
                 keyframe_quality: int | None = None) -> TargetPlan:
     """Keyframe quality, network and weight budget for ``target_bpp``, the keyframes and the weights
@@ -302,11 +307,14 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     video; None: the regular ones); ``price(codec)``: the keyframes' price of a bit at that codec
     (``keyframe_price``: squared error per bit saved) and their bytes, which it measures on the way.
 
-    1. The motion's bytes (``estimate_motion(decoded keyframes)``, for a network that consumes coded
-       motion: measured once against the keyframes at the codec's own quality, they move little with
-       it) come off the budget first.
+    1. For a network that consumes coded motion, its bytes come off the budget first: ``allocate(codec)``
+       is (``allocate_motion`` at that codec's keyframes, the motion's chunk bytes), the motion the
+       encoder writes, each video's grid and step chosen at the keyframes' price of a bit; allocated
+       once, at the codec's own quality (or the pinned ``keyframe_quality``). The encoder allocates
+       again at the quality chosen (unless it is that one) and refines it through the network, and
+       the weights take the difference (``TargetPlan``).
     2. A pilot network, sized for what half the budget in keyframes leaves (``plan_rate``), is fitted
-       for ``PILOT_FRACTION`` of the steps on those keyframes (and its motion, its warped keyframes
+       for ``PILOT_FRACTION`` of the steps on those keyframes (and that motion, its warped keyframes
        passed through ``hold_warped(video, array)``: the encoder's frame store); its RD tables give the
        weights' bytes at any lambda (``nvcodec.qat.weight_bytes_curve``).
     3. The keyframe quality is the finest q whose keyframes plus the weights quantized at q's price
@@ -330,15 +338,16 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
 
     if not target_bpp > 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
-    motion_bytes = 0
-    if estimate_motion is not None:
-        motion = estimate_motion(decode_keyframes(kf_codec))
-        motion_bytes = sum(motion_chunk_n_bytes(v, m) for v, m in enumerate(motion))
-        say(f"  coded motion: {motion_bytes} bytes ({8 * motion_bytes / n_pixels:.4f} bpp) off the budget")
-    budget = target_bpp * n_pixels / 8 - OVERHEAD_BYTES - motion_bytes
     best_q, worst_q = kf_codec.min_quality, CODECS[kf_codec.codec].max_quality
     if keyframe_quality is not None and not best_q <= keyframe_quality <= worst_q:
         raise NvcInputError(f"keyframe quality {keyframe_quality} outside {kf_codec.codec}'s {best_q}..{worst_q}")
+    motion, motion_quality, motion_bytes = None, None, 0
+    if allocate is not None:
+        motion_quality = kf_codec.quality if keyframe_quality is None else keyframe_quality
+        motion, motion_bytes = allocate(replace(kf_codec, quality=motion_quality))
+        say(f"  coded motion at keyframe quality {motion_quality}: {motion_bytes} bytes "
+            f"({8 * motion_bytes / n_pixels:.4f} bpp) off the budget")
+    budget = target_bpp * n_pixels / 8 - OVERHEAD_BYTES - motion_bytes
     cache: dict[int, int] = {}
 
     def kf(q: int) -> int:
@@ -375,10 +384,10 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
         pilot_cfg = network_for(first)
         decoded_kf = decode_keyframes(replace(kf_codec, quality=first))
         warped = None
-        if estimate_motion is not None:
+        if motion is not None:          # the reserved motion, on the pilot's keyframes: a pilot's inputs
             warped = [hold_warped(v, warped_video(np.asarray(k), m, len(video), interval,
                                                   None if keyframes is None else keyframes[v]))
-                      for v, (video, k, m) in enumerate(zip(frames, decoded_kf, estimate_motion(decoded_kf)))]
+                      for v, (video, k, m) in enumerate(zip(frames, decoded_kf, motion.motion))]
         clips = build_clipset([(video, k, len(video)) for video, k in zip(frames, decoded_kf)],
                               interval, pilot_cfg.tile_h, pilot_cfg.tile_w, warped=warped, positions=keyframes)
         steps = max(1, round(PILOT_FRACTION * total_steps_of(preset.fit, clips.n_clips)))
@@ -402,7 +411,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     weight_budget = budget - kf(q)
     say(f"rate plan for {target_bpp:.4g} bpp: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "
         f"weights {8 * weight_budget / n_pixels:.4f} bpp (C0={model_cfg.c0})")
-    return TargetPlan(replace(kf_codec, quality=q), model_cfg, weight_budget)
+    return TargetPlan(replace(kf_codec, quality=q), model_cfg, weight_budget, motion, motion_quality, motion_bytes)
 
 
 def balance_keyframes(kf_bytes: Callable[[int], int], price: Callable[[int], float],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -361,9 +362,16 @@ def test_target_bpp_with_motion_holds_every_candidates_keyframes_in_the_store(tm
 
         monkeypatch.setattr(FrameStore, f"hold_{kind}", spy)
     sample = Path(__file__).parents[1] / "samples" / "foreman_176x144.mp4"
+    lines = []
     report = nvcodec.encode([sample], tmp_path / "m.nvc", build_config("tiny", epochs=1, target_bpp=1.0, motion=True),
-                            max_frames=16, quiet=True, workdir=tmp_path / "w")
+                            max_frames=16, log=lines.append, workdir=tmp_path / "w")
     assert report.bpp == pytest.approx(1.0, rel=0.15)
+    # the plan reserved the motion allocated at the codec's own quality; the encoder allocated it again at the
+    # quality the plan chose, unless that is the same one
+    reserved, = [line for line in lines if line.startswith("  coded motion at keyframe quality ")]
+    chosen = re.search(r"^rate plan for 1 bpp: keyframe quality (\d+) ", "\n".join(lines), re.M).group(1)
+    again = any(line.startswith("motion: keyframe slope measured at quality ") for line in lines)
+    assert again == (not reserved.startswith(f"  coded motion at keyframe quality {chosen}: "))
     # the final encode holds one video's keyframes and warped keyframes once; the plan's decodes more
     assert held["keyframes"] >= 2 and held["warped"] >= 1
     assert not (tmp_path / "w").exists()

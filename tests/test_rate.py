@@ -147,6 +147,30 @@ def test_target_bpp_with_pinned_keyframes_gives_the_weights_the_rest(tmp_path):
 
 
 @pytest.mark.slow
+def test_target_bpp_with_coded_motion_prices_refines_it_and_gives_the_weights_the_rest(tmp_path):
+    """--target-bpp for a network that consumes coded motion: the plan reserves the motion the encoder writes
+    (each video's grid and step at the keyframes' price, allocated once where the quality is pinned), the
+    motion is refined through the fitted network at that price as without a budget, and the weights take
+    what the keyframes and the refined motion leave: the file lands near the target."""
+    import nvcodec
+    from nvcodec.bitstream import NvcReader
+    from nvcodec.presets import build_config
+
+    lines = []
+    report = nvcodec.encode([SAMPLE], tmp_path / "m.nvc",
+                            build_config("tiny", epochs=1, target_bpp=1.0, keyframe_quality=20, motion=True,
+                                         motion_iters=2), max_frames=16, log=lines.append)
+    assert any(line.startswith("  coded motion at keyframe quality 20: ") for line in lines)
+    assert any(line.startswith("motion: the rate plan's, allocated at this quality (a bit costs ") for line in lines)
+    assert not any(line.startswith("motion: keyframe slope measured") for line in lines)     # not allocated twice
+    refined, = [line for line in lines if line.startswith("motion refined through the network (2 steps a clip)")]
+    assert report.bpp == pytest.approx(1.0, rel=0.15)
+    with NvcReader(tmp_path / "m.nvc") as reader:
+        assert reader.metadata["fit"]["motion_iters"] == 2
+        assert f"{reader.metadata['fit']['motion_clips_changed']} of " in refined
+
+
+@pytest.mark.slow
 def test_network_auto_keeps_whichever_of_the_network_and_its_floor_at_equal_rate_decodes_better(tmp_path):
     """--network auto: the network is fitted and written, the motion floor coded at that file's rate, and the
     better of the two is the output, at or under the network's rate; nothing else is left beside it."""
