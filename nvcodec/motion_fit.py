@@ -140,7 +140,8 @@ def refine_video(model: DNeRV, frames, dec_keyframes: np.ndarray, motion: VideoM
 
             sse0, clips = exact(q0)
             bits0 = _clip_bits(q0)
-            q1 = _descend(model, clips, q0, kf_pair, target, float_warp, lam, iters, rows, cols, device)
+            u = _descend(model, clips, q0, kf_pair, target, float_warp, lam, iters, rows, cols, device)
+            q1 = q0 if u is None else np.clip(np.round(u), -MAX_ABS_Q, MAX_ABS_Q).astype(np.int64)
             one = RefineStats(clips=1, sse_before=sse0, bits_before=bits0, values=target.size)
             if not np.array_equal(q1, q0):
                 sse1, _ = exact(q1)
@@ -160,11 +161,33 @@ def refine_video(model: DNeRV, frames, dec_keyframes: np.ndarray, motion: VideoM
 
 
 def _descend(model: DNeRV, clips, q0: np.ndarray, kf_pair, target: np.ndarray, float_warp: FloatWarp, lam: float,
-             iters: int, rows: int, cols: int, device: torch.device) -> np.ndarray:
-    """The clip's fields after ``iters`` Adam steps on the network's squared error + lam x Laplace bits,
-    rounded to the lattice: (n, 2, 2, rows, cols) int64. The warp is at frame level; the network runs
-    on CHUNK_PIXELS of tiles at a time, its gradient gathered on the tiled pairs, so memory is one frame-level
-    clip plus one chunk's activations whatever the frame size."""
+             iters: int, rows: int, cols: int, device: torch.device) -> np.ndarray | None:
+    """The clip's fields after ``iters`` Adam steps on ``clip_objective``, continuous, in lattice steps:
+    (n, 2, 2, rows, cols) float32; None where a gradient was not finite (the caller keeps the coded
+    fields). The caller rounds them to the nearest lattice point (benchmarks/results/refine/rounding_probe.py
+    measured a finer lattice and a learned rounding against that)."""
+    objective = clip_objective(model, clips, q0, kf_pair, target, float_warp, lam, rows, cols, device)
+    u = torch.tensor(q0, dtype=torch.float32, device=device)
+    opt = torch.optim.Adam([u], lr=REFINE_LR)
+    for _ in range(iters):
+        _, u.grad = objective(u)
+        if not torch.isfinite(u.grad).all():       # no step into fields a warp cannot sample: keep the coded ones
+            return None
+        opt.step()
+    return u.cpu().numpy()
+
+
+def clip_objective(model: DNeRV, clips, q0: np.ndarray, kf_pair, target: np.ndarray, float_warp: FloatWarp,
+                   lam: float, rows: int, cols: int,
+                   device: torch.device) -> Callable[[torch.Tensor], tuple[float, torch.Tensor]]:
+    """fields -> (loss, its gradient): the frozen network's squared error on the clip's in-between frames
+    (8-bit RGB) + lam x the Laplace bits of the fields' time residuals (the scale fitted to ``q0``'s), over
+    the frames' values; fields (n, 2, 2, rows, cols) in lattice steps, warped by ``float_warp``.
+
+    ``clips`` (one clip's tiles, ``build_clip_range``) give the network's other inputs, ``kf_pair`` the
+    decoded keyframes, ``target`` (n, H, W, 3) the frames as coded. The warp is at frame level; the
+    network runs on CHUNK_PIXELS of tiles at a time, its gradient gathered on the tiled pairs, so memory
+    is one frame-level clip plus one chunk's activations whatever the frame size."""
     n = q0.shape[0]
     h, w = target.shape[1:3]
     inputs = clip_inputs(clips, np.arange(clips.n_clips), device)
@@ -178,27 +201,27 @@ def _descend(model: DNeRV, clips, q0: np.ndarray, kf_pair, target: np.ndarray, f
     real = real.view(rows, th, cols, tw).permute(0, 2, 1, 3).reshape(rows * cols, 1, 1, th, tw)
     res0 = np.diff(q0, axis=0, prepend=np.zeros_like(q0[:1]))
     b = max(float(np.mean(np.abs(res0))), 0.2)                  # the Laplace of the clip's time residuals
-    u = torch.tensor(q0, dtype=torch.float32, device=device, requires_grad=True)
-    opt = torch.optim.Adam([u], lr=REFINE_LR)
     scale = 1.0 / target.size
-    for _ in range(iters):
-        opt.zero_grad(set_to_none=True)
+
+    def objective(fields: torch.Tensor) -> tuple[float, torch.Tensor]:
+        u = fields.detach().requires_grad_(True)
         pairs = float_warp(refs, u.reshape(2 * n, 2, *u.shape[-2:])).view(n, 2, 3, h, w)
         tiled = _tiles_of(pairs, rows, cols, th, tw)                   # (tiles, n, 2, 3, th, tw)
         leaf = tiled.detach().requires_grad_(True)
+        loss = 0.0
         for lo in range(0, n_tiles, chunk):
             part = slice(lo, lo + chunk)
             warped = torch.cat((base[part, :1], leaf[part], base[part, 1 + n:]), dim=1)
             with autocast(device):
                 out = model(*(x[part] for x in inputs[:4]), warped)
-            sse = (real[part] * (out[:, 1:1 + n].float() * 255.0 - goal[part]) ** 2).sum()
-            (sse * scale).backward()
-        bits = laplace_bits(torch.diff(u, dim=0, prepend=torch.zeros_like(u[:1])), 0.0, b).sum()
-        torch.autograd.backward([tiled, bits * (lam * scale)], [leaf.grad, None])
-        if not torch.isfinite(u.grad).all():       # no step into fields a warp cannot sample: keep the coded ones
-            return np.asarray(q0, dtype=np.int64)
-        opt.step()
-    return torch.round(u.detach()).clamp_(-MAX_ABS_Q, MAX_ABS_Q).cpu().numpy().astype(np.int64)
+            sse = (real[part] * (out[:, 1:1 + n].float() * 255.0 - goal[part]) ** 2).sum() * scale
+            sse.backward()
+            loss += float(sse.detach())
+        bits = laplace_bits(torch.diff(u, dim=0, prepend=torch.zeros_like(u[:1])), 0.0, b).sum() * (lam * scale)
+        torch.autograd.backward([tiled, bits], [leaf.grad, None])
+        return loss + float(bits.detach()), u.grad
+
+    return objective
 
 
 def refine_videos(model: DNeRV, videos: Sequence[tuple], interval: int, motion: Sequence[VideoMotion], lam: float,
