@@ -358,7 +358,7 @@ def encode(
         price = _keyframe_price(videos, interval, kf_codec)[0]
     budget_bytes = None
     if plan is not None:        # the weights take what the keyframes and the motion as written leave
-        budget_bytes = plan.weight_budget_bytes + plan.motion_bytes - _motion_bytes(motion)
+        budget_bytes = plan.left_bytes - _motion_bytes(motion)
     tensors, quant_info = _quantize(config, model_cfg, result, clips, n_pixels, budget_bytes, device, say, quiet,
                                     price=price, videos=videos)
     fit_info = {"preset": preset.name, "epochs": preset.fit.epochs, "seed": preset.fit.seed,

@@ -49,6 +49,7 @@ from nvcodec.presets import Preset
 # at lambda 1e-3 / 3e-3 / 1e-2 (fast, one fit); 3.0 lies between the presets' lambda (3e-3) and the
 # coarsest measured.
 PILOT_FRACTION = 0.2
+MOTION_ROUNDS = 3          # --target-bpp: the most motion allocations after the first (plan_target, step 4)
 RATE_AWARE_BITS_PER_WEIGHT = 3.0
 OVERHEAD_BYTES = 2048      # metadata + chunk framing of a small corpus, a generous bound (see `nvcodec info`)
 
@@ -272,16 +273,16 @@ def plan_rate(target_bpp: float, n_pixels: int, keyframe_bytes: Callable[[int], 
 @dataclass(frozen=True)
 class TargetPlan:
     """What ``plan_target`` chose: the keyframe codec (its quality set), the network, the bytes the
-    weights may take (rate-aware quantization lands on them), and the coded motion whose bytes were
-    reserved for them (None without coded motion): the encoder gives the weights what its own final
-    motion leaves, ``weight_budget_bytes + motion_bytes`` - that motion's bytes."""
+    keyframes leave of the budget (``left_bytes``: for the coded motion and the weights), and the last
+    motion it allocated (None without coded motion) with the keyframe quality it was allocated at. The
+    encoder writes its own final motion and gives the weights the rest: ``left_bytes`` - that motion's
+    bytes (rate-aware quantization lands on them)."""
 
     keyframe_codec: KeyframeCodec
     model_config: ModelConfig
-    weight_budget_bytes: float
+    left_bytes: float
     motion: MotionAllocation | None = None
-    motion_quality: int | None = None           # the keyframe quality ``motion`` was allocated at
-    motion_bytes: int = 0
+    motion_quality: int | None = None
 
 
 def keyframe_bytes(frames: Sequence[np.ndarray], interval: int, codec: KeyframeCodec, keyframes=None) -> int:
@@ -310,9 +311,8 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     1. For a network that consumes coded motion, its bytes come off the budget first: ``allocate(codec)``
        is (``allocate_motion`` at that codec's keyframes, the motion's chunk bytes), the motion the
        encoder writes, each video's grid and step chosen at the keyframes' price of a bit; allocated
-       once, at the codec's own quality (or the pinned ``keyframe_quality``). The encoder allocates
-       again at the quality chosen (unless it is that one) and refines it through the network, and
-       the weights take the difference (``TargetPlan``).
+       first at the quality that leaves the keyframes half the budget (``plan_rate``), or at the pinned
+       ``keyframe_quality`` (then that is all).
     2. A pilot network, sized for what half the budget in keyframes leaves (``plan_rate``), is fitted
        for ``PILOT_FRACTION`` of the steps on those keyframes (and that motion, its warped keyframes
        passed through ``hold_warped(video, array)``: the encoder's frame store); its RD tables give the
@@ -324,6 +324,10 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
        ``balance_keyframes``). There a byte moved between keyframes and weights buys the same squared
        error, to within one quality step. The weights get everything else, which the rate-aware
        quantizer then spends.
+    4. The motion's price moves with the keyframe quality (a coarser q makes a bit dearer, and each
+       video takes less motion), so it is allocated again at the q chosen and q balanced again with
+       those bytes, until q repeats (at most ``MOTION_ROUNDS`` allocations). The encoder refines that
+       motion through the network and gives the weights what it leaves (``TargetPlan``).
     ``keyframe_quality`` pins q instead (steps 2-3 skipped: the weights take what the keyframes leave).
 
     The weights' curve is the pilot's, a short fit of a network sized for a first guess at the
@@ -341,13 +345,6 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     best_q, worst_q = kf_codec.min_quality, CODECS[kf_codec.codec].max_quality
     if keyframe_quality is not None and not best_q <= keyframe_quality <= worst_q:
         raise NvcInputError(f"keyframe quality {keyframe_quality} outside {kf_codec.codec}'s {best_q}..{worst_q}")
-    motion, motion_quality, motion_bytes = None, None, 0
-    if allocate is not None:
-        motion_quality = kf_codec.quality if keyframe_quality is None else keyframe_quality
-        motion, motion_bytes = allocate(replace(kf_codec, quality=motion_quality))
-        say(f"  coded motion at keyframe quality {motion_quality}: {motion_bytes} bytes "
-            f"({8 * motion_bytes / n_pixels:.4f} bpp) off the budget")
-    budget = target_bpp * n_pixels / 8 - OVERHEAD_BYTES - motion_bytes
     cache: dict[int, int] = {}
 
     def kf(q: int) -> int:
@@ -356,10 +353,24 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
         return cache[q]
 
     top = worst_q if keyframe_quality is None else keyframe_quality
-    if kf(top) >= budget:
-        raise NvcInputError(f"target {target_bpp} bpp is too low for this corpus: the keyframes alone cost "
-                            f"{8 * (kf(top) + OVERHEAD_BYTES + motion_bytes) / n_pixels:.4f} bpp at quality {top}"
-                            + (" with the coded motion" if motion_bytes else "") + ", leaving no weights")
+    budget = target_bpp * n_pixels / 8 - OVERHEAD_BYTES
+
+    def check(motion_bytes: int) -> None:
+        if kf(top) >= budget - motion_bytes:
+            raise NvcInputError(f"target {target_bpp} bpp is too low for this corpus: the keyframes alone cost "
+                                f"{8 * (kf(top) + OVERHEAD_BYTES + motion_bytes) / n_pixels:.4f} bpp at quality "
+                                f"{top}" + (" with the coded motion" if motion_bytes else "") + ", leaving no weights")
+
+    check(0)
+    motion, motion_quality, motion_bytes = None, None, 0
+    if allocate is not None:     # first at the quality that leaves half the budget to the keyframes
+        motion_quality = keyframe_quality if keyframe_quality is not None else plan_rate(
+            target_bpp, n_pixels, kf, (best_q, worst_q), keyframe_share=0.5).keyframe_quality
+        motion, motion_bytes = allocate(replace(kf_codec, quality=motion_quality))
+        say(f"  coded motion at keyframe quality {motion_quality}: {motion_bytes} bytes "
+            f"({8 * motion_bytes / n_pixels:.4f} bpp) off the budget")
+        check(motion_bytes)
+        budget -= motion_bytes
 
     def network_for(q: int) -> ModelConfig:
         # sized for what rate-aware quantization costs per weight, not for plain quant_bits; it may go
@@ -403,15 +414,24 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
                 return lam
 
             q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q), budget, n_pixels, say)
+            for _ in range(MOTION_ROUNDS if motion is not None else 0):
+                if q == motion_quality:
+                    break
+                motion, n_bytes = allocate(replace(kf_codec, quality=q))
+                motion_quality = q
+                say(f"  coded motion at keyframe quality {q}: {n_bytes} bytes ({8 * n_bytes / n_pixels:.4f} bpp)")
+                q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q),
+                                      budget + motion_bytes - n_bytes, n_pixels, say)
             tmp = choice_path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"keyframe_quality": q, "pilot_keyframe_quality": first}))
             os.replace(tmp, choice_path)
         q = from_rank0(q)                        # rank 0 decides
-    model_cfg = network_for(q)
-    weight_budget = budget - kf(q)
+    model_cfg = network_for(q)            # sized with the first reservation, the same on every rank
+    left = budget + motion_bytes - kf(q)
     say(f"rate plan for {target_bpp:.4g} bpp: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "
-        f"weights {8 * weight_budget / n_pixels:.4f} bpp (C0={model_cfg.c0})")
-    return TargetPlan(replace(kf_codec, quality=q), model_cfg, weight_budget, motion, motion_quality, motion_bytes)
+        + (f"motion and weights {8 * left / n_pixels:.4f} bpp" if motion is not None else
+           f"weights {8 * left / n_pixels:.4f} bpp") + f" (C0={model_cfg.c0})")
+    return TargetPlan(replace(kf_codec, quality=q), model_cfg, left, motion, motion_quality)
 
 
 def balance_keyframes(kf_bytes: Callable[[int], int], price: Callable[[int], float],
