@@ -413,7 +413,14 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
                 lam, cache[q_] = price(replace(kf_codec, quality=q_))
                 return lam
 
-            q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q), budget, n_pixels, say)
+            said: set[str] = set()
+
+            def say_once(msg: str) -> None:      # a motion round balances again over qualities already said
+                if msg not in said:
+                    said.add(msg)
+                    say(msg)
+
+            q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q), budget, n_pixels, say_once)
             for _ in range(MOTION_ROUNDS if motion is not None else 0):
                 if q == motion_quality:
                     break
@@ -421,7 +428,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
                 motion_quality = q
                 say(f"  coded motion at keyframe quality {q}: {n_bytes} bytes ({8 * n_bytes / n_pixels:.4f} bpp)")
                 q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q),
-                                      budget + motion_bytes - n_bytes, n_pixels, say)
+                                      budget + motion_bytes - n_bytes, n_pixels, say_once)
             tmp = choice_path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"keyframe_quality": q, "pilot_keyframe_quality": first}))
             os.replace(tmp, choice_path)

@@ -374,6 +374,8 @@ def test_target_bpp_with_motion_holds_every_candidates_keyframes_in_the_store(tm
     again = [line for line in lines if line.startswith("motion: keyframe slope measured at quality ")]
     assert allocated and taken == (allocated[-1] == chosen) and taken != bool(again)
     assert taken or again[0].startswith(f"motion: keyframe slope measured at quality {chosen} ")
+    balanced = [line for line in lines if line.startswith("  keyframe quality ")]
+    assert balanced and len(balanced) == len(set(balanced))          # each quality's balance said once
     # the final encode holds one video's keyframes and warped keyframes once; the plan's decodes more
     assert held["keyframes"] >= 2 and held["warped"] >= 1
     assert not (tmp_path / "w").exists()
