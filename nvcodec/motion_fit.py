@@ -76,8 +76,14 @@ class RefineStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _clip_bits(q: np.ndarray) -> int:
+def clip_bits(q: np.ndarray) -> int:
+    """A clip's fields' coded bits (``bitstream.motion.encode_clip``'s words)."""
     return 8 * len(encode_clip(np.asarray(q, dtype=np.int32))[2])
+
+
+def to_lattice(u: np.ndarray) -> np.ndarray:
+    """Continuous fields (lattice steps) rounded to the nearest lattice point the format allows, int64."""
+    return np.clip(np.round(u), -MAX_ABS_Q, MAX_ABS_Q).astype(np.int64)
 
 
 def _tiles_of(pairs: torch.Tensor, rows: int, cols: int, th: int, tw: int) -> torch.Tensor:
@@ -139,13 +145,13 @@ def refine_video(model: DNeRV, frames, dec_keyframes: np.ndarray, motion: VideoM
                 return float(np.sum(diff * diff)), clips
 
             sse0, clips = exact(q0)
-            bits0 = _clip_bits(q0)
+            bits0 = clip_bits(q0)
             u = _descend(model, clips, q0, kf_pair, target, float_warp, lam, iters, rows, cols, device)
-            q1 = q0 if u is None else np.clip(np.round(u), -MAX_ABS_Q, MAX_ABS_Q).astype(np.int64)
+            q1 = q0 if u is None else to_lattice(u)
             one = RefineStats(clips=1, sse_before=sse0, bits_before=bits0, values=target.size)
             if not np.array_equal(q1, q0):
                 sse1, _ = exact(q1)
-                bits1 = _clip_bits(q1)
+                bits1 = clip_bits(q1)
                 if sse1 + lam * bits1 < sse0 + lam * bits0:
                     new_clips[c] = q1.astype(np.int32)
                     one.changed, sse0, bits0 = 1, sse1, bits1

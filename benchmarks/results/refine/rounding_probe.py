@@ -28,26 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nvcodec.bitstream.motion import MAX_ABS_Q, encode_clip
 from nvcodec.corpus import build_clip_range, clip_layout, merge_tiles, tile_grid
 from nvcodec.decoder import open_nvc
 from nvcodec.media import read_frames
 from nvcodec.motion import FloatWarp, warped_clip
-from nvcodec.motion_fit import REFINE_LR, clip_objective
+from nvcodec.motion_fit import REFINE_LR, clip_bits, clip_objective, to_lattice
 from nvcodec.runtime import predict
 
 CORPUS = Path(__file__).parents[4] / "shared" / "corpus"
 ZETA, GAMMA = 1.1, -0.1          # the rectified sigmoid's stretch (AdaRound)
 REG = 0.02                       # the regulariser's weight, in the objective's units (squared error per value)
 VLR = 0.3                        # Adam's step on the rounding logits
-
-
-def bits(q: np.ndarray) -> int:
-    return 8 * len(encode_clip(np.asarray(q, dtype=np.int32))[2])
-
-
-def lattice(u: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(u), -MAX_ABS_Q, MAX_ABS_Q).astype(np.int64)
 
 
 def learned_rounding(objective, u: np.ndarray, iters: int) -> np.ndarray:
@@ -66,7 +57,7 @@ def learned_rounding(objective, u: np.ndarray, iters: int) -> np.ndarray:
         torch.autograd.backward([h, reg], [grad, None])
         opt.step()
     h = torch.clamp(torch.sigmoid(v.detach()) * (ZETA - GAMMA) + GAMMA, 0, 1)
-    return lattice((low + (h >= 0.5).float()).numpy())
+    return to_lattice((low + (h >= 0.5).float()).numpy())
 
 
 def main() -> None:
@@ -105,8 +96,9 @@ def main() -> None:
             target = frames[f0 + 1:f0 + 1 + n]
 
             def exact(q, m):
+                warped = warped_clip(kfs[s], kfs[e], q, m, interval)[None]
                 clips = build_clip_range(kfs[s:e + 1], s, n_frames, interval, th, tw, c, c + 1,
-                                         positions=layout.positions, warped=warped_clip(kfs[s], kfs[e], q, m, interval)[None])
+                                         positions=layout.positions, warped=warped)
                 out = np.empty((clips.n_clips, interval, 3, th, tw), np.uint8)
                 for index, pred in predict(model, clips, batch_size=clips.n_clips):
                     out[index] = pred
@@ -115,7 +107,7 @@ def main() -> None:
 
             q0 = q0.astype(np.int64)
             sse0, clips = exact(q0, motion)
-            b0 = bits(q0)
+            b0 = clip_bits(q0)
             objective = clip_objective(model, clips, q0, (kfs[s], kfs[e]), target, float_warp, lam, rows, cols,
                                        torch.device("cpu"))
             u = torch.tensor(q0, dtype=torch.float32)
@@ -128,18 +120,18 @@ def main() -> None:
             def kept(q, m, sse_base, b_base):
                 if np.array_equal(q, q0) and m is motion:
                     return sse_base, b_base
-                sse1, b1 = exact(q, m)[0], bits(q)
+                sse1, b1 = exact(q, m)[0], clip_bits(q)
                 return (sse1, b1) if sse1 + lam * b1 < sse_base + lam * b_base else (sse_base, b_base)
 
-            near = kept(lattice(u), motion, sse0, b0)
+            near = kept(to_lattice(u), motion, sse0, b0)
             learned = kept(learned_rounding(objective, u, args.round_iters), motion, sse0, b0) \
                 if args.round_iters else near
             line = (f"v{v} c{c} step {motion.step_qpel}/4: nearest {10 * np.log10(sse0 / near[0]):+.3f} dB "
                     f"{b0}->{near[1]} bits | learned {10 * np.log10(sse0 / learned[0]):+.3f} dB ->{learned[1]}")
             fine_pt = near
             if fine is not None:
-                coded_fine = (sse0, bits(2 * q0))              # the same integers on the finer lattice, in its units
-                fine_pt = kept(lattice(2 * u), fine, *coded_fine)
+                coded_fine = (sse0, clip_bits(2 * q0))            # the same integers on the finer lattice, in its units
+                fine_pt = kept(to_lattice(2 * u), fine, *coded_fine)
                 line += f" | fine {10 * np.log10(sse0 / fine_pt[0]):+.3f} dB {coded_fine[1]}->{fine_pt[1]}"
             print(line, flush=True)
             for key, x in zip(("values", "sse0", "b0", "sse_nearest", "b_nearest", "sse_learned", "b_learned",
