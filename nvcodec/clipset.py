@@ -33,6 +33,8 @@ class ClipSet:
         coded motion, each frame's start and end keyframe tiles warped at frame level by the
         frame's decoded motion (``nvcodec.motion.warped_clip``, then tiled). An array, or an array-like
         read on demand as ``frames`` may be (``nvcodec.store.ClipWarped``).
+    ``row``       int64 (n_clips,) or ``None``: for a network with per-frame latents, each clip's row of
+        the latent table, its index in the file's clip order (video, clip, tile).
     """
 
     mask: np.ndarray
@@ -46,6 +48,7 @@ class ClipSet:
     first_frame: np.ndarray
     frames: np.ndarray | None = None
     warped: np.ndarray | None = None
+    row: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n_clips, n_t = self.mask.shape
@@ -57,7 +60,7 @@ class ClipSet:
                 raise ValueError(f"{name}: expected float32 {(n_clips, n_t)}, got {arr.dtype} {arr.shape}")
         if self.keyframes.ndim != 4 or self.keyframes.shape[1] != 3 or self.keyframes.dtype != np.uint8:
             raise ValueError(f"keyframes: expected uint8 (n, 3, h, w), got {self.keyframes.dtype} {self.keyframes.shape}")
-        for name in ("start_kf", "end_kf", "video", "tile", "first_frame"):
+        for name in ("start_kf", "end_kf", "video", "tile", "first_frame") + (("row",) if self.row is not None else ()):
             arr = getattr(self, name)
             if arr.shape != (n_clips,) or arr.dtype != np.int64:
                 raise ValueError(f"{name}: expected int64 {(n_clips,)}, got {arr.dtype} {arr.shape}")
@@ -100,5 +103,5 @@ class ClipSet:
             mask=self.mask[index], t_video=self.t_video[index], t_local=self.t_local[index],
             keyframes=self.keyframes, start_kf=self.start_kf[index], end_kf=self.end_kf[index],
             video=self.video[index], tile=self.tile[index], first_frame=self.first_frame[index],
-            frames=pick(self.frames), warped=pick(self.warped),
+            frames=pick(self.frames), warped=pick(self.warped), row=pick(self.row),
         )

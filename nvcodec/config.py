@@ -24,6 +24,8 @@ MAX_WIDTH = 4096                 # any channel width (C0, encoder, MLP, flow hea
 MAX_EMBED_LEVELS = 1024
 MAX_STRIDE = 16
 MAX_REFINE_LAYERS = 16
+MAX_LATENT_CHANNELS = 64
+MAX_LATENT_ROWS = 1 << 27         # clip-tiles with latents; the file's 2^27 elements bound their values anyway
 REFINE_INPUTS = 10               # the refiner's inputs beside the trunk's features: the warped pair (2 x 3),
                                  # |start - end| (3) and t (nvcodec.model.Refiner)
 
@@ -76,6 +78,10 @@ class ModelConfig:
     the metadata: all at full resolution).
     ``c0`` = 0, only with a refiner: no D-NeRV trunk at all (no time MLP, content encoder or decoder
     blocks); the network is the refiner of the warped pair alone (FORMAT.md 14.4, "Without a trunk").
+    ``latent_channels``/``latent_cell``/``latent_rows``: with a refiner, every clip-tile of the file has
+    its own coded latent, ``latent_channels`` x (tile_h / latent_cell) x (tile_w / latent_cell) per frame
+    slot, upsampled to the tile and given to the refiner as more inputs (FORMAT.md 14.4, "Per-frame
+    latents"); ``latent_rows`` is the file's count of clip-tiles. 0/0/0 (omitted from the metadata): none.
     """
 
     tile_h: int
@@ -96,6 +102,9 @@ class ModelConfig:
     refine_width: int = 0
     refine_layers: int = 0
     refine_coarse: int = 0
+    latent_channels: int = 0
+    latent_cell: int = 0
+    latent_rows: int = 0
 
     def __post_init__(self) -> None:
         def check_int(name: str, lo: int, hi: int) -> None:
@@ -136,6 +145,17 @@ class ModelConfig:
             raise NvcInputError(f"ModelConfig.refine_coarse: {self.refine_coarse} without a refiner (refine_width 0)")
         if self.c0 == 0 and not self.refine_width:
             raise NvcInputError("ModelConfig.c0: 0 (no trunk) needs a refiner (refine_width > 0)")
+        check_int("latent_channels", 0, MAX_LATENT_CHANNELS)
+        check_int("latent_cell", 0, MAX_TILE)
+        check_int("latent_rows", 0, MAX_LATENT_ROWS)
+        if self.latent_channels:
+            if not self.refine_width:
+                raise NvcInputError("ModelConfig.latent_channels: latents are inputs of the refiner (refine_width > 0)")
+            if self.latent_cell < 1 or self.tile_h % self.latent_cell or self.tile_w % self.latent_cell:
+                raise NvcInputError(f"ModelConfig.latent_cell: {self.latent_cell} must divide the tile "
+                                    f"{self.tile_h}x{self.tile_w}")
+        elif self.latent_cell or self.latent_rows:
+            raise NvcInputError("ModelConfig.latent_cell/latent_rows: given without latents (latent_channels 0)")
         for name, lo in (("mean", -10.0), ("std", 1e-3)):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(
@@ -182,7 +202,8 @@ class ModelConfig:
         for name in ("strides", "mean", "std"):
             d[name] = list(d[name])
         # absent when off: older files read as before
-        for name in ("motion", "refine_width", "refine_layers", "refine_coarse"):
+        for name in ("motion", "refine_width", "refine_layers", "refine_coarse", "latent_channels", "latent_cell",
+                     "latent_rows"):
             if not d[name]:
                 del d[name]
         return d
@@ -215,14 +236,15 @@ def count_parameters(cfg: ModelConfig) -> int:
 
     def refiner(c_in: int) -> int:                                              # model.Refiner
         width, layers, coarse = cfg.refine_width, cfg.refine_layers, cfg.refine_coarse
-        n = conv(c_in + REFINE_INPUTS, width, 3) + conv(width, 8, 3)
+        n = conv(c_in + cfg.latent_channels + REFINE_INPUTS, width, 3) + conv(width, 8, 3)
         if coarse:
             return n + conv(width, coarse, 2) + (layers - 2) * conv(coarse, coarse, 3) \
                 + conv(coarse, 4 * width, 1) + conv(width, width, 3)
         return n + (layers - 2) * conv(width, width, 3)
 
+    latents = latent_count(cfg)
     if cfg.c0 == 0:
-        return refiner(0)
+        return refiner(0) + latents
     h, w = cfg.tile_h // math.prod(cfg.strides), cfg.tile_w // math.prod(cfg.strides)
     n = conv(2 * cfg.embed_levels, cfg.mlp_width, 1) + conv(cfg.mlp_width, cfg.c0 * h * w, 1)
     n += conv(3, cfg.enc_width, 3) + sum(conv(cfg.enc_width, cfg.enc_width, s) for s in cfg.strides)
@@ -242,7 +264,18 @@ def count_parameters(cfg: ModelConfig) -> int:
         n += refiner(c_in)
     else:
         n += small_head(c_in, flow_out) + small_head(c_in + 3, 3)               # head's flow, head
-    return n
+    return n + latents
+
+
+def latent_shape(cfg: ModelConfig) -> tuple[int, ...]:
+    """The shape of the network's ``latents`` parameter: (rows, T, C, tile_h / cell, tile_w / cell)."""
+    cell = max(cfg.latent_cell, 1)
+    return (cfg.latent_rows, cfg.clip_length, cfg.latent_channels, cfg.tile_h // cell, cfg.tile_w // cell)
+
+
+def latent_count(cfg: ModelConfig) -> int:
+    """Values of the per-frame latents (0 without them)."""
+    return math.prod(latent_shape(cfg)) if cfg.latent_channels else 0
 
 
 def flow_channels(cfg: ModelConfig) -> int:
@@ -270,6 +303,10 @@ class FitConfig:
     seed: int = 0
     checkpoint_every: int = 500       # steps; 0: only when interrupted
     compile: bool = False             # torch.compile the model (worth it on CUDA for long fits)
+    latent_lr: float = 0.05           # per-frame latents (ModelConfig.latent_channels): their learning rate, in
+                                      # steps of their quantizer (each row is seen once in many steps)
+    latent_price: float = 0.0         # their rate term: squared error on 8-bit values per bit (the encoder's
+                                      # price of a bit); 0: none
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("epochs", 1, 10**7), ("batch_size", 1, 2**16), ("seed", 0, 2**63 - 1),
@@ -278,7 +315,8 @@ class FitConfig:
             if type(value) is not int or not lo <= value <= hi:
                 raise NvcInputError(f"FitConfig.{name}: expected an int in [{lo}, {hi}], got {value!r}")
         for name, lo, hi in (("lr", 1e-8, 1.0), ("warmup_frac", 0.0, 1.0), ("warmup_start", 0.0, 1.0),
-                             ("l1_weight", 0.0, 100.0), ("mse_weight", 0.0, 100.0), ("ssim_weight", 0.0, 100.0)):
+                             ("l1_weight", 0.0, 100.0), ("mse_weight", 0.0, 100.0), ("ssim_weight", 0.0, 100.0),
+                             ("latent_lr", 0.0, 100.0), ("latent_price", 0.0, 1e12)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
                 raise NvcInputError(f"FitConfig.{name}: expected a number in [{lo}, {hi}], got {value!r}")

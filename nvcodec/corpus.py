@@ -220,25 +220,40 @@ def tile_warped(warped: np.ndarray, tile_h: int, tile_w: int) -> np.ndarray:
 
 def build_clip_range(keyframes: np.ndarray, first_keyframe: int, n_frames: int, interval: int,
                      tile_h: int, tile_w: int, first_clip: int, stop_clip: int,
-                     positions: np.ndarray | None = None, warped: np.ndarray | None = None) -> ClipSet:
+                     positions: np.ndarray | None = None, warped: np.ndarray | None = None,
+                     first_row: int | None = None) -> ClipSet:
     """Decode-only clips ``first_clip .. stop_clip-1`` of one video, every tile, clip-major.
 
     ``keyframes`` (n, H, W, 3) are that video's decoded keyframes ``first_keyframe ..``: random
     access decodes only the keyframes its clips need. ``warped``: those clips' motion-warped
     keyframes (stop_clip - first_clip, K, 2, H, W, 3), for a network that consumes coded motion.
-    ``positions``: the video's keyframe frames (None: the regular ones).
+    ``positions``: the video's keyframe frames (None: the regular ones). ``first_row``: for a network with
+    per-frame latents, the row of clip ``first_clip``'s first tile (``latent_row_bases``); the clips' rows follow.
     """
     kt = split_tiles(keyframes, tile_h, tile_w)                           # (n, n_tiles, 3, th, tw)
     n_tiles = kt.shape[1]
     arrays, _ = _tile_clips(n_frames, interval, n_tiles, first_clip, stop_clip, -first_keyframe * n_tiles, positions)
-    return ClipSet(keyframes=kt.reshape(-1, 3, tile_h, tile_w),
-                   video=np.zeros(len(arrays["tile"]), np.int64),
-                   warped=None if warped is None else tile_warped(warped, tile_h, tile_w), **arrays)
+    n = len(arrays["tile"])
+    return ClipSet(keyframes=kt.reshape(-1, 3, tile_h, tile_w), video=np.zeros(n, np.int64),
+                   warped=None if warped is None else tile_warped(warped, tile_h, tile_w),
+                   row=None if first_row is None else first_row + np.arange(n, dtype=np.int64), **arrays)
+
+
+def latent_row_bases(videos: Sequence[tuple[int, int, int, np.ndarray | None]], interval: int, tile_h: int,
+                     tile_w: int) -> tuple[list[int], int]:
+    """Per video (n_frames, height, width, keyframe positions or None), the latent row of its first clip's
+    first tile, and the rows of all videos together: the file's clips in order (video, clip, tile), as
+    ``build_clipset`` orders them. Video v's clip c, tile j is row ``bases[v] + c * n_tiles_v + j``."""
+    bases, total = [], 0
+    for n_frames, height, width, pos in videos:
+        bases.append(total)
+        total += KeyframeLayout(n_frames, interval, pos).n_clips * math.prod(tile_grid(height, width, tile_h, tile_w))
+    return bases, total
 
 
 def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], interval: int,
                   tile_h: int, tile_w: int, positions: Sequence[np.ndarray | None] | None = None,
-                  warped: Sequence[np.ndarray] | None = None) -> ClipSet:
+                  warped: Sequence[np.ndarray] | None = None, rows: bool = False) -> ClipSet:
     """Clips of every tile-video of every video.
 
     ``videos``: per video (frames (L, H, W, 3) uint8 or None when decoding, decoded keyframes
@@ -254,7 +269,7 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
     that are not numpy arrays (``FrameStore.hold_warped``), ``warped`` is a ``store.ClipWarped``
     read a batch at a time, as the frames are. ``positions``: per
     video its keyframes' frame numbers (``keyframe_positions``), or None for the regular ones (all
-    videos when omitted).
+    videos when omitted). ``rows``: give each clip its row of a latent table (its index here).
     """
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
@@ -319,4 +334,5 @@ def build_clipset(videos: Sequence[tuple[np.ndarray | None, np.ndarray, int]], i
     return ClipSet(mask=cat["mask"], t_video=cat["t_video"], t_local=cat["t_local"],
                    keyframes=kf_tiles[0] if keyframes_on_demand else np.concatenate(kf_tiles), start_kf=cat["start_kf"], end_kf=cat["end_kf"],
                    video=cat["video"], tile=cat["tile"], first_frame=cat["first_frame"],
-                   frames=cat.get("frames"), warped=cat.get("warped"))
+                   frames=cat.get("frames"), warped=cat.get("warped"),
+                   row=np.arange(len(cat["tile"]), dtype=np.int64) if rows else None)

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord
 from nvcodec.bitstream.tensors import MAX_ELEMENTS
 from nvcodec.config import REFINE_INPUTS, count_parameters
-from nvcodec.corpus import build_clip_range, merge_tiles
+from nvcodec.corpus import build_clip_range, latent_row_bases, merge_tiles, tile_grid
 from nvcodec.errors import NvcInputError
 from nvcodec.keyframes import KeyframeCodec, iter_keyframes
 from nvcodec.media import MediaError
@@ -67,7 +67,7 @@ class NvcFile:
                 raise NvcFormatError(f"metadata: keyframe_codec: {exc}") from None
             self.floor_only = not md["model"]     # FORMAT.md section 13: no network, the motion floor
             if self.floor_only:
-                self.model_config, self.batch_size = None, 0
+                self.model_config, self.batch_size, self._latent_bases = None, 0, None
                 _check_floor_only(self._reader)
                 need, what = floor_memory_bytes(self.videos, self.interval), "motion floor, no network"
             else:
@@ -76,6 +76,7 @@ class NvcFile:
                     raise NvcFormatError("metadata: the network consumes coded motion, but the file holds none"
                                          if self.model_config.motion else
                                          "the file holds coded motion, but its network does not consume it")
+                self._latent_bases = self._check_latent_rows() if self.model_config.latent_channels else None
                 self.batch_size = predict_batch_size(self.model_config)
                 need = decode_memory_bytes(self.model_config, self.videos, self.batch_size)
                 what = (f"network {count_parameters(self.model_config)} parameters, "
@@ -91,6 +92,16 @@ class NvcFile:
             raise
         self._device = device
         self._model = None
+
+    def _check_latent_rows(self) -> list[int]:
+        """Each video's first latent row; the network's latent rows must be the file's clip-tiles."""
+        cfg = self.model_config
+        bases, total = latent_row_bases([(v.n_frames, v.height, v.width, self.keyframe_layout(i).positions)
+                                         for i, v in enumerate(self.videos)], self.interval, cfg.tile_h, cfg.tile_w)
+        if total != cfg.latent_rows:
+            raise NvcFormatError(f"metadata: model latent_rows {cfg.latent_rows} differs from the {total} clip-tiles "
+                                 f"of the file's videos")
+        return bases
 
     def _check_segments(self) -> None:
         """A segment holds at most the codec's segment_length keyframes (1 in intra mode)."""
@@ -215,8 +226,10 @@ class NvcFile:
                 step_kf = np.stack(window[:kf_last - first_kf + 1])
                 firsts, lasts, _, end_kfs, _ = layout.clips(c_lo, c_hi)
                 warped = None if motion is None else _warped_clips(step_kf, first_kf, motion, end_kfs, k, c_lo)
+                first_row = None if self._latent_bases is None else \
+                    self._latent_bases[v] + c_lo * math.prod(tile_grid(entry.height, entry.width, tile_h, tile_w))
                 clips = build_clip_range(step_kf, first_kf, entry.n_frames, k, tile_h, tile_w, c_lo, c_hi,
-                                         positions=layout.positions, warped=warped)
+                                         positions=layout.positions, warped=warped, first_row=first_row)
                 n_tiles = int(clips.tile.max()) + 1
                 out = np.empty((c_hi - c_lo, n_tiles, k, 3, tile_h, tile_w), np.uint8)
                 for index, pred in predict(model, clips, device=device, batch_size=self.batch_size):

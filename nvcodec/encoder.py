@@ -27,7 +27,7 @@ import numpy as np
 from nvcodec import __version__
 from nvcodec.bitstream import KeyframeSegment, VideoRecord, motion_chunk_n_bytes, write_nvc
 from nvcodec.clipset import ClipSet
-from nvcodec.config import ModelConfig, count_parameters
+from nvcodec.config import ModelConfig, count_parameters, latent_count
 from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
 from nvcodec.cuts import detect_cuts
 from nvcodec.errors import NvcInputError
@@ -341,10 +341,16 @@ def encode(
             alloc = _priced_motion(videos, decoded_kf, interval, say, kf_codec, segments)
         motion, price = alloc.motion, alloc.lam
     clips = _clips(videos, decoded_kf, motion, interval, model_cfg, frame_store)
+    fit_cfg = preset.fit
+    if model_cfg.latent_channels:           # one row of latents per clip-tile, priced as keyframes are
+        model_cfg = replace(model_cfg, latent_rows=clips.n_clips)
+        fit_cfg = replace(fit_cfg, latent_price=float(price or 0.0))
     say(f"network: {f'C0={model_cfg.c0}' if model_cfg.c0 else 'the refiner alone (no trunk)'}, "
         f"tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
-        f"{count_parameters(model_cfg)} parameters; {clips.n_clips} clips of {interval} frames")
-    result = fit(model_cfg, preset.fit, clips, device=device, workdir=workdir, resume=resume, progress=not quiet)
+        f"{count_parameters(model_cfg)} parameters"
+        + (f" ({latent_count(model_cfg)} of them per-frame latents)" if model_cfg.latent_channels else "")
+        + f"; {clips.n_clips} clips of {interval} frames")
+    result = fit(model_cfg, fit_cfg, clips, device=device, workdir=workdir, resume=resume, progress=not quiet)
     if not main:
         distributed.teardown(ctx)                              # rank 0 alone writes
         return None
@@ -548,7 +554,8 @@ def _clips(videos: Sequence[_Video], decoded_kf, motion, interval: int, model_cf
     held in the frame ``store`` (the last ones there are replaced)."""
     warped = None if motion is None else _warped_inputs(videos, decoded_kf, motion, interval, store)
     return build_clipset([(v.frames, kf, len(v.frames)) for v, kf in zip(videos, decoded_kf)], interval,
-                         model_cfg.tile_h, model_cfg.tile_w, warped=warped, positions=[v.keyframes for v in videos])
+                         model_cfg.tile_h, model_cfg.tile_w, warped=warped, positions=[v.keyframes for v in videos],
+                         rows=bool(model_cfg.latent_channels))
 
 
 def _refine_motion(model_cfg: ModelConfig, result, videos: Sequence[_Video], decoded_kf, motion, interval: int,

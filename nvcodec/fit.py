@@ -38,6 +38,7 @@ from nvcodec.clipset import ClipSet
 from nvcodec.config import FitConfig, ModelConfig
 from nvcodec.metrics import psnr_from_mse
 from nvcodec.model import DNeRV
+from nvcodec.qat import laplace_bits
 from nvcodec.runtime import Batcher, as_device, lr_factor, predict, to_device, trainable_mask
 
 CHECKPOINT_NAME = "fit_checkpoint.pt"
@@ -158,8 +159,11 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     raw_model = DNeRV(model_cfg).to(device)
     if device.type == "cuda":
         raw_model = raw_model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(raw_model.parameters(), lr=fit_cfg.lr, weight_decay=0.0,
-                                  fused=device.type == "cuda")
+    latents = [p for name, p in raw_model.named_parameters() if name == "latents"]
+    groups = [{"params": [p for name, p in raw_model.named_parameters() if name != "latents"], "scale": 1.0}]
+    if latents:
+        groups.append({"params": latents, "scale": fit_cfg.latent_lr / fit_cfg.lr})
+    optimizer = torch.optim.AdamW(groups, lr=fit_cfg.lr, weight_decay=0.0, fused=device.type == "cuda")
     batcher = Batcher(clips, fit_cfg, ctx, device)
     total_steps = total_steps_of(fit_cfg, clips.n_clips)
     fingerprint = _fingerprint(model_cfg, fit_cfg, clips, ctx.world_size)
@@ -194,8 +198,8 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
         with _catch_signals() as caught:
             while step < total_steps:
                 lr = fit_cfg.lr * lr_factor(step, total_steps, fit_cfg.warmup_frac, fit_cfg.warmup_start)
-                loss_value, psnr = _train_step(model, optimizer, batcher, clips, model_cfg, fit_cfg, step, lr,
-                                               win, device)
+                loss_value, psnr = _train_step(model, raw_model, optimizer, batcher, clips, model_cfg, fit_cfg, step,
+                                               lr, win, device)
                 step += 1
                 seconds = elapsed_before + time.perf_counter() - t0
                 history.append({"step": step, "loss": loss_value, "psnr": psnr, "lr": lr, "seconds": seconds})
@@ -257,25 +261,39 @@ def _check_clips(model_cfg: ModelConfig, clips: ClipSet) -> None:
                          f"{model_cfg.clip_length} x {(model_cfg.tile_h, model_cfg.tile_w)}")
 
 
-def _train_step(model, optimizer: torch.optim.Optimizer, batcher: Batcher, clips: ClipSet, model_cfg: ModelConfig,
-                fit_cfg: FitConfig, step: int, lr: float, win: int, device: torch.device) -> tuple[float, float]:
+def _train_step(model, raw_model: DNeRV, optimizer: torch.optim.Optimizer, batcher: Batcher, clips: ClipSet,
+                model_cfg: ModelConfig, fit_cfg: FitConfig, step: int, lr: float, win: int,
+                device: torch.device) -> tuple[float, float]:
     """One optimizer step on this rank's batch for ``step`` at learning rate ``lr``: (loss, batch PSNR)."""
     index = batcher.indices(step)
     inputs = batcher.tensors(index)
     mask = torch.from_numpy(trainable_mask(model_cfg, clips, index)).to(device)
     target = to_device(clips.frames[index], device)           # (b, T, 3, h, w)
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group["scale"]
+    latents = bool(model_cfg.latent_channels)
     with runtime.autocast(device):
-        pred = model(*inputs)
+        pred = model(*inputs, latent_noise=True) if latents else model(*inputs)
     if mask.any():
         loss, mse = _loss(pred[mask].float(), target[mask], fit_cfg, win)
+        if latents and fit_cfg.latent_price:
+            values = int(mask.sum()) * 3 * model_cfg.tile_h * model_cfg.tile_w
+            loss = loss + fit_cfg.latent_price * latent_bits(raw_model.latents[inputs[-1]]) / (255.0 ** 2 * values)
     else:   # nothing to learn in this shard; keep DDP's collective calls in step
         loss = mse = pred.sum() * 0.0
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.item(), 10 * math.log10(1.0 / max(mse.item(), 1e-10))
+
+
+def latent_bits(y: Tensor) -> Tensor:
+    """The rate term of latents ``y`` (..., C, h, w) in the fit: the Laplace bits (``qat.laplace_bits``) of
+    each value plus uniform noise of one step, each channel's scale its mean |y| (floored at 0.2, as
+    the motion's): what an i.i.d. coder with the scale in the file pays, smooth for the gradient."""
+    noisy = y + (torch.rand_like(y) - 0.5)
+    scales = y.detach().abs().mean(dim=tuple(i for i in range(y.ndim) if i != y.ndim - 3)).clamp_min(0.2)
+    return sum(laplace_bits(noisy.select(-3, c), 0.0, float(b)).sum() for c, b in enumerate(scales))
 
 
 def _my_clips(clips: ClipSet, ctx: distributed.DistContext) -> np.ndarray:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nvcodec.config import REFINE_INPUTS, ModelConfig
+from nvcodec.config import REFINE_INPUTS, ModelConfig, latent_shape
 
 
 def backward_warp(feat: Tensor, flow: Tensor) -> Tensor:
@@ -227,8 +227,10 @@ class DNeRV(nn.Module):
                              .float(), persistent=False)
         self.register_buffer("mean", torch.tensor(cfg.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.std).view(1, 3, 1, 1), persistent=False)
+        if cfg.latent_channels:     # per-frame latents (FORMAT.md 14.4): one row per clip-tile of the file
+            self.latents = nn.Parameter(torch.zeros(latent_shape(cfg)))
         if cfg.c0 == 0:             # no trunk (FORMAT.md 14.4): the refiner alone, on the warped pair
-            self.refiner = Refiner(0, cfg.refine_width, cfg.refine_layers, cfg.refine_coarse)
+            self.refiner = Refiner(cfg.latent_channels, cfg.refine_width, cfg.refine_layers, cfg.refine_coarse)
             return
         self.mlp = nn.Sequential(nn.Linear(2 * cfg.embed_levels, cfg.mlp_width), nn.GELU(),
                                  nn.Linear(cfg.mlp_width, cfg.c0 * h * w), nn.GELU())
@@ -239,7 +241,7 @@ class DNeRV(nn.Module):
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
         if cfg.refine_width:
-            self.refiner = Refiner(c_in, cfg.refine_width, cfg.refine_layers, cfg.refine_coarse)
+            self.refiner = Refiner(c_in + cfg.latent_channels, cfg.refine_width, cfg.refine_layers, cfg.refine_coarse)
         else:
             self.head_flow = FlowHead(c_in, visibility=cfg.motion)
             self.head = SmallHead(c_in + 3, 3, zero_init=cfg.head == "residual")
@@ -250,10 +252,12 @@ class DNeRV(nn.Module):
         return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1)
 
     def forward(self, kf_start: Tensor, kf_end: Tensor, t_video: Tensor, t_local: Tensor,
-                warped: Tensor | None = None) -> Tensor:
+                warped: Tensor | None = None, rows: Tensor | None = None, latent_noise: bool = False) -> Tensor:
         """kf_*: (B, 3, h, w) in [0, 1]; t_*: (B, T); ``warped`` (B, T, 2, 3, h, w) in [0, 1], each frame's
         start and end keyframe warped by its decoded motion (required when the config has ``motion``,
-        refused otherwise) -> (B, T, 3, h, w) in [0, 1]."""
+        refused otherwise); ``rows`` (B,) int64, each clip's row of ``latents`` (required when the config
+        has latents) -> (B, T, 3, h, w) in [0, 1]. ``latent_noise``: the latents plus uniform noise of one
+        step, as the fit trains them in place of rounding."""
         cfg = self.cfg
         n_clips, clip_length = t_video.shape
         if clip_length != cfg.clip_length:
@@ -264,8 +268,12 @@ class DNeRV(nn.Module):
         if (warped is None) == cfg.motion:
             raise ValueError("this network consumes coded motion: pass the warped keyframes" if cfg.motion
                              else "this network does not consume coded motion: warped keyframes given")
+        if (rows is None) == bool(cfg.latent_channels):
+            raise ValueError("this network has per-frame latents: pass each clip's row" if cfg.latent_channels
+                             else "this network has no per-frame latents: rows given")
         n = n_clips * clip_length
         t = t_local.reshape(n, 1, 1, 1).float()
+        extra = self._latent_planes(rows, latent_noise) if cfg.latent_channels else None
         h, w = cfg.grid
         if cfg.motion:
             # every frame has its own pair of (motion-warped) keyframes: (2N, 3, H, W), starts then ends
@@ -273,7 +281,8 @@ class DNeRV(nn.Module):
                                 warped[:, :, 1].reshape(n, 3, cfg.tile_h, cfg.tile_w)))
             images = (images - self.mean) / self.std
             if cfg.c0 == 0:
-                y = self.refiner(images.new_zeros(n, 0, cfg.tile_h, cfg.tile_w), images[:n], images[n:], t)
+                x = images.new_zeros(n, 0, cfg.tile_h, cfg.tile_w) if extra is None else extra.to(images.dtype)
+                y = self.refiner(x, images[:n], images[n:], t)
                 return self._output(y, kf_start, kf_end, t_local)
             pyramid = self.encoder(images)
 
@@ -301,6 +310,8 @@ class DNeRV(nn.Module):
         for block, level in zip(self.blocks, pyramid[:-1]):
             x = block(x, *per_frame(level), t, clip_length)
         if cfg.refine_width:
+            if extra is not None:
+                x = torch.cat((x, extra.to(x.dtype)), dim=1)
             y = self.refiner(x, *per_frame(pyramid[-1]), t)                         # (N, 3, H, W)
         else:
             warped = self.head_flow.warp_fuse(x, *per_frame(pyramid[-1]), t).to(x.dtype)  # (N, 3, H, W)
@@ -308,6 +319,15 @@ class DNeRV(nn.Module):
             if cfg.head == "residual":
                 y = y.add_(warped)
         return self._output(y, kf_start, kf_end, t_local)
+
+    def _latent_planes(self, rows: Tensor, noise: bool) -> Tensor:
+        """The clips' latents (B*T, C, h / cell, w / cell), plus uniform noise of one step with ``noise``,
+        upsampled bilinearly (half-pixel centres, edges clamped) to the tile: (B*T, C, h, w)."""
+        cfg = self.cfg
+        y = self.latents[rows].flatten(0, 1)
+        if noise:
+            y = y + (torch.rand_like(y) - 0.5)
+        return F.interpolate(y, size=(cfg.tile_h, cfg.tile_w), mode="bilinear", align_corners=False)
 
     def _output(self, y: Tensor, kf_start: Tensor, kf_end: Tensor, t_local: Tensor) -> Tensor:
         """The head's normalised (N, 3, H, W) -> (B, T, 3, H, W) in [0, 1], keyframes pasted when the

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from nvcodec.bitstream.motion import MAX_ABS_Q, VideoMotion, clip_inbetween_counts, encode_clip
-from nvcodec.corpus import build_clip_range, clip_layout, merge_tiles, split_tiles, tile_grid
+from nvcodec.corpus import build_clip_range, clip_layout, latent_row_bases, merge_tiles, split_tiles, tile_grid
 from nvcodec.metrics import psnr_from_mse
 from nvcodec.model import DNeRV
 from nvcodec.motion import INTERP_CODES, FloatWarp, warped_clip
@@ -97,13 +97,15 @@ def _tiles_of(pairs: torch.Tensor, rows: int, cols: int, th: int, tw: int) -> to
 
 def refine_video(model: DNeRV, frames, dec_keyframes: np.ndarray, motion: VideoMotion, interval: int, lam: float,
                  iters: int, *, keyframes: np.ndarray | None = None, device: torch.device | None = None,
-                 on_clip: Callable[[RefineStats], None] | None = None) -> tuple[VideoMotion, RefineStats]:
+                 on_clip: Callable[[RefineStats], None] | None = None,
+                 first_row: int | None = None) -> tuple[VideoMotion, RefineStats]:
     """One video's coded ``motion`` refined through ``model`` (its fitted network, not changed) at ``lam``,
     the price of a bit in squared error (module docstring): (the new motion, what changed).
 
     ``frames`` (L, H, W, 3) uint8 the video as coded, ``dec_keyframes`` (n_kf, H, W, 3) its decoded
     keyframes, ``keyframes`` their frame numbers (None: the regular ones). One clip at a time: memory is
     one clip's frames, tiles and activations. ``on_clip`` is called with each clip's own stats (progress).
+    ``first_row``: the video's first latent row (``corpus.latent_row_bases``), for a network with latents.
     Motion interpolated ``nearest`` (no encoder default) is returned as it is."""
     device = device or torch.device("cpu")
     stats = RefineStats()
@@ -136,7 +138,8 @@ def refine_video(model: DNeRV, frames, dec_keyframes: np.ndarray, motion: VideoM
             def exact(q: np.ndarray):
                 """The network's squared error on the decoder's integer warps by q, and the clip's inputs."""
                 clips = build_clip_range(dec_keyframes[s:e + 1], s, n_frames, interval, th, tw, c, c + 1,
-                                         positions=keyframes, warped=warped_clip(*kf_pair, q, motion, interval)[None])
+                                         positions=keyframes, warped=warped_clip(*kf_pair, q, motion, interval)[None],
+                                         first_row=None if first_row is None else first_row + c * rows * cols)
                 out = np.empty((clips.n_clips, interval, 3, th, tw), np.uint8)
                 for index, pred in predict(model, clips, device=device, batch_size=clips.n_clips):
                     out[index] = pred
@@ -219,7 +222,7 @@ def clip_objective(model: DNeRV, clips, q0: np.ndarray, kf_pair, target: np.ndar
             part = slice(lo, lo + chunk)
             warped = torch.cat((base[part, :1], leaf[part], base[part, 1 + n:]), dim=1)
             with autocast(device):
-                out = model(*(x[part] for x in inputs[:4]), warped)
+                out = model(*(x[part] for x in inputs[:4]), warped, *(x[part] for x in inputs[5:]))
             sse = (real[part] * (out[:, 1:1 + n].float() * 255.0 - goal[part]) ** 2).sum() * scale
             sse.backward()
             loss += float(sse.detach())
@@ -243,8 +246,11 @@ def refine_videos(model: DNeRV, videos: Sequence[tuple], interval: int, motion: 
         if on_clip is not None:
             on_clip(total)
 
+    base, cfg = 0, model.cfg
     for (read, dec_kf, positions), m in zip(videos, motion):
-        refined, _ = refine_video(model, read(), np.asarray(dec_kf), m, interval, lam, iters,
-                                  keyframes=positions, device=device, on_clip=progress)
+        frames, dec_kf = read(), np.asarray(dec_kf)
+        refined, _ = refine_video(model, frames, dec_kf, m, interval, lam, iters, keyframes=positions, device=device,
+                                  on_clip=progress, first_row=base if cfg.latent_channels else None)
+        base += latent_row_bases([(len(frames), *dec_kf.shape[1:3], positions)], interval, cfg.tile_h, cfg.tile_w)[1]
         out.append(refined)
     return out, total

@@ -50,6 +50,8 @@ class Preset:
     refine_coarse: int = 0             # the refiner's half-resolution width (ModelConfig.refine_coarse)
     motion_iters: int = 0              # with motion: gradient steps per clip refining the coded motion through the
                                        # fitted network (nvcodec.motion_fit); 0: the motion as estimated
+    latent_channels: int = 0           # with a refiner: per-frame coded latents, this many channels
+    latent_cell: int = 0               # ... on cells of this many pixels (ModelConfig.latent_channels, latent_cell)
 
     def __post_init__(self) -> None:
         if not 0 <= self.c0_min <= self.c0_max:
@@ -74,7 +76,8 @@ class Preset:
                            embed_levels=self.embed_levels, mlp_width=self.mlp_width, min_width=self.min_width,
                            clip_length=clip_length, head=self.head, paste_keyframes=self.paste_keyframes,
                            motion=self.motion, refine_width=self.refine_width, refine_layers=self.refine_layers,
-                           refine_coarse=self.refine_coarse)
+                           refine_coarse=self.refine_coarse, latent_channels=self.latent_channels,
+                           latent_cell=self.latent_cell)
 
     def affords_network(self, corpus_pixels: int, clip_length: int = 8) -> bool:
         """Whether the weight budget (``weight_bpp`` x corpus pixels / ``quant_bits``) holds the preset's

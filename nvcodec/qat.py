@@ -64,6 +64,7 @@ NEGLIGIBLE = 0.002                # a D_g(k) below this share of the float MSE (
 REFRESH_EVERY = 20                # fine-tune steps between refreshes of the coder's cost tables
 MAX_Q = (1 << 15) - 1             # integers stay within 16 bits, the container's limit
 REST = "(small tensors)"
+LATENT_AXIS = 2                   # the latents' channel axis
 
 
 # --- the grid: one rounding, shared by training and writing ---------------------------------------
@@ -83,10 +84,11 @@ class Grid:
 
 
 def grid_of(name: str, float_weights: np.ndarray) -> Grid:
-    """The axis ``nvcodec.quant`` would choose (smallest 8-bit error) and the peaks along it."""
+    """The axis ``nvcodec.quant`` would choose (smallest 8-bit error) and the peaks along it; the per-frame
+    latents (rows, T, C, h, w) take one step per channel (a step per row would cost more than it saves)."""
     from nvcodec.quant import quantize_tensor
 
-    axis = quantize_tensor(name, float_weights, 8).axis
+    axis = LATENT_AXIS if name == "latents" else quantize_tensor(name, float_weights, 8).axis
     w = np.abs(np.asarray(float_weights, np.float32))
     if axis is None:
         peak = w.max(initial=0.0).reshape(1)
@@ -231,10 +233,13 @@ class _EvalSet:
 
 
 def _groups(float_state: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
-    n_total = sum(w.size for w in float_state.values())
+    """Each tensor of at least GROUP_MIN_FRACTION of the weights alone, the rest together; the per-frame
+    latents are a group of their own and do not count among the weights (they would leave every weight
+    tensor in the rest)."""
+    n_total = sum(w.size for name, w in float_state.items() if name != "latents")
     groups: dict[str, list[str]] = {}
     for name, w in float_state.items():
-        key = name if w.size >= GROUP_MIN_FRACTION * n_total else REST
+        key = name if name == "latents" or w.size >= GROUP_MIN_FRACTION * n_total else REST
         groups.setdefault(key, []).append(name)
     return groups
 

@@ -90,12 +90,15 @@ def trainable_mask(model_cfg: ModelConfig, clips: ClipSet, index: np.ndarray) ->
 
 
 def clip_inputs(clips: ClipSet, index: np.ndarray, device: torch.device) -> tuple[Tensor, ...]:
-    """The network's inputs for clips ``index``: (start keyframe, end keyframe, t_video, t_local), and the
-    motion-warped keyframes when the clips carry them (a network that consumes coded motion)."""
+    """The network's inputs for clips ``index``: (start keyframe, end keyframe, t_video, t_local), the
+    motion-warped keyframes when the clips carry them (a network that consumes coded motion), then the
+    clips' latent rows when they carry them (a network with per-frame latents, which consumes motion)."""
     c = clips
     arrays = (c.keyframes[c.start_kf[index]], c.keyframes[c.end_kf[index]], c.t_video[index], c.t_local[index])
     if c.warped is not None:
         arrays += (c.warped[index],)
+    if c.row is not None:
+        arrays += (c.row[index],)
     return tuple(to_device(a, device) for a in arrays)
 
 
