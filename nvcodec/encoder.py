@@ -26,6 +26,7 @@ import numpy as np
 
 from nvcodec import __version__
 from nvcodec.bitstream import KeyframeSegment, VideoRecord, motion_chunk_n_bytes, write_nvc
+from nvcodec.bitstream.tensors import MAX_ELEMENTS
 from nvcodec.clipset import ClipSet
 from nvcodec.config import ModelConfig, count_parameters, latent_count
 from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
@@ -345,6 +346,11 @@ def encode(
     if model_cfg.latent_channels:           # one row of latents per clip-tile, priced as keyframes are
         model_cfg = replace(model_cfg, latent_rows=clips.n_clips)
         fit_cfg = replace(fit_cfg, latent_price=float(price or 0.0))
+        if count_parameters(model_cfg) > MAX_ELEMENTS:
+            say(f"per-frame latents: {latent_count(model_cfg)} values for {clips.n_clips} clip-tiles pass the "
+                f"{MAX_ELEMENTS} elements a file may hold; fitting without them")
+            model_cfg = replace(model_cfg, latent_channels=0, latent_cell=0, latent_rows=0)
+            clips = replace(clips, row=None)
     say(f"network: {f'C0={model_cfg.c0}' if model_cfg.c0 else 'the refiner alone (no trunk)'}, "
         f"tile {model_cfg.tile_w}x{model_cfg.tile_h}, "
         f"{count_parameters(model_cfg)} parameters"

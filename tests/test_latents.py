@@ -199,3 +199,24 @@ def test_hostile_latent_metadata_is_one_format_error_at_open(tmp_path, edit, mes
     p.metadata["model"].update(edit)
     with pytest.raises(NvcFormatError, match=message):
         nvcodec.open(p.write(tmp_path / "latents.nvc"))
+
+
+def test_a_corpus_whose_latents_pass_the_files_element_limit_is_fitted_without_them(tmp_path, monkeypatch):
+    """The table grows with the corpus; past what a file may hold the encoder says so and fits the network
+    alone, and the file decodes."""
+    import nvcodec.encoder
+
+    write_video(tmp_path / "in" / "a.mp4", VIDEOS["moving_64x48.mp4"], (25, 1))
+    config = build_config("tiny", motion=True, epochs=1, weight_bpp=64.0, refine_width=8, refine_layers=3, **LATENTS)
+    network = count_parameters(config.preset.model_config(10 ** 6))     # no rows yet: the network alone
+    monkeypatch.setattr(nvcodec.encoder, "MAX_ELEMENTS", network + 100)  # the network fits, its latents not
+    lines = []
+    report = nvcodec.encode(tmp_path / "in", tmp_path / "a.nvc", config, log=lines.append)
+    assert any(line.startswith("per-frame latents: ") and "fitting without them" in line for line in lines)
+    with NvcReader(tmp_path / "a.nvc") as r:
+        assert "latent_channels" not in r.metadata["model"]
+        assert "latents" not in {t.name for t in r.iter_tensors()}
+    with nvcodec.open(tmp_path / "a.nvc", device="cpu") as nvc:
+        frames = nvc.read(0)
+    source = np.stack(list(read_frames(tmp_path / "in" / "a.mp4")))
+    assert psnr_per_frame(source, frames).mean() == pytest.approx(report.psnr, abs=1e-9)
