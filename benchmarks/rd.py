@@ -285,11 +285,12 @@ def parse_rate_point(spec: str) -> tuple[str, dict[str, int | float]]:
 # clip (at 2 fps, the paper protocol, 8 frames are 4 s apart); network=none: the motion floor alone; motion=1: a
 # network that consumes coded motion; weight_bpp / c0: the preset's network sizing; refine_width / refine_layers /
 # refine_coarse: the refiner head of a motion network (ModelConfig.refine_width, 0: the paper's small head);
-# motion_iters: steps per clip refining the coded motion through the fitted network (0: as estimated)
+# motion_iters: steps per clip refining the coded motion through the fitted network (0: as estimated);
+# latent_channels / latent_cell: per-frame latents given to the refiner (ModelConfig.latent_channels, 0: none)
 RATE_POINT_SETTINGS = {"keyframe_quality": int, "quant_bits": int, "epochs": int, "rate_lambda": float,
                        "keyframe_interval": int, "network": str, "motion": lambda v: {"1": True, "0": False}[v],
                        "weight_bpp": float, "c0": int, "refine_width": int, "refine_layers": int,
-                       "refine_coarse": int, "motion_iters": int}
+                       "refine_coarse": int, "motion_iters": int, "latent_channels": int, "latent_cell": int}
 
 
 def nvcodec_point(corpus: Corpus, spec: str, protocol: str, size, max_frames, work: Path,

@@ -205,6 +205,8 @@ def test_rate_point_spec_parses_preset_and_integer_settings():
     resolved = resolve(preset, **settings)
     assert (resolved.refine_width, resolved.refine_layers, resolved.refine_coarse, resolved.motion_iters) == \
         (32, 5, 24, 0)
+    preset, settings = parse_rate_point("fast:latent_channels=4:latent_cell=16")
+    assert (resolve(preset, **settings).latent_channels, resolve(preset, **settings).latent_cell) == (4, 16)
 
 
 def test_bd_uses_each_curves_pareto_front_and_says_what_it_dropped():
