@@ -92,11 +92,11 @@ def bit_budget(points: list[dict]) -> list[str]:
         return []
     anchor = [p for p in points if p["codec"] == REFERENCE_ANCHOR]
     out = ["", "## Where nvcodec's bits go", "",
-           "| point | bpp | keyframes | motion | weights | metadata + container | bits/weight | keyframe PSNR dB | "
+           "| point | bpp | keyframes | motion | weights | latents | metadata + container | bits/weight | keyframe PSNR dB | "
            f"keyframes alone dB | motion floor dB | final dB | gain over keyframes alone dB | keyframes bpp | "
            f"{REFERENCE_ANCHOR} bpp at keyframes alone | {REFERENCE_ANCHOR} bpp at final | "
            "motion floor at this rate dB | network over it dB |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     floors = [p for p in rows if _weights_bytes(p) == 0]
     networks = [p for p in rows if _weights_bytes(p)]
     for p in rows:
@@ -112,7 +112,8 @@ def bit_budget(points: list[dict]) -> list[str]:
         over = final - floor_here if floor_here is not None and final is not None else None
         out.append(f"| {p['label']} | {p['bpp']:.4f} | {100 * parts['keyframes'] / total:.0f} % | "
                    f"{100 * parts.get('motion', 0) / total:.0f} % | "
-                   f"{100 * parts['weights'] / total:.0f} % | {100 * other / total:.1f} % | "
+                   f"{100 * parts['weights'] / total:.0f} % | {100 * parts.get('latents', 0) / total:.0f} % | "
+                   f"{100 * other / total:.1f} % | "
                    f"{_fmt(bits_per_weight, 2)} | {_fmt(rep.get('keyframe_psnr'), 2)} | {_fmt(blend, 2)} | "
                    f"{_fmt(rep.get('motion_psnr'), 2)} | {_fmt(final, 2)} | {_fmt(gain, 2)} | {p['bpp'] * parts['keyframes'] / total:.4f} | "
                    f"{_fmt(at_blend, 4)} | {_fmt(at_final, 4)} | {_fmt(floor_here, 2)} | {_fmt(over, 2)} |")

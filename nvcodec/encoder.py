@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from nvcodec import __version__
-from nvcodec.bitstream import KeyframeSegment, VideoRecord, motion_chunk_n_bytes, write_nvc
+from nvcodec.bitstream import KeyframeSegment, VideoRecord, motion_chunk_n_bytes, tensor_chunk_n_bytes, write_nvc
+from nvcodec.bitstream.chunks import CHUNK_OVERHEAD_BYTES
 from nvcodec.bitstream.tensors import MAX_ELEMENTS
 from nvcodec.clipset import ClipSet
 from nvcodec.config import ModelConfig, count_parameters, latent_count
@@ -58,16 +59,17 @@ class EncodeReport:
     n_frames: int
     n_pixels: int                 # sum of frames x width x height as coded
     n_bytes: int                  # size of the .nvc file
-    bytes_by_part: dict[str, int]  # keyframes, weights, metadata, container
+    bytes_by_part: dict[str, int]  # keyframes, motion, weights, latents (when there are), metadata, container
     bpp: float                    # 8 * n_bytes / n_pixels
     psnr: float                   # RGB PSNR of the decoded file, mean over all frames
     blend_psnr: float             # the floor: linear blend of the decoded keyframes, whole frames
     motion_psnr: float | None     # the motion floor: decoded keyframes warped by coded motion (None: not measured)
     keyframe_psnr: float          # decoded keyframes vs their source frames
-    n_params: int
+    n_params: int                 # the network's weights (the per-frame latents not among them)
     preset: str
     seconds: float
     videos: list[dict] = field(default_factory=list)   # per video: name, size, n_frames, psnr
+    n_latents: int = 0            # values of the per-frame latents (ModelConfig.latent_channels)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -721,11 +723,16 @@ def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video],
         quality["motion_psnr"] = measured.psnr if motion_psnr is None else motion_psnr
     n_bytes = record_quality(output, quality)
     bytes_by_part = dict(measured.bytes_by_part)
+    latents = [t for t in tensors if t.name == "latents"]
+    if latents:                 # the per-frame latents are side information, not the shared network's weights
+        bytes_by_part["latents"] = tensor_chunk_n_bytes(latents[0]) - CHUNK_OVERHEAD_BYTES
+        bytes_by_part["weights"] -= bytes_by_part["latents"]
     bytes_by_part["container"] += n_bytes - sum(bytes_by_part.values())
     return EncodeReport(
         output=str(output), n_videos=len(videos), n_frames=sum(len(f) for f in frames),
         n_pixels=n_pixels, n_bytes=n_bytes, bytes_by_part=bytes_by_part,
         bpp=8.0 * n_bytes / n_pixels, psnr=measured.psnr, blend_psnr=floor_psnr, motion_psnr=motion_psnr,
-        keyframe_psnr=kf_psnr, n_params=sum(int(t.q.size) for t in tensors),
+        keyframe_psnr=kf_psnr, n_params=sum(int(t.q.size) for t in tensors if t.name != "latents"),
+        n_latents=sum(int(t.q.size) for t in latents),
         preset=preset_name, seconds=time.monotonic() - started, videos=measured.videos,
     )

@@ -165,7 +165,8 @@ def test_smoke_run_of_the_harness_on_two_tiny_clips(tmp_path):
         md = (out / "results.md").read_text()
         assert "## Where nvcodec's bits go" in md
         row = next(line for line in md.splitlines() if line.startswith("| tiny |"))
-        shares = [float(c.strip().rstrip(" %")) for c in row.split("|")[3:7]]   # keyframes, motion, weights, other
+        shares = [float(c.strip().rstrip(" %")) for c in row.split("|")[3:8]]   # keyframes, motion, weights,
+        # latents, other
         assert sum(shares) == pytest.approx(100, abs=1.5)
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a second run resumes from the cache and gives the same points
@@ -223,14 +224,15 @@ def test_bd_uses_each_curves_pareto_front_and_says_what_it_dropped():
 
 
 def test_bit_budget_shares_bits_per_weight_and_network_gain():
-    """The bit budget of a point: each part's share of the file (keyframes, motion, weights), bits per
-    weight, the motion floor and the gain over the keyframes alone; points of other codecs are not listed."""
+    """The bit budget of a point: each part's share of the file (keyframes, motion, weights, per-frame latents),
+    bits per weight (the network's alone), the motion floor and the gain over the keyframes alone; points of other
+    codecs are not listed."""
     from benchmarks.report import bit_budget
 
     point = {"codec": "nvcodec", "label": "p", "bpp": 0.1,
-             "encode_report": {"bytes_by_part": {"keyframes": 500, "motion": 100, "weights": 300, "metadata": 60,
-                                                 "container": 40},
-                               "n_params": 1200, "psnr": 28.5, "blend_psnr": 27.0, "keyframe_psnr": 33.0,
+             "encode_report": {"bytes_by_part": {"keyframes": 500, "motion": 100, "weights": 250, "latents": 50,
+                                                 "metadata": 60, "container": 40},
+                               "n_params": 1000, "psnr": 28.5, "blend_psnr": 27.0, "keyframe_psnr": 33.0,
                                "motion_psnr": 28.0}}
     x264 = [{"codec": "x264-medium", "label": f"crf{c}", "bpp": b, "psnr": q}
             for c, b, q in ((37, 0.04, 26.0), (32, 0.08, 29.0), (27, 0.16, 32.0))]
@@ -238,15 +240,15 @@ def test_bit_budget_shares_bits_per_weight_and_network_gain():
     rows = [line for line in lines if line.startswith("| p |")]
     assert len(rows) == 1 and len([line for line in lines if line.startswith("| ")]) == 2   # header + p
     cells = [c.strip() for c in rows[0].split("|")[1:-1]]
-    assert cells[2:12] == ["50 %", "10 %", "30 %", "10.0 %", "2.00", "33.00", "27.00", "28.00", "28.50", "1.50"]
+    assert cells[2:13] == ["50 %", "10 %", "25 %", "5 %", "10.0 %", "2.00", "33.00", "27.00", "28.00", "28.50", "1.50"]
     # keyframes: 50 % of 0.1 bpp; x264 at 27 dB: a third of the way from 0.04 to 0.08 in log rate
-    assert cells[12:15] == ["0.0500", f"{0.04 * 2 ** (1 / 3):.4f}", f"{0.04 * 2 ** 0.833333:.4f}"]
-    assert cells[15:] == ["", ""]                          # no floor point in the table to set it against
+    assert cells[13:16] == ["0.0500", f"{0.04 * 2 ** (1 / 3):.4f}", f"{0.04 * 2 ** 0.833333:.4f}"]
+    assert cells[16:] == ["", ""]                          # no floor point in the table to set it against
     # outside the anchor's range: no price
     point["encode_report"]["blend_psnr"] = 20.0
     cells = [c.strip() for c in next(line for line in bit_budget([point, *x264])
                                      if line.startswith("| p |")).split("|")[1:-1]]
-    assert cells[13] == ""
+    assert cells[14] == ""
     assert bit_budget([{"codec": "x264-medium", "label": "crf30", "bpp": 0.1}]) == []
 
 

@@ -163,6 +163,11 @@ def test_a_latent_network_file_decodes_to_what_the_encoder_measured_and_its_late
     rows = latent_row_bases([(v["n_frames"], v["height"], v["width"], None) for v in videos], 8, 32, 32)[1]
     assert model["latent_rows"] == rows and latents[0].q.shape == (rows, 8, 2, 4, 4)
     assert np.abs(latents[0].q).sum() > 0
+    with NvcReader(out) as r:                # the report tells the latents' bytes from the network's
+        tens = r.byte_breakdown()["weights"]
+    parts = report.bytes_by_part
+    assert parts["latents"] > 0 and parts["weights"] > 0 and parts["latents"] + parts["weights"] == tens
+    assert report.n_latents == latents[0].q.size and sum(parts.values()) == report.n_bytes
     with nvcodec.open(out, device="cpu") as nvc:
         decoded = {v.name: nvc.read(v.name) for v in nvc.videos}
         for v in nvc.videos:
