@@ -64,7 +64,9 @@ NEGLIGIBLE = 0.002                # a D_g(k) below this share of the float MSE (
 REFRESH_EVERY = 20                # fine-tune steps between refreshes of the coder's cost tables
 MAX_Q = (1 << 15) - 1             # integers stay within 16 bits, the container's limit
 REST = "(small tensors)"
-LATENT_AXIS = 2                   # the latents' channel axis
+LATENTS = "latents"               # the per-frame latents (ModelConfig.latent_channels): not allocated, step 1
+LATENT_AXIS = 2                   # their channel axis
+LATENT_K = 8                      # the k at which their grid's step is 1 (exactly: peak 2^4, times 2^-4)
 
 
 # --- the grid: one rounding, shared by training and writing ---------------------------------------
@@ -84,11 +86,15 @@ class Grid:
 
 
 def grid_of(name: str, float_weights: np.ndarray) -> Grid:
-    """The axis ``nvcodec.quant`` would choose (smallest 8-bit error) and the peaks along it; the per-frame
-    latents (rows, T, C, h, w) take one step per channel (a step per row would cost more than it saves)."""
+    """The axis ``nvcodec.quant`` would choose (smallest 8-bit error) and the peaks along it. The per-frame
+    latents (rows, T, C, h, w) are integers already: the fit trained them with noise of one step under
+    their rate term at the keyframes' price, so their step is 1 (at ``LATENT_K``), one per channel."""
     from nvcodec.quant import quantize_tensor
 
-    axis = LATENT_AXIS if name == "latents" else quantize_tensor(name, float_weights, 8).axis
+    if name == LATENTS:       # one step per channel, 1 at LATENT_K (what the fit trained them for)
+        channels = np.asarray(float_weights).shape[LATENT_AXIS]
+        return Grid(name, LATENT_AXIS, np.full(channels, 2.0 ** (LATENT_K / 2), np.float32))
+    axis = quantize_tensor(name, float_weights, 8).axis
     w = np.abs(np.asarray(float_weights, np.float32))
     if axis is None:
         peak = w.max(initial=0.0).reshape(1)
@@ -234,12 +240,13 @@ class _EvalSet:
 
 def _groups(float_state: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
     """Each tensor of at least GROUP_MIN_FRACTION of the weights alone, the rest together; the per-frame
-    latents are a group of their own and do not count among the weights (they would leave every weight
-    tensor in the rest)."""
-    n_total = sum(w.size for name, w in float_state.items() if name != "latents")
+    latents are in no group (their step is fixed) and do not count among the weights."""
+    n_total = sum(w.size for name, w in float_state.items() if name != LATENTS)
     groups: dict[str, list[str]] = {}
     for name, w in float_state.items():
-        key = name if name == "latents" or w.size >= GROUP_MIN_FRACTION * n_total else REST
+        if name == LATENTS:
+            continue
+        key = name if w.size >= GROUP_MIN_FRACTION * n_total else REST
         groups.setdefault(key, []).append(name)
     return groups
 
@@ -357,6 +364,8 @@ def _prepare(model_cfg: ModelConfig, float_state: Mapping[str, Tensor], clips: C
     """The model, float parameters, grids, groups, evaluation subset and RD tables of ``float_state``."""
     model = DNeRV(model_cfg).to(device).eval()
     params = {name: t.detach().float().to(device).clone() for name, t in float_state.items()}
+    if LATENTS in params:               # rounded once: every table and the fine-tune see the integers written
+        params[LATENTS] = torch.round(params[LATENTS])
     float_np = {name: t.cpu().numpy() for name, t in params.items()}
     grids = {name: grid_of(name, w) for name, w in float_np.items()}
     groups = _groups(float_np)
@@ -396,14 +405,21 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
     device = torch.device(device)
     model, params, grids, groups, eval_set, (rate, dist, base_mse) = _prepare(model_cfg, float_state, clips, device,
                                                                              progress)
-    if budget_bytes is not None:
-        group_ks, lam = allocate_budget(rate, dist, budget_bytes, n_pixels)
+    latent_bytes = 0
+    if LATENTS in params:
+        latent_bytes = tensor_chunk_n_bytes(quantize_weights({LATENTS: params[LATENTS].cpu().numpy()}, grids,
+                                                             {LATENTS: LATENT_K})[0])
+    if budget_bytes is not None:        # the latents' bytes are fixed: the weights take the rest
+        group_ks, lam = allocate_budget(rate, dist, max(budget_bytes - latent_bytes, 0.0), n_pixels)
     else:
         group_ks = allocate(rate, dist, lam, n_pixels)
     ks = {name: group_ks[g] for g, names in groups.items() for name in names}
     planned = sum(rate[g][K_TABLE.index(k)] for g, k in group_ks.items())
     say(f"rate-aware quantization: lambda {lam:.3g}, steps 2^-(k/2) x peak with k "
-        f"{sorted(set(ks.values()))}, {planned / 1e3:.1f} kB of weights planned")
+        f"{sorted(set(ks.values()))}, {planned / 1e3:.1f} kB of weights planned"
+        + (f", {latent_bytes / 1e3:.1f} kB of per-frame latents (step 1)" if latent_bytes else ""))
+    if LATENTS in params:
+        ks[LATENTS] = LATENT_K
 
     history: list[dict] = []
     if qat_steps > 0:
@@ -417,9 +433,13 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
     written = {t.name: torch.from_numpy(t.dequantize()).to(device) for t in tensors}
     choice = RateChoice(tensors=tensors, float_state=final_np, ks=ks, lam=float(lam), weight_bytes=weight_bytes,
                         eval_psnr=_psnr(eval_set.mse(written)), float_eval_psnr=_psnr(base_mse), history=history)
-    say(f"weights: {weight_bytes / 1e3:.1f} kB ({8 * weight_bytes / n_pixels:.4f} bpp, "
-        f"{8 * weight_bytes / sum(t.q.size for t in tensors):.2f} bits/weight); eval subset "
-        f"{choice.eval_psnr:.2f} dB quantized vs {choice.float_eval_psnr:.2f} dB float")
+    net = [t for t in tensors if t.name != LATENTS]
+    net_bytes = sum(tensor_chunk_n_bytes(t) for t in net)
+    say(f"weights: {net_bytes / 1e3:.1f} kB ({8 * net_bytes / n_pixels:.4f} bpp, "
+        f"{8 * net_bytes / max(sum(t.q.size for t in net), 1):.2f} bits/weight)"
+        + (f", per-frame latents {(weight_bytes - net_bytes) / 1e3:.1f} kB "
+           f"({8 * (weight_bytes - net_bytes) / n_pixels:.4f} bpp)" if len(net) < len(tensors) else "")
+        + f"; eval subset {choice.eval_psnr:.2f} dB quantized vs {choice.float_eval_psnr:.2f} dB float")
     return choice
 
 
