@@ -192,6 +192,10 @@ def main(debug: bool) -> None:
               help="Gradient steps per clip moving the coded motion through the fitted network after the fit, "
                    "where the network's error + lambda x bits falls (0: keep the motion as estimated; default: "
                    "the preset's).")
+@click.option("--latents", type=click.IntRange(0, 64),
+              help="Per-frame side information: each frame gets a coded latent of this many channels on 16-pixel "
+                   "cells (the preset's cell where it has one) that the refiner decodes (FORMAT.md 14.4; 0: none; "
+                   "default: the preset's).")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
               help="Rate control: choose keyframe quality and network size, the keyframes and weights spent "
                    "at one price of a bit (with --network none: keyframe quality and motion), to land near this "
@@ -224,7 +228,7 @@ def main(debug: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def encode(ctx: click.Context, inputs, output, as_json, preset, network, motion, motion_iters, target_bpp,
+def encode(ctx: click.Context, inputs, output, as_json, preset, network, motion, motion_iters, latents, target_bpp,
            keyframe_interval, keyframe_codec, keyframe_quality, rate_lambda, quant_bits, epochs, seed,
            **settings) -> None:
     """Fit one network to every video in INPUTS (folders or files) and write OUTPUT (.nvc); with
@@ -234,7 +238,8 @@ def encode(ctx: click.Context, inputs, output, as_json, preset, network, motion,
 
     fit_overrides = {"seed": seed, **({"epochs": epochs} if epochs is not None else {}),
                      **({"motion": motion} if motion is not None else {}),
-                     **({"motion_iters": motion_iters} if motion_iters is not None else {})}
+                     **({"motion_iters": motion_iters} if motion_iters is not None else {}),
+                     **({"latent_channels": latents} if latents is not None else {})}
     config = _run(ctx, build_config, preset, keyframe_interval=keyframe_interval, keyframe_codec=keyframe_codec,
                   keyframe_quality=keyframe_quality, quant_bits=quant_bits, rate_lambda=rate_lambda,
                   target_bpp=target_bpp, network=network, **fit_overrides)

@@ -124,6 +124,10 @@ def register(preset: Preset) -> Preset:
     return preset
 
 
+# The per-frame latents' cell in pixels when a preset has none: 16 took 13 % off squared error + lambda x bits
+# in the probe, 8 took 12.5 % (benchmarks/results/refine, "Per-frame latents").
+DEFAULT_LATENT_CELL = 16
+
 _FIT_FIELDS = {f.name for f in dataclasses.fields(FitConfig)}
 _PRESET_FIELDS = {f.name for f in dataclasses.fields(Preset)} - {"name", "fit"}
 
@@ -132,8 +136,9 @@ def resolve(name: str, /, **overrides) -> Preset:
     """``PRESETS[name]`` with overrides of Preset fields, FitConfig fields (``epochs``, ``lr``, ...)
     or ``c0`` (pins c0_min = c0_max; must lie in the preset's range). ValueError on anything else.
     ``motion=False`` on a preset with a refiner drops the refiner too (it is the head of a motion network),
-    unless ``refine_width`` is given as well; on a preset without a trunk (C0 0, ``fast``) it then gives the
-    smallest trunk, C0 1, with the paper-shaped small head, unless C0 is given."""
+    and its per-frame latents, unless ``refine_width`` is given as well; on a preset without a trunk (C0 0,
+    ``fast``) it then gives the smallest trunk, C0 1, with the paper-shaped small head, unless C0 is given.
+    ``latent_channels`` without ``latent_cell`` takes the preset's cell, or DEFAULT_LATENT_CELL (0 channels: none)."""
     if name not in PRESETS:
         raise NvcInputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     preset = PRESETS[name]
@@ -141,8 +146,13 @@ def resolve(name: str, /, **overrides) -> Preset:
     preset_kw = {k: v for k, v in overrides.items() if k in _PRESET_FIELDS}
     if preset_kw.get("motion") is False and "refine_width" not in preset_kw:
         preset_kw.update(refine_width=0, refine_layers=0, refine_coarse=0)
+        if "latent_channels" not in preset_kw:          # the latents are the refiner's inputs
+            preset_kw.update(latent_channels=0, latent_cell=0)
         if preset.c0_max == 0 and not {"c0", "c0_min", "c0_max"} & set(overrides):
             preset_kw.update(c0_min=1, c0_max=1)        # a network needs a trunk without the refiner: the smallest
+    if "latent_channels" in preset_kw and "latent_cell" not in preset_kw:
+        channels = preset_kw["latent_channels"]         # the cell follows: the preset's, else DEFAULT_LATENT_CELL
+        preset_kw["latent_cell"] = (preset.latent_cell or DEFAULT_LATENT_CELL) if channels else 0
     unknown = sorted(set(overrides) - set(fit_kw) - set(preset_kw) - {"c0"})
     if unknown:
         raise NvcInputError(f"preset {name!r}: unknown override(s) {unknown}; known: c0, "

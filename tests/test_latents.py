@@ -3,6 +3,8 @@ inputs, the fit's rate term, the file, and hostile metadata."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -225,3 +227,30 @@ def test_a_corpus_whose_latents_pass_the_files_element_limit_is_fitted_without_t
         frames = nvc.read(0)
     source = np.stack(list(read_frames(tmp_path / "in" / "a.mp4")))
     assert psnr_per_frame(source, frames).mean() == pytest.approx(report.psnr, abs=1e-9)
+
+
+def test_presets_and_the_cli_give_latents_a_cell_and_drop_them_with_the_refiner(tmp_path, monkeypatch):
+    """``latent_channels`` alone takes the default cell, 0 takes none; ``motion=False`` drops the refiner and
+    its latents; ``nvcodec encode --latents N`` reaches the preset, out of range is a usage error."""
+    from click.testing import CliRunner
+
+    from nvcodec.cli.main import main as cli
+    from nvcodec.presets import DEFAULT_LATENT_CELL, PRESETS, resolve
+
+    assert (resolve("fast", latent_channels=3).latent_channels, resolve("fast", latent_channels=3).latent_cell) == \
+        (3, DEFAULT_LATENT_CELL)
+    assert resolve("fast", latent_channels=3, latent_cell=32).latent_cell == 32
+    with pytest.raises(NvcInputError, match="latents are inputs of the refiner"):
+        resolve("fast", latent_channels=3, motion=False)           # asked for both: a contradiction, said
+    monkeypatch.setitem(PRESETS, "fast", dataclasses.replace(PRESETS["fast"], latent_channels=3, latent_cell=16))
+    plain = resolve("fast", motion=False)
+    assert (plain.refine_width, plain.latent_channels, plain.latent_cell) == (0, 0, 0)
+    assert resolve("fast", latent_channels=0).latent_cell == 0
+    monkeypatch.undo()
+    seen = []
+    monkeypatch.setattr(nvcodec, "encode", lambda inputs, output, config, **kw: seen.append(config) or None)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["encode", str(tmp_path), str(tmp_path / "a.nvc"), "--latents", "2"])
+    assert result.exit_code == 0 and (seen[0].preset.latent_channels, seen[0].preset.latent_cell) == (2, 16)
+    result = runner.invoke(cli, ["encode", str(tmp_path), str(tmp_path / "a.nvc"), "--latents", "65"])
+    assert result.exit_code == 2 and "--latents" in result.output
