@@ -254,3 +254,17 @@ def test_presets_and_the_cli_give_latents_a_cell_and_drop_them_with_the_refiner(
     assert result.exit_code == 0 and (seen[0].preset.latent_channels, seen[0].preset.latent_cell) == (2, 16)
     result = runner.invoke(cli, ["encode", str(tmp_path), str(tmp_path / "a.nvc"), "--latents", "65"])
     assert result.exit_code == 2 and "--latents" in result.output
+
+
+def test_a_byte_budget_fits_the_network_without_latents_and_says_why(tmp_path):
+    """The rate plan does not price latents: under --target-bpp they are left out, said, and the file holds none."""
+    write_video(tmp_path / "in" / "a.mp4", VIDEOS["moving_64x48.mp4"], (25, 1))
+    lines = []
+    nvcodec.encode(tmp_path / "in", tmp_path / "a.nvc", build_config(
+        "tiny", motion=True, epochs=1, weight_bpp=64.0, refine_width=8, refine_layers=3, target_bpp=2.0, keyframe_quality=32,
+        **LATENTS),
+        log=lines.append)
+    assert any(line.startswith("--target-bpp: the rate plan does not price per-frame latents") for line in lines)
+    with NvcReader(tmp_path / "a.nvc") as r:
+        assert "latent_channels" not in r.metadata["model"]
+        assert "latents" not in {t.name for t in r.iter_tensors()}
