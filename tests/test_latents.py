@@ -260,10 +260,9 @@ def test_a_byte_budget_fits_the_network_without_latents_and_says_why(tmp_path):
     """The rate plan does not price latents: under --target-bpp they are left out, said, and the file holds none."""
     write_video(tmp_path / "in" / "a.mp4", VIDEOS["moving_64x48.mp4"], (25, 1))
     lines = []
-    nvcodec.encode(tmp_path / "in", tmp_path / "a.nvc", build_config(
-        "tiny", motion=True, epochs=1, weight_bpp=64.0, refine_width=8, refine_layers=3, target_bpp=2.0, keyframe_quality=32,
-        **LATENTS),
-        log=lines.append)
+    config = build_config("tiny", motion=True, epochs=1, weight_bpp=64.0, refine_width=8, refine_layers=3,
+                          target_bpp=2.0, keyframe_quality=32, **LATENTS)
+    nvcodec.encode(tmp_path / "in", tmp_path / "a.nvc", config, log=lines.append)
     assert any(line.startswith("--target-bpp: the rate plan does not price per-frame latents") for line in lines)
     with NvcReader(tmp_path / "a.nvc") as r:
         assert "latent_channels" not in r.metadata["model"]
