@@ -33,7 +33,8 @@ def test_latent_config_is_checked_counted_and_recorded_only_when_set():
     cfg = ModelConfig(**NET, **LATENTS, latent_rows=5)
     assert latent_count(cfg) == 5 * 8 * 2 * 4 * 4
     assert count_parameters(cfg) == sum(p.numel() for p in DNeRV(cfg).parameters())
-    assert count_parameters(cfg) == count_parameters(ModelConfig(**NET)) + latent_count(cfg) + 2 * 8 * 9  # 2 inputs more
+    first_conv = 2 * 8 * 9                                  # 2 more input channels of the 8-wide 3x3 conv
+    assert count_parameters(cfg) == count_parameters(ModelConfig(**NET)) + latent_count(cfg) + first_conv
     with_trunk = ModelConfig(**{**NET, "c0": 4}, **LATENTS, latent_rows=3)
     assert count_parameters(with_trunk) == sum(p.numel() for p in DNeRV(with_trunk).parameters())
     assert {"latent_channels", "latent_cell", "latent_rows"} <= set(cfg.to_json())
@@ -194,7 +195,8 @@ def _refiner_pieces() -> nc.Pieces:
 
 
 @pytest.mark.parametrize("edit, message", [
-    ({"latent_channels": 2, "latent_cell": 8, "latent_rows": 1}, r"model latent_rows 1 differs from the \d+ clip-tiles"),
+    ({"latent_channels": 2, "latent_cell": 8, "latent_rows": 1},
+     r"model latent_rows 1 differs from the \d+ clip-tiles"),
     ({"latent_channels": 2, "latent_cell": 7, "latent_rows": 1}, r"latent_cell: 7 must divide the tile"),
     ({"latent_channels": 64, "latent_cell": 1, "latent_rows": 1 << 27}, r"parameters exceed the limit"),
     ({"latent_rows": 4}, r"given without latents"),
