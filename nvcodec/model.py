@@ -20,6 +20,12 @@ pair per frame: the content encoder runs per frame, every flow head predicts a *
 coded motion, and a visibility logit per head replaces the fixed (1 - t, t) fusion. With the zero-
 initialised last layers the residual head starts as the motion floor itself.
 
+With per-frame latents (``ModelConfig.latent_channels``, FORMAT.md 14.4) the network also holds a
+table ``latents``, one row per clip-tile of the corpus: each frame slot's C x (h/S) x (w/S) integers,
+upsampled bilinearly to the tile, are C more refiner inputs. They carry what is new in each frame,
+which no shared weights can memorize; the fit trains them with uniform noise of one step in place
+of rounding (``latent_noise``) under a rate term at the keyframes' price of a bit (``nvcodec.fit``).
+
 The architecture config, ``ModelConfig``, lives in the torch-free ``nvcodec.config``
 (the .nvc metadata records it; the decoder rebuilds the exact network from it).
 """
