@@ -145,17 +145,6 @@ class ModelConfig:
             raise NvcInputError(f"ModelConfig.refine_coarse: {self.refine_coarse} without a refiner (refine_width 0)")
         if self.c0 == 0 and not self.refine_width:
             raise NvcInputError("ModelConfig.c0: 0 (no trunk) needs a refiner (refine_width > 0)")
-        check_int("latent_channels", 0, MAX_LATENT_CHANNELS)
-        check_int("latent_cell", 0, MAX_TILE)
-        check_int("latent_rows", 0, MAX_LATENT_ROWS)
-        if self.latent_channels:
-            if not self.refine_width:
-                raise NvcInputError("ModelConfig.latent_channels: latents are inputs of the refiner (refine_width > 0)")
-            if self.latent_cell < 1 or self.tile_h % self.latent_cell or self.tile_w % self.latent_cell:
-                raise NvcInputError(f"ModelConfig.latent_cell: {self.latent_cell} must divide the tile "
-                                    f"{self.tile_h}x{self.tile_w}")
-        elif self.latent_cell or self.latent_rows:
-            raise NvcInputError("ModelConfig.latent_cell/latent_rows: given without latents (latent_channels 0)")
         for name, lo in (("mean", -10.0), ("std", 1e-3)):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(
@@ -176,6 +165,17 @@ class ModelConfig:
             raise NvcInputError(f"ModelConfig.strides: product {total} must divide the tile "
                              f"{self.tile_h}x{self.tile_w}")
         object.__setattr__(self, "strides", tuple(strides))
+        check_int("latent_channels", 0, MAX_LATENT_CHANNELS)
+        check_int("latent_cell", 0, MAX_TILE)
+        check_int("latent_rows", 0, MAX_LATENT_ROWS)
+        if self.latent_channels:
+            if not self.refine_width:
+                raise NvcInputError("ModelConfig.latent_channels: latents are inputs of the refiner (refine_width > 0)")
+            if self.latent_cell < 1 or self.tile_h % self.latent_cell or self.tile_w % self.latent_cell:
+                raise NvcInputError(f"ModelConfig.latent_cell: {self.latent_cell} must divide the tile "
+                                    f"{self.tile_h}x{self.tile_w}")
+        elif self.latent_cell or self.latent_rows:
+            raise NvcInputError("ModelConfig.latent_cell/latent_rows: given without latents (latent_channels 0)")
         n_params = count_parameters(self)
         if n_params > MAX_PARAMETERS:
             raise NvcInputError(f"ModelConfig: {n_params} parameters exceed the limit {MAX_PARAMETERS}")

@@ -279,7 +279,7 @@ def test_info_shows_the_motion_floor_the_encoder_measured(refine_file):
 
 
 def test_a_motion_preset_writes_the_motion_floor_when_the_corpus_cannot_pay_for_its_smallest_network(tmp_path):
-    """fast carries coded motion; its network needs about 5.8 M pixels at its weight rate, so a small
+    """fast carries coded motion; its network needs about 6.3 M pixels at its weight rate, so a small
     corpus gets the floor (no weights, the same file as --network none) and the log says why."""
     from nvcodec.presets import PRESETS
 
