@@ -5,6 +5,7 @@ Regenerate on purpose only:
     NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py motion   # motion.nvc (version 1.1)
     NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py refine   # refine.nvc (version 1.1)
     NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py cuts     # cuts.nvc (version 1.2)
+    NVCODEC_REGENERATE_GOLDEN=1 python tests/conformance_tools.py latents  # latents.nvc (version 1.1)
 
 tiny.nvc: two sample clips encoded with the tiny preset; expected.json records what a
 conforming CPU decoder must produce: the md5 of the decoded keyframes and weights
@@ -18,6 +19,10 @@ motion floor (section 14.3: integer arithmetic, bit-exact everywhere).
 refine.nvc: tiny.nvc's two clips encoded with the tiny preset and a network that consumes
 coded motion (``ModelConfig.motion``, FORMAT.md 14.4): keyframes, one MOTN per video and
 weights. refine_expected.json records ``digests`` plus the md5 of each video's motion integers.
+
+latents.nvc: refine.nvc's clips and preset with a refiner (8 wide, 3 layers, on tiny's trunk) fed per-frame
+latents (2 channels on 8-pixel cells, FORMAT.md 14.4, "Per-frame latents"): the ``latents`` tensor among the
+weights, one row per clip-tile. latents_expected.json records the same digests as refine_expected.json.
 
 cuts.nvc: one video with a scene cut, keyframes on it (a KPOS chunk, FORMAT.md section 15) and
 the motion floor (no network): the first CUT_AT frames of foreman, then the first frames of dog,
@@ -49,6 +54,10 @@ MOTION_EXPECTED = HERE / "motion_expected.json"
 REFINE_NVC = HERE / "refine.nvc"
 REFINE_EXPECTED = HERE / "refine_expected.json"
 REFINE_INPUTS = [ROOT / "samples" / "foreman_176x144.mp4", ROOT / "samples" / "dog_192x108.mp4"]
+LATENTS_NVC = HERE / "latents.nvc"              # a refiner with per-frame latents (FORMAT.md 14.4)
+LATENTS_EXPECTED = HERE / "latents_expected.json"
+LATENTS_SETTINGS = dict(epochs=2, motion=True, weight_bpp=64.0, refine_width=8, refine_layers=3, latent_channels=2,
+                        latent_cell=8)
 CUTS_NVC = HERE / "cuts.nvc"
 CUTS_EXPECTED = HERE / "cuts_expected.json"
 CUT_AT, CUTS_FRAMES = 7, 13
@@ -167,6 +176,11 @@ def main() -> None:
         nvcodec.encode(REFINE_INPUTS, REFINE_NVC, build_config("tiny", epochs=2, motion=True, weight_bpp=64.0), size=(48, 40),
                        max_frames=9, force=True, quiet=True)
         REFINE_EXPECTED.write_text(json.dumps(refine_digests(REFINE_NVC), indent=2) + "\n")
+        return
+    if sys.argv[1:] == ["latents"]:
+        nvcodec.encode(REFINE_INPUTS, LATENTS_NVC, build_config("tiny", **LATENTS_SETTINGS), size=(48, 40), max_frames=9,
+                       force=True, quiet=True)
+        LATENTS_EXPECTED.write_text(json.dumps(refine_digests(LATENTS_NVC), indent=2) + "\n")
         return
     if sys.argv[1:] == ["cuts"]:
         import tempfile

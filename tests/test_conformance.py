@@ -25,7 +25,8 @@ import torch
 import nvcodec
 
 from conformance_tools import MOTION_EXPECTED, MOTION_NVC, motion_digests, motion_from_json, motion_vector_inputs
-from conformance_tools import CUT_AT, CUTS_EXPECTED, CUTS_NVC, REFINE_EXPECTED, REFINE_NVC, refine_digests
+from conformance_tools import (CUT_AT, CUTS_EXPECTED, CUTS_NVC, LATENTS_EXPECTED, LATENTS_NVC, REFINE_EXPECTED,
+                               REFINE_NVC, refine_digests)
 from conformance_tools import digests as conformance_digests
 from nvcodec.bitstream import NvcFormatError, NvcReader, QuantizedTensor, write_nvc
 
@@ -168,6 +169,34 @@ def test_refine_vector_random_access_matches_the_full_decode():
         for v in nvc.videos:
             frames = nvc.read(v.name)
             assert hashlib.md5(frames.tobytes()).hexdigest() == REFINE["frames"][v.name]
+            for lo, hi in ((3, 9), (8, 9)):
+                assert (nvc.read(v.name, slice(lo, hi)) == frames[lo:hi]).all()
+
+
+# --- latents.nvc ------------------------------------------------------------------------------
+
+LATENTS = json.loads(LATENTS_EXPECTED.read_text())
+
+
+def test_latents_vector_holds_a_latent_table_of_one_row_per_clip_tile_and_decodes_bit_exactly():
+    """Per-frame latents (FORMAT.md 14.4): the ``latents`` tensor, (clip-tiles, K, C, tile / cell, tile / cell),
+    among the weights; keyframes, weights, motion and frames as recorded; a frame range gives the full decode's
+    pixels."""
+    from nvcodec.corpus import latent_row_bases
+
+    with NvcReader(LATENTS_NVC) as r:
+        md = r.metadata
+        shapes = {h.name: h.shape for h in r.tensor_headers()}
+    cfg = md["model"]
+    rows = latent_row_bases([(v["n_frames"], v["height"], v["width"], None) for v in md["videos"]],
+                            md["keyframe_interval"], cfg["tile_h"], cfg["tile_w"])[1]
+    assert cfg["latent_rows"] == rows and tuple(shapes["latents"]) == (rows, 8, 2, 4, 4)
+    decoded = refine_digests(LATENTS_NVC)
+    for part in ("keyframes", "weights", "motion", "frames"):
+        assert decoded[part] == LATENTS[part], part
+    with nvcodec.open(LATENTS_NVC, device="cpu") as nvc:
+        for v in nvc.videos:
+            frames = nvc.read(v.name)
             for lo, hi in ((3, 9), (8, 9)):
                 assert (nvc.read(v.name, slice(lo, hi)) == frames[lo:hi]).all()
 
