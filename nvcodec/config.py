@@ -25,6 +25,7 @@ MAX_EMBED_LEVELS = 1024
 MAX_STRIDE = 16
 MAX_REFINE_LAYERS = 16
 MAX_LATENT_CHANNELS = 64
+LATENTS = "latents"               # the network's per-frame latent table: its parameter and tensor name
 MAX_LATENT_ROWS = 1 << 27         # clip-tiles with latents; the file's 2^27 elements bound their values anyway
 REFINE_INPUTS = 10               # the refiner's inputs beside the trunk's features: the warped pair (2 x 3),
                                  # |start - end| (3) and t (nvcodec.model.Refiner)

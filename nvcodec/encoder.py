@@ -29,7 +29,7 @@ from nvcodec.bitstream import KeyframeSegment, VideoRecord, motion_chunk_n_bytes
 from nvcodec.bitstream.chunks import CHUNK_OVERHEAD_BYTES
 from nvcodec.bitstream.tensors import MAX_ELEMENTS
 from nvcodec.clipset import ClipSet
-from nvcodec.config import ModelConfig, count_parameters, latent_count
+from nvcodec.config import LATENTS, ModelConfig, count_parameters, latent_count
 from nvcodec.corpus import SourceVideo, build_clipset, keyframe_positions, scan
 from nvcodec.cuts import detect_cuts
 from nvcodec.errors import NvcInputError
@@ -734,7 +734,7 @@ def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video],
         quality["motion_psnr"] = measured.psnr if motion_psnr is None else motion_psnr
     n_bytes = record_quality(output, quality)
     bytes_by_part = dict(measured.bytes_by_part)
-    latents = [t for t in tensors if t.name == "latents"]
+    latents = [t for t in tensors if t.name == LATENTS]
     if latents:                 # the per-frame latents are side information, not the shared network's weights
         bytes_by_part["latents"] = tensor_chunk_n_bytes(latents[0]) - CHUNK_OVERHEAD_BYTES
         bytes_by_part["weights"] -= bytes_by_part["latents"]
@@ -743,7 +743,7 @@ def _report(output: Path, n_bytes: int, n_pixels: int, videos: Sequence[_Video],
         output=str(output), n_videos=len(videos), n_frames=sum(len(f) for f in frames),
         n_pixels=n_pixels, n_bytes=n_bytes, bytes_by_part=bytes_by_part,
         bpp=8.0 * n_bytes / n_pixels, psnr=measured.psnr, blend_psnr=floor_psnr, motion_psnr=motion_psnr,
-        keyframe_psnr=kf_psnr, n_params=sum(int(t.q.size) for t in tensors if t.name != "latents"),
+        keyframe_psnr=kf_psnr, n_params=sum(int(t.q.size) for t in tensors if t.name != LATENTS),
         n_latents=sum(int(t.q.size) for t in latents),
         preset=preset_name, seconds=time.monotonic() - started, videos=measured.videos,
     )

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from nvcodec import distributed, runtime
 from nvcodec.clipset import ClipSet
-from nvcodec.config import FitConfig, ModelConfig
+from nvcodec.config import LATENTS, FitConfig, ModelConfig
 from nvcodec.metrics import psnr_from_mse
 from nvcodec.model import DNeRV
 from nvcodec.qat import laplace_bits
@@ -159,8 +159,8 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     raw_model = DNeRV(model_cfg).to(device)
     if device.type == "cuda":
         raw_model = raw_model.to(memory_format=torch.channels_last)
-    latents = [p for name, p in raw_model.named_parameters() if name == "latents"]
-    groups = [{"params": [p for name, p in raw_model.named_parameters() if name != "latents"], "scale": 1.0}]
+    latents = [p for name, p in raw_model.named_parameters() if name == LATENTS]
+    groups = [{"params": [p for name, p in raw_model.named_parameters() if name != LATENTS], "scale": 1.0}]
     if latents:
         groups.append({"params": latents, "scale": fit_cfg.latent_lr / fit_cfg.lr})
     optimizer = torch.optim.AdamW(groups, lr=fit_cfg.lr, weight_decay=0.0, fused=device.type == "cuda")

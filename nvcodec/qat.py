@@ -51,7 +51,7 @@ from torch.func import functional_call
 from nvcodec import runtime
 from nvcodec.bitstream import QuantizedTensor, ints_code_length_bits, ints_symbol_costs_bits, tensor_chunk_n_bytes
 from nvcodec.clipset import ClipSet
-from nvcodec.config import FitConfig, ModelConfig
+from nvcodec.config import LATENTS, FitConfig, ModelConfig
 from nvcodec.distributed import DistContext
 from nvcodec.model import DNeRV
 from nvcodec.runtime import Batcher, clip_inputs, lr_factor, to_device, trainable_mask
@@ -64,7 +64,6 @@ NEGLIGIBLE = 0.002                # a D_g(k) below this share of the float MSE (
 REFRESH_EVERY = 20                # fine-tune steps between refreshes of the coder's cost tables
 MAX_Q = (1 << 15) - 1             # integers stay within 16 bits, the container's limit
 REST = "(small tensors)"
-LATENTS = "latents"               # the per-frame latents (ModelConfig.latent_channels): not allocated, step 1
 LATENT_AXIS = 2                   # their channel axis
 LATENT_K = 8                      # the k at which their grid's step is 1 (exactly: peak 2^4, times 2^-4)
 
