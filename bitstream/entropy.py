@@ -1,7 +1,9 @@
 """Entropy coding of integer arrays with constriction's range coder (FORMAT.md section 9).
 
 ``encode_ints`` tries every model of the table below and keeps the smallest
-output (model side information + coded words).  The output is self-describing:
+output (model side information + coded words).  Arrays whose shape the decoder
+knows (a tensor's) may also take the context model, whose histogram for each
+value depends on which of its predecessors along up to three axes are non-zero.  The output is self-describing:
 one model-id byte, the model's parameters as integers, then the range coder's
 32-bit words.  Every float handed to constriction is derived deterministically
 (float64) from those stored integers, so encoder and decoder build the same
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 import struct
+from itertools import combinations
 
 import constriction
 import numpy as np
@@ -27,12 +30,14 @@ MODEL_UNIFORM = 1  # uniform over lo..hi
 MODEL_CATEGORICAL = 2  # histogram over lo..hi, counts exp-Golomb coded
 MODEL_LAPLACE = 3  # quantized Laplace(mean, scale) over the whole n_bits range
 MODEL_GAUSSIAN = 4  # quantized Gaussian(mean, std) over the whole n_bits range
+MODEL_CONTEXT = 5  # one histogram per context (non-zero predecessors along 1..3 axes); shaped arrays only
 MODEL_NAMES = {
     MODEL_CONSTANT: "constant",
     MODEL_UNIFORM: "uniform",
     MODEL_CATEGORICAL: "categorical",
     MODEL_LAPLACE: "laplace",
     MODEL_GAUSSIAN: "gaussian",
+    MODEL_CONTEXT: "context",
 }
 
 PARAM_FRAC_BITS = 12  # mean/scale are stored as integers in units of 2**-12
@@ -40,6 +45,8 @@ _PARAM_UNIT = float(1 << PARAM_FRAC_BITS)
 MAX_SCALE_Q = 1 << 28  # scale/std <= 65536 symbols
 MAX_MEAN_Q = 1 << 28  # |mean| <= 65536
 MAX_EG_ORDER = 30  # exp-Golomb order k of the histogram counts
+MAX_CONTEXT_AXES = 3  # the context model's axes: 2**3 contexts at most
+CONTEXT_MIN_GROUP = 32  # n >= 32 x planes x contexts: the coder's calls stay below n / 32 (a bound on work)
 _RANGE = struct.Struct("<ii")  # lo, hi
 _PARAMS = struct.Struct("<iI")  # mean_q, scale_q
 _VALUE = struct.Struct("<i")
@@ -119,6 +126,113 @@ def _read_counts(data: bytes, pos: int, n_symbols: int, k: int, n: int) -> tuple
     return counts, pos + n_bytes
 
 
+# --- the context model: which predecessors are non-zero --------------------------------------
+
+
+def _contexts(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Each element's context (uint8): bit j is set when the element before it along axes[j] exists and is non-zero."""
+    nz = x != 0
+    ctx = np.zeros(x.shape, np.uint8)
+    for j, a in enumerate(axes):
+        dst, src = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+        dst[a], src[a] = slice(1, None), slice(None, -1)
+        ctx[tuple(dst)] |= nz[tuple(src)].astype(np.uint8) << j
+    return ctx
+
+
+def _n_planes(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
+    return math.prod(shape[a] for a in axes)
+
+
+def _by_plane(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """x as (planes, rest): the context axes first, in order (lexicographic planes), the others in C order."""
+    return np.moveaxis(x, axes, range(len(axes))).reshape(_n_planes(x.shape, axes), -1)
+
+
+def _context_counts(x: np.ndarray, axes: tuple[int, ...], lo: int, hi: int) -> np.ndarray:
+    """(2**len(axes), hi - lo + 1) histograms of x's values, one row per context."""
+    size = hi - lo + 1
+    key = _contexts(x, axes).astype(np.int64) * size + (x.astype(np.int64) - lo)
+    return np.bincount(key.reshape(-1), minlength=size << len(axes)).reshape(1 << len(axes), size)
+
+
+def _context_axes_allowed(shape: tuple[int, ...], axes: tuple[int, ...]) -> bool:
+    """The format's bound on the coder's work: n >= CONTEXT_MIN_GROUP x planes x contexts."""
+    return math.prod(shape) >= CONTEXT_MIN_GROUP * (_n_planes(shape, axes) << len(axes))
+
+
+def _context_candidate(x: np.ndarray, lo: int, hi: int) -> dict | None:
+    """The context model's parameters for the axes whose estimated size is smallest (None: no axes allowed).
+
+    The estimate is the histograms' empirical entropy plus their exact exp-Golomb bits:
+    an encoder choice, so only the winner is range-coded."""
+    best = None
+    for m in range(1, MAX_CONTEXT_AXES + 1):
+        for axes in combinations(range(x.ndim), m):
+            if any(x.shape[a] < 2 for a in axes) or not _context_axes_allowed(x.shape, axes):
+                continue
+            params = context_params(x, axes, lo, hi)
+            counts = params["counts"]
+            n_ctx = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+            words = -np.sum(counts * np.log2(np.maximum(counts, 1) / n_ctx))
+            bits = words + sum(_eg_n_bits(c, k) + 8 for c, k in zip(counts, params["ks"]))
+            if best is None or bits < best[0]:
+                best = (bits, params)
+    return None if best is None else best[1]
+
+
+def context_params(x: np.ndarray, axes: tuple[int, ...], lo: int, hi: int) -> dict:
+    """The context model's parameters for x on these axes over lo..hi: histograms and their exp-Golomb orders."""
+    counts = _context_counts(x, tuple(axes), lo, hi)
+    ks = [min(range(MAX_EG_ORDER + 1), key=lambda k: _eg_n_bits(c, k)) for c in counts]
+    return {"axes": tuple(axes), "lo": lo, "hi": hi, "ks": ks, "counts": counts}
+
+
+def _context_models(params: dict) -> list:
+    """One constriction Categorical per context (None for a context no element has)."""
+    return [_model.Categorical(c.astype(np.float64), perfect=False) if c.any() else None for c in params["counts"]]
+
+
+def _encode_context_words(x: np.ndarray, params: dict) -> np.ndarray:
+    """Plane by plane (lexicographic over the context axes), within a plane context 0, 1, ... in C order."""
+    axes = params["axes"]
+    symbols = _by_plane(x - np.int32(params["lo"]), axes).astype(np.int32)
+    ctx = _by_plane(_contexts(x, axes), axes)
+    models = _context_models(params)
+    enc = _queue.RangeEncoder()
+    for p in range(symbols.shape[0]):
+        for j, model in enumerate(models):
+            chosen = symbols[p][ctx[p] == j]
+            if chosen.size:
+                enc.encode(chosen, model)
+    return enc.get_compressed()
+
+
+def _decode_context(words: np.ndarray, params: dict, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of _encode_context_words: the values in C order (int32); NvcFormatError on words that do not fit."""
+    axes, lo = params["axes"], params["lo"]
+    sizes = [shape[a] for a in axes]
+    strides = [math.prod(sizes[j + 1:]) for j in range(len(axes))]
+    rest_shape = tuple(d for i, d in enumerate(shape) if i not in axes)
+    out = np.empty((math.prod(sizes), math.prod(rest_shape)), np.int32)
+    models = _context_models(params)
+    dec = _queue.RangeDecoder(words)
+    for p in range(out.shape[0]):
+        ctx = np.zeros(out.shape[1], np.uint8)
+        for j, stride in enumerate(strides):
+            if (p // stride) % sizes[j]:
+                ctx |= (out[p - stride] != 0).astype(np.uint8) << j
+        for j, model in enumerate(models):
+            chosen = np.flatnonzero(ctx == j)
+            if not chosen.size:
+                continue
+            if model is None:
+                raise NvcFormatError(f"context model: a value falls in context {j}, whose histogram is empty")
+            out[p, chosen] = dec.decode(model, int(chosen.size)) + np.int32(lo)
+    planes = out.reshape(tuple(sizes) + rest_shape)
+    return np.ascontiguousarray(np.moveaxis(planes, range(len(axes)), axes)).reshape(-1)
+
+
 # --- the models: side information <-> constriction model ------------------------------------
 
 
@@ -169,10 +283,52 @@ def _side_bytes(model_id: int, params: dict) -> bytes:
             + bytes([params["k"]])
             + _write_counts(params["counts"], params["k"])
         )
+    if model_id == MODEL_CONTEXT:
+        return b"".join(
+            [bytes([model_id, len(params["axes"]), *params["axes"]]), _RANGE.pack(params["lo"], params["hi"])]
+            + [bytes([k]) + _write_counts(c, k) for k, c in zip(params["ks"], params["counts"])]
+        )
     return bytes([model_id]) + _PARAMS.pack(params["mean_q"], params["scale_q"])
 
 
-def _read_side(data: bytes, n: int, n_bits: int) -> tuple[int, dict, int]:
+def _read_context_side(data: bytes, n: int, n_bits: int, shape: tuple[int, ...] | None) -> tuple[dict, int]:
+    """The context model's axes, range and per-context histograms, each checked (section 9)."""
+    if shape is None:
+        raise NvcFormatError("context model in an array whose shape the reader does not know")
+    if len(data) < 2 or not 1 <= data[1] <= MAX_CONTEXT_AXES:
+        raise NvcFormatError(f"context model: axis count is not 1..{MAX_CONTEXT_AXES}")
+    m = data[1]
+    if len(data) < 2 + m + _RANGE.size:
+        raise NvcFormatError("context model: data ends inside its parameters")
+    axes = tuple(data[2 : 2 + m])
+    if any(a >= len(shape) for a in axes) or any(a >= b for a, b in zip(axes, axes[1:])):
+        raise NvcFormatError(f"context model: axes {list(axes)} are not increasing axes of a {len(shape)}-d array")
+    if not _context_axes_allowed(shape, axes):
+        raise NvcFormatError(f"context model: {n} values are fewer than {CONTEXT_MIN_GROUP} x "
+                             f"{_n_planes(shape, axes)} planes x {1 << m} contexts")
+    lo, hi = _RANGE.unpack_from(data, 2 + m)
+    lo_b, hi_b = symbol_range(n_bits)
+    if not lo_b <= lo < hi <= hi_b:
+        raise NvcFormatError(f"context model: range {lo}..{hi} is not an interval of >= 2 symbols within {lo_b}..{hi_b}")
+    pos, ks, counts = 2 + m + _RANGE.size, [], []
+    for j in range(1 << m):
+        if len(data) <= pos:
+            raise NvcFormatError(f"context model: data ends before context {j}'s exp-Golomb order")
+        ks.append(data[pos])
+        if ks[-1] > MAX_EG_ORDER:
+            raise NvcFormatError(f"context model: exp-Golomb order {ks[-1]} > {MAX_EG_ORDER}")
+        c, pos = _read_counts(data, pos + 1, hi - lo + 1, ks[-1], n)
+        counts.append(c)
+    counts = np.stack(counts)
+    total = counts.sum(axis=0)
+    if int(total.sum()) != n:
+        raise NvcFormatError(f"context model: counts sum to {int(total.sum())}, not the array length {n}")
+    if total[0] == 0 or total[-1] == 0:
+        raise NvcFormatError("context model: no value at the range's first or last symbol (range not tight)")
+    return {"axes": axes, "lo": lo, "hi": hi, "ks": ks, "counts": counts}, pos
+
+
+def _read_side(data: bytes, n: int, n_bits: int, shape: tuple[int, ...] | None = None) -> tuple[int, dict, int]:
     """Parse and validate the model id and parameters; return (model_id, params, position of the words)."""
     if not data:
         raise NvcFormatError("empty entropy-coded data (no model byte)")
@@ -210,6 +366,9 @@ def _read_side(data: bytes, n: int, n_bits: int) -> tuple[int, dict, int]:
                 raise NvcFormatError("categorical model: first or last count is zero (range not tight)")
             params.update(k=k, counts=counts)
         return model_id, params, pos
+    if model_id == MODEL_CONTEXT:
+        params, pos = _read_context_side(data, n, n_bits, shape)
+        return model_id, params, pos
     if model_id in (MODEL_LAPLACE, MODEL_GAUSSIAN):
         (mean_q, scale_q), pos = unpack(_PARAMS, 1)
         if abs(mean_q) > MAX_MEAN_Q or not 1 <= scale_q <= MAX_SCALE_Q:
@@ -235,10 +394,12 @@ def _min_word_bits(model_id: int, params: dict, n: int, n_bits: int) -> float:
     if model_id == MODEL_UNIFORM:
         size = params["hi"] - params["lo"] + 1
         p, weights = np.full(1, 1.0 / size), np.full(1, float(n))
-    elif model_id == MODEL_CATEGORICAL:
-        size = params["counts"].size
-        weights = params["counts"][params["counts"] > 0].astype(np.float64)
-        p = weights / n
+    elif model_id in (MODEL_CATEGORICAL, MODEL_CONTEXT):
+        counts = params["counts"].reshape(-1, params["hi"] - params["lo"] + 1)   # one row per context
+        size = counts.shape[1]
+        per_context = np.broadcast_to(counts.sum(axis=1, keepdims=True), counts.shape)
+        weights = counts[counts > 0].astype(np.float64)
+        p = weights / per_context[counts > 0]
     else:
         lo_b, hi_b = symbol_range(n_bits)
         size = hi_b - lo_b + 1
@@ -256,8 +417,11 @@ def _min_word_bits(model_id: int, params: dict, n: int, n_bits: int) -> float:
 
 
 def _encode_words(symbols: np.ndarray, model_id: int, params: dict, n_bits: int) -> np.ndarray:
+    """The range coder's words for symbols (flat; shaped when the model is the context model)."""
     if model_id == MODEL_CONSTANT or symbols.size == 0:
         return np.zeros(0, dtype=np.uint32)
+    if model_id == MODEL_CONTEXT:
+        return _encode_context_words(symbols, params)
     coder_model, offset = _coder_model(model_id, params, n_bits)
     enc = _queue.RangeEncoder()
     enc.encode((symbols - np.int32(offset)).astype(np.int32), coder_model)
@@ -292,8 +456,8 @@ def _fit_param(model_id: int, symbols: np.ndarray, hist_values: np.ndarray, coun
     return {"mean_q": mean_q, "scale_q": best[1]}
 
 
-def _candidates(symbols: np.ndarray, n_bits: int):
-    """(model_id, params) of every model that can code these symbols."""
+def _candidates(symbols: np.ndarray, n_bits: int, shape: tuple[int, ...] | None = None):
+    """(model_id, params) of every model that can code these symbols (the context model only with a shape)."""
     if symbols.size == 0:
         yield MODEL_CONSTANT, {"value": 0}
         return
@@ -309,33 +473,41 @@ def _candidates(symbols: np.ndarray, n_bits: int):
     hist_values, hist_counts = (used + lo).astype(np.float64), counts[used].astype(np.float64)
     for model_id in (MODEL_LAPLACE, MODEL_GAUSSIAN):
         yield model_id, _fit_param(model_id, symbols, hist_values, hist_counts)
+    if shape is not None:
+        params = _context_candidate(symbols.reshape(shape), lo, hi)
+        if params is not None:
+            yield MODEL_CONTEXT, params
 
 
 # --- public API ---------------------------------------------------------------------------
 
 
-def _encode_all(values: np.ndarray, n_bits: int) -> list[tuple[int, bytes, np.ndarray]]:
+def _encode_all(values: np.ndarray, n_bits: int, shaped: bool = False) -> list[tuple[int, bytes, np.ndarray]]:
     symbols = _as_symbols(values, n_bits)
+    shape = np.shape(values) if shaped else None
     return [
-        (model_id, _side_bytes(model_id, params), _encode_words(symbols, model_id, params, n_bits))
-        for model_id, params in _candidates(symbols, n_bits)
+        (model_id, _side_bytes(model_id, params),
+         _encode_words(symbols.reshape(shape) if model_id == MODEL_CONTEXT else symbols, model_id, params, n_bits))
+        for model_id, params in _candidates(symbols, n_bits, shape)
     ]
 
 
-def encode_ints(values: np.ndarray, n_bits: int) -> bytes:
+def encode_ints(values: np.ndarray, n_bits: int, shaped: bool = False) -> bytes:
     """Entropy-code an integer array (flattened in C order) whose values fit signed n_bits (2..16).
 
     Returns model id + integer parameters + range-coder words (FORMAT.md section 9),
     choosing the model with the smallest total.  The length is not stored: the
-    decoder is told n (the container stores the tensor shape).
+    decoder is told n (the container stores the tensor shape).  ``shaped``: the
+    decoder will know values' shape too (decode_ints' ``shape``), so the context
+    model is a candidate.
     """
-    best = min(_encode_all(values, n_bits), key=lambda c: len(c[1]) + 4 * c[2].size)
+    best = min(_encode_all(values, n_bits, shaped), key=lambda c: len(c[1]) + 4 * c[2].size)
     return best[1] + best[2].astype("<u4").tobytes()
 
 
-def encode_ints_report(values: np.ndarray, n_bits: int) -> dict[str, tuple[int, int]]:
+def encode_ints_report(values: np.ndarray, n_bits: int, shaped: bool = False) -> dict[str, tuple[int, int]]:
     """{model name: (side-information bytes, coded-word bytes)} for every candidate model (benchmarks)."""
-    return {MODEL_NAMES[m]: (len(side), 4 * words.size) for m, side, words in _encode_all(values, n_bits)}
+    return {MODEL_NAMES[m]: (len(side), 4 * words.size) for m, side, words in _encode_all(values, n_bits, shaped)}
 
 
 def ints_code_length_bits(values: np.ndarray, n_bits: int) -> int:
@@ -371,8 +543,11 @@ def ints_symbol_costs_bits(values: np.ndarray, n_bits: int) -> np.ndarray:
         return -np.log2(p)
 
 
-def decode_ints(data: bytes, n: int, n_bits: int) -> np.ndarray:
-    """Inverse of encode_ints: int32 array of length n; NvcFormatError on bad bytes.
+def decode_ints(data: bytes, n: int, n_bits: int, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Inverse of encode_ints: int32 array of length n (flat); NvcFormatError on bad bytes.
+
+    ``shape`` (whose product is n) is the array's shape where the reader knows it:
+    the context model needs it, and is refused without it.
 
     Structural damage is refused (FORMAT.md section 9): bad parameters, too few words
     for n, a histogram the symbols break, words other than those the encoder writes for
@@ -386,8 +561,10 @@ def decode_ints(data: bytes, n: int, n_bits: int) -> np.ndarray:
     _check_n_bits(n_bits)
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if shape is not None and math.prod(shape) != n:
+        raise ValueError(f"shape {tuple(shape)} does not hold n = {n} values")
     data = bytes(data)
-    model_id, params, pos = _read_side(data, n, n_bits)
+    model_id, params, pos = _read_side(data, n, n_bits, None if shape is None else tuple(shape))
     n_word_bytes = len(data) - pos
     if n_word_bytes % 4:
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: {n_word_bytes} bytes of words is not a multiple of 4")
@@ -404,22 +581,33 @@ def decode_ints(data: bytes, n: int, n_bits: int) -> np.ndarray:
             f"{MODEL_NAMES[model_id]} model: {words.size} words cannot hold {n} symbols "
             f"(at least {math.ceil(min_bits)} bits needed): corrupt length or shape"
         )
-    coder_model, offset = _coder_model(model_id, params, n_bits)
     try:
-        symbols = _queue.RangeDecoder(words).decode(coder_model, int(n))
+        if model_id == MODEL_CONTEXT:
+            values = _decode_context(words, params, shape)
+        else:
+            coder_model, offset = _coder_model(model_id, params, n_bits)
+            values = _queue.RangeDecoder(words).decode(coder_model, int(n)).astype(np.int32, copy=False)
+            values += np.int32(offset)     # symbols and values both fit int32: no wider temporary
+    except NvcFormatError:
+        raise
     except BaseException as e:  # constriction raises ValueError/KeyError, or a PanicException (BaseException)
         if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
             raise
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: range decoder failed ({e})") from None
-    values = symbols.astype(np.int32, copy=False)     # symbols and values both fit int32: no wider temporary
-    values += np.int32(offset)
-    if model_id in (MODEL_UNIFORM, MODEL_CATEGORICAL) and (values.min() < params["lo"] or values.max() > params["hi"]):
+    if model_id in (MODEL_UNIFORM, MODEL_CATEGORICAL, MODEL_CONTEXT) and (
+        values.min() < params["lo"] or values.max() > params["hi"]
+    ):
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: decoded a symbol outside {params['lo']}..{params['hi']}")
     if model_id == MODEL_CATEGORICAL and not np.array_equal(
         np.bincount(values - params["lo"], minlength=params["counts"].size), params["counts"]
     ):
         raise NvcFormatError("categorical model: decoded symbols do not match the stored histogram")
+    if model_id == MODEL_CONTEXT:
+        values = values.reshape(shape)
+        if not np.array_equal(_context_counts(values, params["axes"], params["lo"], params["hi"]), params["counts"]):
+            raise NvcFormatError("context model: decoded symbols do not match the stored histograms")
     again = _encode_words(values, model_id, params, n_bits)
+    values = values.reshape(-1)
     if again.size != words.size or not np.array_equal(again, words):
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: coded words are corrupt (they do not re-encode identically)")
     return values

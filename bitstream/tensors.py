@@ -110,7 +110,7 @@ class QuantizedTensor:
 def write_tensor(t: QuantizedTensor) -> bytes:
     """QuantizedTensor -> 'TENS' payload (fields in the order of read_tensor)."""
     name = t.name.encode("ascii")
-    coded = encode_ints(t.q, t.n_bits)
+    coded = encode_ints(t.q, t.n_bits, shaped=True)   # the reader knows the shape: contexts allowed
     return b"".join(
         [
             _HEAD.pack({"n_name_bytes": len(name)}),
@@ -181,7 +181,7 @@ def read_tensor_header(r: PayloadReader, elements_left: int) -> TensorHeader:
 def decode_tensor(h: TensorHeader, r: PayloadReader) -> QuantizedTensor:
     """Decode a checked header's integers (NvcFormatError naming the tensor, via ``r``'s chunk)."""
     try:
-        q = decode_ints(h.coded, h.n_elements, h.n_bits).reshape(h.shape)
+        q = decode_ints(h.coded, h.n_elements, h.n_bits, h.shape).reshape(h.shape)
     except NvcFormatError as e:
         raise r.error(f"tensor {h.name!r}: {e}") from None
     q.flags.writeable = False

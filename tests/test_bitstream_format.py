@@ -50,7 +50,7 @@ def test_format_md_example_crc_of_fend():
 
 
 def golden_inputs():
-    """Inputs of the golden file (used only when regenerating): one tensor per entropy model."""
+    """Inputs of the golden file (used only when regenerating): one tensor per entropy model (FORMAT.md 9)."""
     rng = np.random.default_rng(2024)
     metadata = {
         "encoder": "nvcodec golden",
@@ -78,6 +78,11 @@ def golden_inputs():
         QuantizedTensor("gaussian", np.clip(np.round(rng.normal(3, 10, 600)), -128, 127).astype(np.int32),
                         np.array([3.0517578e-05], np.float32), None, 8),
     ]
+    rng = np.random.default_rng(2026)                 # the context tensor came later: the draws above stay as they were
+    flips = rng.random((4, 6, 40)) < np.where(np.arange(6) == 0, 0.3, 0.08)[None, :, None]
+    active = np.cumsum(flips, axis=1) % 2 == 1        # on/off runs along axis 1, as latents along the frame slots
+    sparse = np.where(active, rng.choice([-2, -1, 1, 2], size=active.shape), 0)
+    tensors.append(QuantizedTensor("context", sparse, np.array([0.5, 0.25, 0.125, 1.0], np.float32), 0, 4))
     return metadata, segments, tensors
 
 
@@ -125,8 +130,9 @@ def test_golden_file_exercises_every_entropy_model():
     from nvcodec.bitstream.entropy import MODEL_NAMES, encode_ints
 
     _, _, tensors = json_to_inputs(json.loads((GOLDEN / "small.json").read_text(encoding="utf-8")))
-    assert {MODEL_NAMES[encode_ints(t.q, t.n_bits)[0]] for t in tensors} == set(MODEL_NAMES.values())
-    assert [t.name for t in tensors] == [MODEL_NAMES[encode_ints(t.q, t.n_bits)[0]] for t in tensors]
+    models = [MODEL_NAMES[encode_ints(t.q, t.n_bits, shaped=True)[0]] for t in tensors]
+    assert set(models) == set(MODEL_NAMES.values())
+    assert [t.name for t in tensors] == models
 
 
 def test_import_does_not_load_torch():

@@ -17,13 +17,15 @@ import nvc_craft as nc
 from nvc_craft import Pieces, chunk, constant_words, motion_payload, split_chunks
 
 from nvcodec.bitstream import KeyframeSegment, NvcFormatError, NvcReader, QuantizedTensor, VideoMotion, write_nvc
+from nvcodec.bitstream.entropy import MODEL_CONTEXT
 from nvcodec.bitstream.motion import INTERP_BILINEAR, PRED_NONE, PRED_TIME
 
 N_RANDOM = int(os.environ.get("NVCODEC_MUTATIONS", "6000"))
 MAX_SECONDS_PER_CASE = 1.0
 
 
-def small_file(tmp_path, motion: bool = False) -> bytes:
+def small_file(tmp_path, motion: bool = False, context: bool = False) -> bytes:
+    """A two-video file; ``motion``: with MOTN chunks; ``context``: one more tensor coded with the context model."""
     md = {
         "encoder": "mut",
         "videos": [
@@ -41,6 +43,9 @@ def small_file(tmp_path, motion: bool = False) -> bytes:
         QuantizedTensor("w", np.clip(np.round(rng.laplace(0, 3, (4, 6))), -8, 7).astype(np.int32), np.full(4, 0.1, np.float32), 0, 4),
         QuantizedTensor("b", np.array([1, -1, 0]), np.array([0.5], np.float32), None, 2),
     ]
+    if context:  # columns on or off across the 4 rows: the context model codes it (FORMAT.md 9, model 5)
+        active = np.broadcast_to(rng.random((1, 64)) < 0.25, (4, 64))
+        tensors.append(QuantizedTensor("ctx", np.where(active, rng.choice([-1, 1], (4, 64)), 0), np.ones(1, np.float32), None, 2))
     fields = None
     if motion:  # grid 4 on 8x8 frames: 2x2 cells; clips of 7 and 0 in-between frames, and 0
         fields = [VideoMotion(4, 2, INTERP_BILINEAR, 2, 2, (rng.integers(-3, 4, (7, 2, 2, 2, 2)), np.zeros((0, 2, 2, 2, 2), np.int32))),
@@ -74,10 +79,14 @@ def check(data: bytes, original, tally: dict) -> None:
     tally["max_seconds"] = max(tally["max_seconds"], time.perf_counter() - t0)
 
 
-@pytest.mark.parametrize("motion", [False, True], ids=["v1.0", "v1.1-motion"])
-def test_single_bit_flips_and_byte_mutations_are_refused_or_harmless(tmp_path, motion):
+@pytest.mark.parametrize("motion, context", [(False, False), (True, False), (False, True)],
+                         ids=["v1.0", "v1.1-motion", "context-model"])
+def test_single_bit_flips_and_byte_mutations_are_refused_or_harmless(tmp_path, motion, context):
     """Every bit flip plus N random byte mutations: NvcFormatError or identical content, never another exception."""
-    data = small_file(tmp_path, motion)
+    data = small_file(tmp_path, motion, context)
+    if context:
+        with NvcReader(io.BytesIO(data)) as r:
+            assert [(h.name, h.coded[0]) for h in r.tensor_headers()][-1] == ("ctx", MODEL_CONTEXT)
     original = content(data)
     tally = {"rejected": 0, "identical": 0, "max_seconds": 0.0}
     for pos in range(len(data)):
@@ -105,7 +114,7 @@ def _build(head: bytes, chunks) -> bytes:
 @pytest.mark.parametrize("ctype", [b"META", b"KIDX", b"KSEG", b"MOTN", b"TENS"])
 def test_payload_mutations_with_valid_crc_raise_only_format_errors(tmp_path, ctype):
     """Mutations behind a recomputed CRC reach the payload checks: NvcFormatError or a clean read."""
-    data = small_file(tmp_path, motion=True)
+    data = small_file(tmp_path, motion=True, context=True)
     chunks = nc.split_chunks(data)
     rng = np.random.default_rng(int.from_bytes(ctype, "little"))
     idx = [i for i, (t, _) in enumerate(chunks) if t == ctype]
