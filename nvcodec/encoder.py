@@ -319,7 +319,7 @@ def encode(
         say(f"keyframes on scene cuts: {sum(len(v.keyframes) for v in videos)} keyframes, "
             f"{sum(len(keyframe_positions(len(v.frames), interval)) for v in videos)} without cut detection")
     n_pixels = sum(int(np.prod(v.frames.shape[:3])) for v in videos)
-    config = _network_or_floor(config, n_pixels, say)
+    config = _latents_or_not(_network_or_floor(config, n_pixels, say), say)
     if config.network == "none":
         report = (_encode_motion_floor(config, videos, n_pixels, output, workdir, frame_store, started, device, say,
                                        progress=not quiet) if main else None)
@@ -401,6 +401,17 @@ def _network_or_floor(config: EncodeConfig, n_pixels: int, say: Callable[[str], 
     say(f"the corpus ({n_pixels} pixels) is too small to pay for preset {preset.name!r}'s smallest network at "
         f"{preset.weight_bpp} bpp of weights: writing the motion floor (keyframes + coded motion), no network")
     return replace(config, network="none")
+
+
+def _latents_or_not(config: EncodeConfig, say: Callable[[str], None]) -> EncodeConfig:
+    """``config``, or under ``--target-bpp`` the same without per-frame latents: the rate plan
+    (``nvcodec.rate.plan_target``) shares the bytes among keyframes, motion and weights and does not price
+    latents yet, so a file with them would overshoot its target by their bytes."""
+    preset = config.preset
+    if not (preset.latent_channels and isinstance(config.quantization, ByteBudget) and config.network != "none"):
+        return config
+    say("--target-bpp: the rate plan does not price per-frame latents yet; fitting the network without them")
+    return replace(config, preset=replace(preset, latent_channels=0, latent_cell=0))
 
 
 def _network_or_floor_at_its_rate(config: EncodeConfig, videos: Sequence[_Video], n_pixels: int, output: Path,

@@ -360,8 +360,8 @@ RATE_LAMBDA = 3e-3
 # frame of each 64x64 tile, fitted with the refiner at the keyframes' price of a bit, tell it what no shared weights
 # can know. On the 64-frame table they took the network from +0.26 to +0.32 dB over the floor at equal rate at
 # keyframe quality 47 and from +0.35 to +0.55 dB at 40 (BD-PSNR over the floor points +0.28 -> +0.39 dB), for
-# 10-13 % of the file; a fit step costs about a tenth more (benchmarks/results/native-160x128-64f). Under
-# --target-bpp the rate plan reserves the pilot's latent bytes (FORMAT.md section 13).
+# 10-13 % of the file; a fit step costs about a tenth more (benchmarks/results/native-160x128-64f). --target-bpp
+# leaves them out (the rate plan does not price them yet).
 register(Preset(
     name="tiny", tile=(32, 32), c0_min=8, c0_max=8, weight_bpp=1.0,
     fit=FitConfig(epochs=10, batch_size=4, lr=5e-3, checkpoint_every=0),

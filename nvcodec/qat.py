@@ -144,37 +144,6 @@ def quantize_weights(float_state: Mapping[str, np.ndarray], grids: Mapping[str, 
     return out
 
 
-def latent_bytes(latents: np.ndarray) -> int:
-    """Chunk bytes of a per-frame latent table as written: rounded, step 1 (``LATENT_K``), one per channel."""
-    latents = np.asarray(latents, np.float32)
-    return tensor_chunk_n_bytes(quantize_weights({LATENTS: latents}, {LATENTS: grid_of(LATENTS, latents)},
-                                                 {LATENTS: LATENT_K})[0])
-
-
-def trim_latents(latents: np.ndarray, cap_bytes: float) -> tuple[np.ndarray, int]:
-    """The latent table (floats as fitted) with its smallest values set to 0 until it is written in at
-    most ``cap_bytes``, and how many were set: a byte budget's guard where the fit kept more latents
-    than the budget leaves them (``rate_aware_quantize``). The values that round to non-zero are set
-    smallest |value| first (bisection over their count; the all-zero table is the fewest bytes)."""
-    latents = np.asarray(latents, np.float32)
-    if latent_bytes(latents) <= cap_bytes:
-        return latents, 0
-    flat = latents.reshape(-1)
-    live = np.flatnonzero(np.abs(flat) >= 0.5)
-    order = live[np.argsort(np.abs(flat[live]), kind="stable")]
-
-    def zeroed(n: int) -> np.ndarray:
-        out = flat.copy()
-        out[order[:n]] = 0.0
-        return out.reshape(latents.shape)
-
-    lo, hi = 0, order.size                     # latent_bytes(zeroed(hi)) is the least the table can take
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if latent_bytes(zeroed(mid)) <= cap_bytes else (mid + 1, hi)
-    return zeroed(lo), lo
-
-
 # --- the rate term -------------------------------------------------------------------------------
 
 
@@ -435,28 +404,19 @@ def rate_aware_quantize(model_cfg: ModelConfig, float_state: Mapping[str, Tensor
     device = torch.device(device)
     model, params, grids, groups, eval_set, (rate, dist, base_mse) = _prepare(model_cfg, float_state, clips, device,
                                                                              progress)
-    n_latent_bytes = 0
+    latent_bytes = 0
     if LATENTS in params:
-        n_latent_bytes = latent_bytes(params[LATENTS].cpu().numpy())
-    if LATENTS in params and budget_bytes is not None:
-        # the latents' bytes are fixed by the fit; where they leave the weights less than their coarsest
-        # steps take, the smallest are set to 0 (the RD tables, measured with them all, stay as they are)
-        cap = budget_bytes - sum(float(np.min(r)) for r in rate.values())
-        trimmed, n_zeroed = trim_latents(float_state[LATENTS].detach().float().cpu().numpy(), cap)
-        if n_zeroed:
-            params[LATENTS] = torch.round(torch.from_numpy(trimmed).to(device))
-            before, n_latent_bytes = n_latent_bytes, latent_bytes(trimmed)
-            say(f"per-frame latents: {before / 1e3:.1f} kB do not fit the {budget_bytes / 1e3:.1f} kB that the "
-                f"budget leaves the network; the {n_zeroed} smallest set to 0 ({n_latent_bytes / 1e3:.1f} kB)")
+        latent_bytes = tensor_chunk_n_bytes(quantize_weights({LATENTS: params[LATENTS].cpu().numpy()}, grids,
+                                                             {LATENTS: LATENT_K})[0])
     if budget_bytes is not None:        # the latents' bytes are fixed: the weights take the rest
-        group_ks, lam = allocate_budget(rate, dist, max(budget_bytes - n_latent_bytes, 0.0), n_pixels)
+        group_ks, lam = allocate_budget(rate, dist, max(budget_bytes - latent_bytes, 0.0), n_pixels)
     else:
         group_ks = allocate(rate, dist, lam, n_pixels)
     ks = {name: group_ks[g] for g, names in groups.items() for name in names}
     planned = sum(rate[g][K_TABLE.index(k)] for g, k in group_ks.items())
     say(f"rate-aware quantization: lambda {lam:.3g}, steps 2^-(k/2) x peak with k "
         f"{sorted(set(ks.values()))}, {planned / 1e3:.1f} kB of weights planned"
-        + (f", {n_latent_bytes / 1e3:.1f} kB of per-frame latents (step 1)" if n_latent_bytes else ""))
+        + (f", {latent_bytes / 1e3:.1f} kB of per-frame latents (step 1)" if latent_bytes else ""))
     if LATENTS in params:
         ks[LATENTS] = LATENT_K
 

@@ -16,7 +16,7 @@ spent up to one price: the keyframes' measured slope.
 - **A byte budget** (``--target-bpp``): ``plan_floor_target`` (no network) takes the finest
   keyframe quality whose keyframes and motion, chosen at its price, fit; ``plan_target`` (a
   network) the finest whose keyframes and weights at its price fit (``balance_keyframes``), the
-  weights' bytes read off a short pilot fit's RD tables (and its per-frame latents' bytes reserved). Whether a network should have any bytes
+  weights' bytes read off a short pilot fit's RD tables. Whether a network should have any bytes
   at all is not a question of prices but of whole files: ``--network auto`` (``nvcodec.encoder``).
 
 The keyframe side is exact (measured bytes); the weight side is an estimate, so the reached
@@ -316,10 +316,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     2. A pilot network, sized for what half the budget in keyframes leaves (``plan_rate``), is fitted
        for ``PILOT_FRACTION`` of the steps on those keyframes (and that motion, its warped keyframes
        passed through ``hold_warped(video, array)``: the encoder's frame store); its RD tables give the
-       weights' bytes at any lambda (``nvcodec.qat.weight_bytes_curve``). A network with per-frame
-       latents fits them in the pilot too, priced at its keyframes; their bytes as written come off
-       the budget before step 3 (the final fit prices them at the chosen quality, and
-       ``nvcodec.qat.rate_aware_quantize`` trims them where they leave the weights too little).
+       weights' bytes at any lambda (``nvcodec.qat.weight_bytes_curve``).
     3. The keyframe quality is the finest q whose keyframes plus the weights quantized at q's price
        (``weight_lambda``) fit the budget: the finer the keyframes, the more they cost and the cheaper
        their error per bit, so the weights want more bytes too, and the sum falls as q coarsens
@@ -341,8 +338,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
 
     from nvcodec import distributed
     from nvcodec.fit import fit, total_steps_of
-    from nvcodec.config import LATENTS
-    from nvcodec.qat import latent_bytes, weight_bytes_curve
+    from nvcodec.qat import weight_bytes_curve
 
     if not target_bpp > 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
@@ -379,7 +375,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     def network_for(q: int) -> ModelConfig:
         # sized for what rate-aware quantization costs per weight, not for plain quant_bits; it may go
         # below the preset's smallest C0 (down to 1, or 0 for a preset without a trunk) when the budget asks for it
-        weight_bpp = min(max(8 * (budget - reserved - kf(q)) / n_pixels, 1e-6) * preset.quant_bits
+        weight_bpp = min(max(8 * (budget - kf(q)) / n_pixels, 1e-6) * preset.quant_bits
                          / RATE_AWARE_BITS_PER_WEIGHT, 64.0)
         return preset.model_config(n_pixels, interval, weight_bpp=weight_bpp, c0_min=min(preset.c0_min, 1))
 
@@ -389,26 +385,14 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
     def from_rank0(value: int) -> int:          # every rank must take the same path (the pilot is collective)
         return int(distributed.all_reduce_sum([float(value if main else 0)], ctx, torch.device(device))[0])
 
-    prices: dict[int, float] = {}
-
-    def priced(q_: int) -> float:               # rank 0 only: the keyframes' price of a bit at q_
-        if q_ not in prices:
-            prices[q_], cache[q_] = price(replace(kf_codec, quality=q_))
-        return prices[q_]
-
-    q, reserved = keyframe_quality, 0           # reserved: the pilot's latent bytes, off the keyframes' balance
+    q = keyframe_quality
     if q is None:
-        chosen = json.loads(choice_path.read_text()) if main and choice_path.exists() else {}
-        q = from_rank0(chosen.get("keyframe_quality", -1))
-        reserved = from_rank0(chosen.get("latent_bytes", 0))
+        q = from_rank0(json.loads(choice_path.read_text())["keyframe_quality"] if main and choice_path.exists()
+                       else -1)
     if q < 0:
         first = plan_rate(target_bpp, n_pixels, lambda q_: kf(q_), (best_q, worst_q), keyframe_share=0.5,
                           reserved_bytes=motion_bytes).keyframe_quality
         pilot_cfg = network_for(first)
-        pilot_fit = preset.fit
-        if pilot_cfg.latent_channels:           # priced as the final fit's are, at the pilot's keyframes
-            lam = distributed.all_reduce_sum([priced(first) if main else 0.0], ctx, torch.device(device))[0]
-            pilot_fit = replace(pilot_fit, latent_price=float(lam))
         decoded_kf = decode_keyframes(replace(kf_codec, quality=first))
         warped = None
         if motion is not None:          # the reserved motion, on the pilot's keyframes: a pilot's inputs
@@ -416,21 +400,19 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
                                                   None if keyframes is None else keyframes[v]))
                       for v, (video, k, m) in enumerate(zip(frames, decoded_kf, motion.motion))]
         clips = build_clipset([(video, k, len(video)) for video, k in zip(frames, decoded_kf)],
-                              interval, pilot_cfg.tile_h, pilot_cfg.tile_w, warped=warped, positions=keyframes,
-                              rows=bool(pilot_cfg.latent_channels))
-        if pilot_cfg.latent_channels:
-            pilot_cfg = replace(pilot_cfg, latent_rows=clips.n_clips)
+                              interval, pilot_cfg.tile_h, pilot_cfg.tile_w, warped=warped, positions=keyframes)
         steps = max(1, round(PILOT_FRACTION * total_steps_of(preset.fit, clips.n_clips)))
-        result = fit(pilot_cfg, replace(pilot_fit, max_steps=steps), clips, device=device, progress=False)
+        result = fit(pilot_cfg, replace(preset.fit, max_steps=steps), clips, device=device, progress=False)
         q = 0
         if main:
             weight_bytes = weight_bytes_curve(pilot_cfg, result.state_dict, clips, n_pixels=n_pixels, device=device)
             fraction = inbetween_fraction(frames, interval, keyframes)
             say(f"  pilot: C0={pilot_cfg.c0}, {steps} steps on keyframes at quality {first}")
-            if pilot_cfg.latent_channels:       # the pilot's latents as written: their bytes come off the budget
-                reserved = latent_bytes(result.state_dict[LATENTS].cpu().numpy())
-                say(f"  per-frame latents: the pilot's take {reserved} bytes ({8 * reserved / n_pixels:.4f} bpp) "
-                    "off the budget")
+
+            def priced(q_: int) -> float:
+                lam, cache[q_] = price(replace(kf_codec, quality=q_))
+                return lam
+
             said: set[str] = set()
 
             def say_once(msg: str) -> None:      # a motion round balances again over qualities already said
@@ -438,8 +420,7 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
                     said.add(msg)
                     say(msg)
 
-            q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q), budget - reserved, n_pixels,
-                                  say_once)
+            q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q), budget, n_pixels, say_once)
             for _ in range(MOTION_ROUNDS if motion is not None else 0):
                 if q == motion_quality:
                     break
@@ -447,13 +428,11 @@ def plan_target(frames: Sequence[np.ndarray], interval: int, kf_codec: KeyframeC
                 motion_quality = q
                 say(f"  coded motion at keyframe quality {q}: {n_bytes} bytes ({8 * n_bytes / n_pixels:.4f} bpp)")
                 q = balance_keyframes(kf, priced, weight_bytes, fraction, (best_q, worst_q),
-                                      budget - reserved + motion_bytes - n_bytes, n_pixels, say_once)
+                                      budget + motion_bytes - n_bytes, n_pixels, say_once)
             tmp = choice_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"keyframe_quality": q, "pilot_keyframe_quality": first,
-                                       "latent_bytes": reserved}))
+            tmp.write_text(json.dumps({"keyframe_quality": q, "pilot_keyframe_quality": first}))
             os.replace(tmp, choice_path)
         q = from_rank0(q)                        # rank 0 decides
-        reserved = from_rank0(reserved)
     model_cfg = network_for(q)            # sized with the first reservation, the same on every rank
     left = budget + motion_bytes - kf(q)
     say(f"rate plan for {target_bpp:.4g} bpp: keyframe quality {q} ({8 * kf(q) / n_pixels:.4f} bpp), "

@@ -12,7 +12,6 @@ import torch
 import nvcodec
 import tests.nvc_craft as nc
 from nvcodec.bitstream import NvcReader
-from nvcodec.config import LATENTS as LATENTS_NAME
 from nvcodec.config import ModelConfig, count_parameters, latent_count
 from nvcodec.corpus import build_clip_range, build_clipset, latent_row_bases
 from nvcodec.errors import NvcFormatError, NvcInputError
@@ -21,7 +20,6 @@ from nvcodec.media import read_frames
 from nvcodec.metrics import psnr_per_frame
 from nvcodec.model import DNeRV
 from nvcodec.presets import build_config
-from nvcodec.qat import latent_bytes, trim_latents
 from tests.conformance_tools import REFINE_NVC
 from tests.test_codec import write_video
 from tests.test_refine import VIDEOS
@@ -29,7 +27,6 @@ from tests.test_refine import VIDEOS
 NET = dict(tile_h=32, tile_w=32, c0=0, enc_width=8, embed_levels=8, mlp_width=16, min_width=8, motion=True,
            refine_width=8, refine_layers=3)
 LATENTS = dict(latent_channels=2, latent_cell=8)
-TRIM_TARGET = 1.6          # bpp: on the 64x48 test video, less than large latents and the weights' coarsest steps need
 
 
 def test_latent_config_is_checked_counted_and_recorded_only_when_set():
@@ -261,66 +258,14 @@ def test_presets_and_the_cli_give_latents_a_cell_and_drop_them_with_the_refiner(
     assert result.exit_code == 2 and "--latents" in result.output
 
 
-def test_trimming_sets_the_smallest_latents_to_zero_until_the_table_fits():
-    """A byte budget's guard (qat.trim_latents): under the cap, the largest values kept, nothing else moved."""
-    rng = np.random.default_rng(0)
-    table = (rng.laplace(0, 1.2, (30, 8, 2, 4, 4)) * (rng.random((30, 8, 2, 4, 4)) < 0.4)).astype(np.float32)
-    full = latent_bytes(table)
-    same, n_zeroed = trim_latents(table, full)
-    assert n_zeroed == 0 and np.array_equal(same, table)
-    trimmed, n_zeroed = trim_latents(table, full / 2)
-    assert latent_bytes(trimmed) <= full / 2 and n_zeroed > 0
-    changed = trimmed != table
-    assert np.all(trimmed[changed] == 0) and n_zeroed == int(np.sum(np.abs(table[changed]) >= 0.5))
-    kept = np.abs(trimmed[np.abs(trimmed) >= 0.5])
-    assert np.abs(table[changed]).max() <= kept.min()                  # smallest first
-    assert latent_bytes(_with_one_restored(table, trimmed)) > full / 2  # no more than needed (bisection)
-
-
-def _with_one_restored(table, trimmed):
-    """``trimmed`` with its largest zeroed value given back."""
-    gone = np.flatnonzero((trimmed != table).reshape(-1))
-    back = trimmed.reshape(-1).copy()
-    j = gone[np.argmax(np.abs(table.reshape(-1)[gone]))]
-    back[j] = table.reshape(-1)[j]
-    return back.reshape(table.shape)
-
-
-def test_a_byte_budget_prices_the_latents_with_its_pilot_and_lands_on_the_target(tmp_path):
-    """--target-bpp: the pilot fits the latents, their bytes come off the keyframes' balance, and the file
-    holds them within the target."""
+def test_a_byte_budget_fits_the_network_without_latents_and_says_why(tmp_path):
+    """The rate plan does not price latents: under --target-bpp they are left out, said, and the file holds none."""
     write_video(tmp_path / "in" / "a.mp4", VIDEOS["moving_64x48.mp4"], (25, 1))
     lines = []
     config = build_config("tiny", motion=True, epochs=1, weight_bpp=64.0, refine_width=8, refine_layers=3,
-                          target_bpp=1.5, **LATENTS)
-    report = nvcodec.encode(tmp_path / "in", tmp_path / "a.nvc", config, log=lines.append)
-    assert any(line.startswith("  per-frame latents: the pilot's take ") for line in lines), lines
+                          target_bpp=2.0, keyframe_quality=32, **LATENTS)
+    nvcodec.encode(tmp_path / "in", tmp_path / "a.nvc", config, log=lines.append)
+    assert any(line.startswith("--target-bpp: the rate plan does not price per-frame latents") for line in lines)
     with NvcReader(tmp_path / "a.nvc") as r:
-        assert r.metadata["model"]["latent_channels"] == 2
-        assert LATENTS_NAME in {t.name for t in r.iter_tensors()}
-    assert report.bpp <= 1.5 and report.bytes_by_part["latents"] > 0
-
-
-def test_latents_past_a_pinned_budget_are_trimmed_to_it(tmp_path, monkeypatch):
-    """--target-bpp at a pinned keyframe quality (no pilot): latents that leave the weights less than their
-    coarsest steps are trimmed to what the budget leaves them, said, and the file lands on the target. The fit
-    is made to return large latents (a real one on a tiny corpus keeps few)."""
-    import nvcodec.fit
-
-    real_fit = nvcodec.fit.fit
-
-    def fit_with_large_latents(model_cfg, *args, **kwargs):
-        result = real_fit(model_cfg, *args, **kwargs)
-        if LATENTS_NAME in result.state_dict:
-            noise = np.random.default_rng(0).laplace(0, 60, tuple(result.state_dict[LATENTS_NAME].shape))
-            result.state_dict[LATENTS_NAME] = torch.from_numpy(noise.astype(np.float32))
-        return result
-
-    monkeypatch.setattr(nvcodec.fit, "fit", fit_with_large_latents)
-    write_video(tmp_path / "in" / "a.mp4", VIDEOS["moving_64x48.mp4"], (25, 1))
-    lines = []
-    config = build_config("tiny", motion=True, epochs=1, weight_bpp=64.0, refine_width=8, refine_layers=3,
-                          target_bpp=TRIM_TARGET, keyframe_quality=32, **LATENTS)
-    report = nvcodec.encode(tmp_path / "in", tmp_path / "a.nvc", config, log=lines.append)
-    assert any("per-frame latents:" in line and "smallest set to 0" in line for line in lines), lines
-    assert report.bpp <= TRIM_TARGET and report.bytes_by_part["latents"] > 0
+        assert "latent_channels" not in r.metadata["model"]
+        assert "latents" not in {t.name for t in r.iter_tensors()}
