@@ -406,7 +406,9 @@ def _network_or_floor(config: EncodeConfig, n_pixels: int, say: Callable[[str], 
 def _latents_or_not(config: EncodeConfig, say: Callable[[str], None]) -> EncodeConfig:
     """``config``, or under ``--target-bpp`` the same without per-frame latents: the rate plan
     (``nvcodec.rate.plan_target``) shares the bytes among keyframes, motion and weights and does not price
-    latents yet, so a file with them would overshoot its target by their bytes."""
+    latents yet, so a file with them would overshoot its target by their bytes. A first pricing (c5c01f8: the
+    pilot's latent bytes reserved, the final fit's trimmed to what the budget left) lost 0.25 dB at 0.07 bpp: the
+    short pilot kept a quarter of the final fit's latents (benchmarks/results/target-bpp/coded-motion.md)."""
     preset = config.preset
     if not (preset.latent_channels and isinstance(config.quantization, ByteBudget) and config.network != "none"):
         return config
