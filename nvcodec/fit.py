@@ -288,12 +288,25 @@ def _train_step(model, raw_model: DNeRV, optimizer: torch.optim.Optimizer, batch
 
 
 def latent_bits(y: Tensor) -> Tensor:
-    """The rate term of latents ``y`` (..., C, h, w) in the fit: the Laplace bits (``qat.laplace_bits``) of
-    each value plus uniform noise of one step, each channel's scale its mean |y| (floored at 0.2, as
-    the motion's): what an i.i.d. coder with the scale in the file pays, smooth for the gradient."""
+    """The rate term of latents ``y`` (..., K, C, h, w) in the fit: the Laplace bits (``qat.laplace_bits``) of
+    each value plus uniform noise of one step, smooth for the gradient. As in the file's context model
+    (FORMAT.md section 9), a value's cost depends on its causal neighbours: its scale is the mean |y| of the
+    values whose previous frame slot, upper and left cells hold as many non-zeros (0, 1, 2 or more; rounded
+    values, no gradient), floored at 0.2 as the motion's. A value next to non-zeros is cheaper than one alone."""
     noisy = y + (torch.rand_like(y) - 0.5)
-    scales = y.detach().abs().mean(dim=tuple(i for i in range(y.ndim) if i != y.ndim - 3)).clamp_min(0.2)
-    return sum(laplace_bits(noisy.select(-3, c), 0.0, float(b)).sum() for c, b in enumerate(scales))
+    magnitude = y.detach().abs()
+    nz = (magnitude >= 0.5).to(y.dtype)
+    context = torch.zeros_like(nz)
+    context[..., 1:, :, :, :] += nz[..., :-1, :, :, :]        # the previous frame slot
+    context[..., 1:, :] += nz[..., :-1, :]                    # the cell above
+    context[..., 1:] += nz[..., :-1]                          # the cell to the left
+    total = y.new_zeros(())
+    for c in range(3):
+        chosen = context.clamp(max=2) == c
+        if chosen.any():
+            b = float(magnitude[chosen].mean().clamp_min(0.2))
+            total = total + laplace_bits(noisy[chosen], 0.0, b).sum()
+    return total
 
 
 def _my_clips(clips: ClipSet, ctx: distributed.DistContext) -> np.ndarray:
