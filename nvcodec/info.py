@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord
-from nvcodec.bitstream.chunks import QUAL
+from nvcodec.bitstream.chunks import CHUNK_OVERHEAD_BYTES, QUAL
 from nvcodec.bitstream.container import add_chunk_before_end
 from nvcodec.bitstream.positions import MAX_LISTED_KEYFRAMES
+from nvcodec.config import LATENTS
 from nvcodec.bitstream.quality import read_quality, write_quality
 
 
@@ -63,7 +64,7 @@ def describe(path: str | os.PathLike) -> dict:
             "n_bytes": reader.n_bytes,
             "n_pixels": n_pixels,
             "bpp": 8.0 * reader.n_bytes / n_pixels,
-            "bytes_by_part": reader.byte_breakdown(),
+            "bytes_by_part": _bytes_by_part(reader),
             "videos": videos,
             "keyframe_interval": md["keyframe_interval"],
             "tile": md["tile"],
@@ -73,6 +74,18 @@ def describe(path: str | os.PathLike) -> dict:
             "quality": stored_quality(reader),
             "chunks": [{"type": t, "offset": off, "n_bytes": n} for t, off, n in reader.chunks()],
         }
+
+
+def _bytes_by_part(reader: NvcReader) -> dict[str, int]:
+    """The container's split by chunk type, with the per-frame latent table's payload apart from the weights
+    (``latents``, where the file has one), as the encoder's report counts them."""
+    parts = reader.byte_breakdown()
+    tensors = [n - CHUNK_OVERHEAD_BYTES for t, _, n in reader.chunks() if t == "TENS"]
+    for header, n_payload in zip(reader.tensor_headers(), tensors):
+        if header.name == LATENTS:
+            parts["weights"] -= n_payload
+            parts["latents"] = n_payload
+    return parts
 
 
 def format_text(summary: dict) -> str:

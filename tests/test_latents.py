@@ -16,6 +16,7 @@ from nvcodec.config import ModelConfig, count_parameters, latent_count
 from nvcodec.corpus import build_clip_range, build_clipset, latent_row_bases
 from nvcodec.errors import NvcFormatError, NvcInputError
 from nvcodec.fit import latent_bits
+from nvcodec.info import describe
 from nvcodec.media import read_frames
 from nvcodec.metrics import psnr_per_frame
 from nvcodec.model import DNeRV
@@ -187,6 +188,7 @@ def test_a_latent_network_file_decodes_to_what_the_encoder_measured_and_its_late
     parts = report.bytes_by_part
     assert parts["latents"] > 0 and parts["weights"] > 0 and parts["latents"] + parts["weights"] == tens
     assert report.n_latents == latents[0].q.size and sum(parts.values()) == report.n_bytes
+    assert describe(out)["bytes_by_part"] == parts          # nvcodec info splits them as the report does
     with nvcodec.open(out, device="cpu") as nvc:
         decoded = {v.name: nvc.read(v.name) for v in nvc.videos}
         for v in nvc.videos:
