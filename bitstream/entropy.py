@@ -193,44 +193,66 @@ def _context_models(params: dict) -> list:
     return [_model.Categorical(c.astype(np.float64), perfect=False) if c.any() else None for c in params["counts"]]
 
 
-def _encode_context_words(x: np.ndarray, params: dict) -> np.ndarray:
-    """Plane by plane (lexicographic over the context axes), within a plane context 0, 1, ... in C order."""
-    axes = params["axes"]
-    symbols = _by_plane(x - np.int32(params["lo"]), axes).astype(np.int32)
-    ctx = _by_plane(_contexts(x, axes), axes)
+def _plane_contexts(planes: np.ndarray, p: int, sizes: list[int]) -> np.ndarray:
+    """The contexts of plane p of ``planes`` (planes, rest), from the planes before it: bit j is set where the
+    plane one step back along context axis j exists and is non-zero."""
+    ctx = np.zeros(planes.shape[1], np.uint8)
+    stride = 1
+    for j in reversed(range(len(sizes))):              # the last context axis varies fastest
+        if (p // stride) % sizes[j]:
+            ctx |= (planes[p - stride] != 0).astype(np.uint8) << j
+        stride *= sizes[j]
+    return ctx
+
+
+def _encode_planes(planes: np.ndarray, params: dict, sizes: list[int]) -> np.ndarray:
+    """Words of values laid out (planes, rest): plane by plane, within a plane context 0, 1, ... in order."""
     models = _context_models(params)
     enc = _queue.RangeEncoder()
-    for p in range(symbols.shape[0]):
+    lo = np.int32(params["lo"])
+    for p in range(planes.shape[0]):
+        ctx = _plane_contexts(planes, p, sizes)
         for j, model in enumerate(models):
-            chosen = symbols[p][ctx[p] == j]
+            chosen = planes[p][ctx == j]
             if chosen.size:
-                enc.encode(chosen, model)
+                enc.encode((chosen - lo).astype(np.int32), model)
     return enc.get_compressed()
 
 
+def _encode_context_words(x: np.ndarray, params: dict) -> np.ndarray:
+    """Plane by plane (lexicographic over the context axes), within a plane context 0, 1, ... in C order."""
+    axes = params["axes"]
+    return _encode_planes(_by_plane(x, axes), params, [x.shape[a] for a in axes])
+
+
 def _decode_context(words: np.ndarray, params: dict, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of _encode_context_words: the values in C order (int32); NvcFormatError on words that do not fit."""
+    """Inverse of _encode_context_words: the values in C order (int32). NvcFormatError for a value in an empty
+    context, decoded histograms other than the stored ones, or words that do not re-encode identically. Memory:
+    the values twice (as planes, then in C order) and one plane's temporaries."""
     axes, lo = params["axes"], params["lo"]
     sizes = [shape[a] for a in axes]
-    strides = [math.prod(sizes[j + 1:]) for j in range(len(axes))]
     rest_shape = tuple(d for i, d in enumerate(shape) if i not in axes)
-    out = np.empty((math.prod(sizes), math.prod(rest_shape)), np.int32)
+    planes = np.empty((math.prod(sizes), math.prod(rest_shape)), np.int32)
     models = _context_models(params)
+    seen = np.zeros_like(params["counts"])
     dec = _queue.RangeDecoder(words)
-    for p in range(out.shape[0]):
-        ctx = np.zeros(out.shape[1], np.uint8)
-        for j, stride in enumerate(strides):
-            if (p // stride) % sizes[j]:
-                ctx |= (out[p - stride] != 0).astype(np.uint8) << j
+    for p in range(planes.shape[0]):
+        ctx = _plane_contexts(planes, p, sizes)
         for j, model in enumerate(models):
             chosen = np.flatnonzero(ctx == j)
             if not chosen.size:
                 continue
             if model is None:
                 raise NvcFormatError(f"context model: a value falls in context {j}, whose histogram is empty")
-            out[p, chosen] = dec.decode(model, int(chosen.size)) + np.int32(lo)
-    planes = out.reshape(tuple(sizes) + rest_shape)
-    return np.ascontiguousarray(np.moveaxis(planes, range(len(axes)), axes)).reshape(-1)
+            symbols = dec.decode(model, int(chosen.size)).astype(np.int32, copy=False)
+            seen[j] += np.bincount(symbols, minlength=seen.shape[1])[: seen.shape[1]]
+            planes[p, chosen] = symbols + np.int32(lo)
+    if not np.array_equal(seen, params["counts"]):
+        raise NvcFormatError("context model: decoded symbols do not match the stored histograms")
+    again = _encode_planes(planes, params, sizes)
+    if again.size != words.size or not np.array_equal(again, words):
+        raise NvcFormatError("context model: coded words are corrupt (they do not re-encode identically)")
+    return np.ascontiguousarray(np.moveaxis(planes.reshape(tuple(sizes) + rest_shape), range(len(axes)), axes))
 
 
 # --- the models: side information <-> constriction model ------------------------------------
@@ -582,32 +604,24 @@ def decode_ints(data: bytes, n: int, n_bits: int, shape: tuple[int, ...] | None 
             f"(at least {math.ceil(min_bits)} bits needed): corrupt length or shape"
         )
     try:
-        if model_id == MODEL_CONTEXT:
-            values = _decode_context(words, params, shape)
-        else:
-            coder_model, offset = _coder_model(model_id, params, n_bits)
-            values = _queue.RangeDecoder(words).decode(coder_model, int(n)).astype(np.int32, copy=False)
-            values += np.int32(offset)     # symbols and values both fit int32: no wider temporary
+        if model_id == MODEL_CONTEXT:      # checks its histograms and its words as it decodes
+            return _decode_context(words, params, shape).reshape(-1)
+        coder_model, offset = _coder_model(model_id, params, n_bits)
+        values = _queue.RangeDecoder(words).decode(coder_model, int(n)).astype(np.int32, copy=False)
     except NvcFormatError:
         raise
     except BaseException as e:  # constriction raises ValueError/KeyError, or a PanicException (BaseException)
         if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
             raise
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: range decoder failed ({e})") from None
-    if model_id in (MODEL_UNIFORM, MODEL_CATEGORICAL, MODEL_CONTEXT) and (
-        values.min() < params["lo"] or values.max() > params["hi"]
-    ):
+    values += np.int32(offset)     # symbols and values both fit int32: no wider temporary
+    if model_id in (MODEL_UNIFORM, MODEL_CATEGORICAL) and (values.min() < params["lo"] or values.max() > params["hi"]):
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: decoded a symbol outside {params['lo']}..{params['hi']}")
     if model_id == MODEL_CATEGORICAL and not np.array_equal(
         np.bincount(values - params["lo"], minlength=params["counts"].size), params["counts"]
     ):
         raise NvcFormatError("categorical model: decoded symbols do not match the stored histogram")
-    if model_id == MODEL_CONTEXT:
-        values = values.reshape(shape)
-        if not np.array_equal(_context_counts(values, params["axes"], params["lo"], params["hi"]), params["counts"]):
-            raise NvcFormatError("context model: decoded symbols do not match the stored histograms")
     again = _encode_words(values, model_id, params, n_bits)
-    values = values.reshape(-1)
     if again.size != words.size or not np.array_equal(again, words):
         raise NvcFormatError(f"{MODEL_NAMES[model_id]} model: coded words are corrupt (they do not re-encode identically)")
     return values

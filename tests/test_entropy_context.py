@@ -183,3 +183,20 @@ def test_a_latent_table_round_trips_through_a_tens_chunk():
     payload = write_tensor(t)
     assert payload[payload.index(b"latents") + 7 + 3 + 8 * 5 + 4 + 16 + 8] == MODEL_CONTEXT
     assert read_tensor(PayloadReader(payload, "TENS", 0), 1 << 27) == t
+
+
+def test_decoding_holds_the_values_at_most_twice():
+    """The decoder's memory: the values as planes, then in C order, and one plane's temporaries (traced)."""
+    import tracemalloc
+
+    q = latent_like(np.random.default_rng(6), (400, 8, 4, 8, 8))
+    data = encode_ints(q, 8, shaped=True)
+    assert data[0] == MODEL_CONTEXT
+    tracemalloc.start()
+    try:
+        out = decode_ints(data, q.size, 8, q.shape)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(out.reshape(q.shape), q)
+    assert peak < 2.3 * 4 * q.size, (peak, 4 * q.size)
