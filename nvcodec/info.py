@@ -9,8 +9,8 @@ from nvcodec.bitstream import NvcFormatError, NvcReader, VideoRecord
 from nvcodec.bitstream.chunks import CHUNK_OVERHEAD_BYTES, QUAL
 from nvcodec.bitstream.container import add_chunk_before_end
 from nvcodec.bitstream.positions import MAX_LISTED_KEYFRAMES
-from nvcodec.config import LATENTS
 from nvcodec.bitstream.quality import read_quality, write_quality
+from nvcodec.config import LATENTS
 
 
 def record_quality(path: str | os.PathLike, quality: dict) -> int:
