@@ -146,6 +146,8 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     ``stop_after``: stop (checkpointing first) once this many steps are done; the schedule still
     spans the whole fit, so a later resume reaches the uninterrupted result.
     ``progress``: a tqdm bar on a terminal (rank 0) and the floor/result lines on stderr.
+    Under torchrun the process group stays joined for the caller's collectives; the caller leaves it
+    (``nvcodec.distributed.teardown``), as the encoder does.
     """
     _check_clips(model_cfg, clips)
     device = as_device(device)

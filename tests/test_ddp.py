@@ -29,6 +29,10 @@ SCRIPT = textwrap.dedent("""
     with open(os.path.join(out, f"rank{{rank}}.json"), "w") as f:
         json.dump({{"losses": [h["loss"] for h in result.history], "psnr": result.psnr,
                    "blend_psnr": result.blend_psnr, "world": torch.distributed.get_world_size()}}, f)
+    # leave the group as the encoder does (distributed.teardown): left to the interpreter's exit, gloo's
+    # threads were sometimes destroyed unjoined ("terminate called without an active exception", SIGABRT)
+    from nvcodec import distributed
+    distributed.teardown(distributed.setup("cpu"))
 """)
 
 
