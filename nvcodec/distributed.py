@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,16 @@ def all_reduce_sum(values: list[float], ctx: DistContext, device: torch.device) 
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def all_gather(t: Tensor, ctx: DistContext) -> Tensor:
+    """Every rank's ``t`` (the same shape on each), concatenated along dim 0 in rank order
+    (``t`` itself in a world of one)."""
+    if not ctx.active:
+        return t
+    parts = [torch.empty_like(t) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
 
 
 def teardown(ctx: DistContext) -> None:

@@ -3,6 +3,8 @@
 The recipe is the paper's (DESIGN.md, "training"): AdamW without weight decay, the
 learning rate warmed up linearly from ``warmup_start * lr`` over ``warmup_frac`` of the
 steps, then a cosine to 0; each step takes a batch of clips drawn across all tile-videos.
+The per-frame latent table (one row per clip-tile, so as large as the corpus) is stepped by
+``nvcodec.row_adam.RowAdam``: the same AdamW, applied lazily to the batch's rows only.
 The loss is ``l1 * L1 + mse * MSE + ssim * (1 - SSIM)`` over real frames only (padding
 excluded, and pasted keyframes excluded when the model pastes them).
 
@@ -39,6 +41,7 @@ from nvcodec.config import LATENTS, FitConfig, ModelConfig
 from nvcodec.metrics import psnr_from_mse
 from nvcodec.model import DNeRV
 from nvcodec.qat import laplace_bits
+from nvcodec.row_adam import RowAdam
 from nvcodec.runtime import Batcher, as_device, lr_factor, predict, to_device, trainable_mask
 
 CHECKPOINT_NAME = "fit_checkpoint.pt"
@@ -161,11 +164,10 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     raw_model = DNeRV(model_cfg).to(device)
     if device.type == "cuda":
         raw_model = raw_model.to(memory_format=torch.channels_last)
-    latents = [p for name, p in raw_model.named_parameters() if name == LATENTS]
-    groups = [{"params": [p for name, p in raw_model.named_parameters() if name != LATENTS], "scale": 1.0}]
-    if latents:
-        groups.append({"params": latents, "scale": fit_cfg.latent_lr / fit_cfg.lr})
-    optimizer = torch.optim.AdamW(groups, lr=fit_cfg.lr, weight_decay=0.0, fused=device.type == "cuda")
+    # the latent table, one row per clip-tile, is stepped by its batch's rows alone (nvcodec.row_adam)
+    rows_opt = RowAdam(raw_model.latents) if model_cfg.latent_channels else None
+    optimizer = torch.optim.AdamW([p for name, p in raw_model.named_parameters() if name != LATENTS],
+                                  lr=fit_cfg.lr, weight_decay=0.0, fused=device.type == "cuda")
     batcher = Batcher(clips, fit_cfg, ctx, device)
     total_steps = total_steps_of(fit_cfg, clips.n_clips)
     fingerprint = _fingerprint(model_cfg, fit_cfg, clips, ctx.world_size)
@@ -175,7 +177,7 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
 
     step, history, elapsed_before = 0, [], 0.0
     if resume and ckpt_path is not None and ckpt_path.exists():
-        step, history, elapsed_before = _restore(ckpt_path, fingerprint, raw_model, optimizer)
+        step, history, elapsed_before = _restore(ckpt_path, fingerprint, raw_model, optimizer, rows_opt)
         say(f"resuming from {ckpt_path} at step {step}/{total_steps}")
     model = _wrap(raw_model, fit_cfg, ctx, device)
 
@@ -190,7 +192,8 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
         _save_checkpoint(ckpt_path, {
             "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "step": at_step,
             "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": torch.get_rng_state(), "history": history, "seconds": seconds})
+            "rng": torch.get_rng_state(), "history": history, "seconds": seconds}
+            | ({"latent_optimizer": rows_opt.state_dict()} if rows_opt is not None else {}))
 
     bar = runtime.progress_bar(total_steps, "fit", enabled=progress and ctx.is_main, initial=step)
     win = _ssim_window(model_cfg.tile_h, model_cfg.tile_w)
@@ -200,8 +203,8 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
         with _catch_signals() as caught:
             while step < total_steps:
                 lr = fit_cfg.lr * lr_factor(step, total_steps, fit_cfg.warmup_frac, fit_cfg.warmup_start)
-                loss_value, psnr = _train_step(model, raw_model, optimizer, batcher, clips, model_cfg, fit_cfg, step,
-                                               lr, win, device)
+                loss_value, psnr = _train_step(model, optimizer, rows_opt, batcher, clips, model_cfg, fit_cfg, step,
+                                               lr, win, ctx, device)
                 step += 1
                 seconds = elapsed_before + time.perf_counter() - t0
                 history.append({"step": step, "loss": loss_value, "psnr": psnr, "lr": lr, "seconds": seconds})
@@ -222,6 +225,8 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
     seconds = elapsed_before + time.perf_counter() - t0
     if step >= total_steps:
         checkpoint(step, seconds)
+    if rows_opt is not None:        # every row as dense AdamW would leave it (after the checkpoint: resuming is exact)
+        rows_opt.flush()
 
     raw_model.eval()
     psnr = _fit_psnr(raw_model, clips, ctx, device)
@@ -231,13 +236,18 @@ def fit(model_cfg: ModelConfig, fit_cfg: FitConfig, clips: ClipSet, *,
                      seconds=seconds, steps=step)
 
 
-def _restore(ckpt_path: Path, fingerprint: dict, raw_model: DNeRV,
-             optimizer: torch.optim.Optimizer) -> tuple[int, list[dict], float]:
-    """Load a checkpoint of this fit into the model, the optimizer and torch's RNG:
+def _restore(ckpt_path: Path, fingerprint: dict, raw_model: DNeRV, optimizer: torch.optim.Optimizer,
+             rows_opt: RowAdam | None) -> tuple[int, list[dict], float]:
+    """Load a checkpoint of this fit into the model, the optimizers and torch's RNG:
     (step, history, seconds already spent)."""
     payload = _load_checkpoint(ckpt_path, fingerprint)
+    if rows_opt is not None and "latent_optimizer" not in payload:
+        raise ValueError(f"{ckpt_path}: checkpoint from before the latent table's own optimizer (nvcodec.row_adam); "
+                         "cannot resume: delete it to fit again")
     raw_model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
+    if rows_opt is not None:
+        rows_opt.load_state_dict(payload["latent_optimizer"])
     torch.set_rng_state(payload["rng"])
     return payload["step"], payload["history"], payload["seconds"]
 
@@ -246,6 +256,10 @@ def _wrap(raw_model: DNeRV, fit_cfg: FitConfig, ctx: distributed.DistContext, de
     """The module the steps call: DDP under torchrun, compiled when the fit asks for it."""
     model = raw_model
     if ctx.active:
+        # the latent table is no DDP parameter: its rows' gradients are gathered by hand (_train_step). DDP
+        # spells a top-level parameter both ways: "latents" in its parameter list, ".latents" in its reducer's.
+        torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            raw_model, [LATENTS, f".{LATENTS}"])
         model = torch.nn.parallel.DistributedDataParallel(
             raw_model, device_ids=[device.index] if device.type == "cuda" else None)
     if fit_cfg.compile:
@@ -263,29 +277,40 @@ def _check_clips(model_cfg: ModelConfig, clips: ClipSet) -> None:
                          f"{model_cfg.clip_length} x {(model_cfg.tile_h, model_cfg.tile_w)}")
 
 
-def _train_step(model, raw_model: DNeRV, optimizer: torch.optim.Optimizer, batcher: Batcher, clips: ClipSet,
-                model_cfg: ModelConfig, fit_cfg: FitConfig, step: int, lr: float, win: int,
-                device: torch.device) -> tuple[float, float]:
-    """One optimizer step on this rank's batch for ``step`` at learning rate ``lr``: (loss, batch PSNR)."""
+def _train_step(model, optimizer: torch.optim.Optimizer, rows_opt: RowAdam | None, batcher: Batcher,
+                clips: ClipSet, model_cfg: ModelConfig, fit_cfg: FitConfig, step: int, lr: float, win: int,
+                ctx: distributed.DistContext, device: torch.device) -> tuple[float, float]:
+    """One optimizer step on this rank's batch for ``step`` at learning rate ``lr``: (loss, batch PSNR).
+    With latents, the batch's rows are read up to date from ``rows_opt`` and stepped there with the
+    gradient every rank's rows got, averaged over the ranks as DDP averages the weights'."""
     index = batcher.indices(step)
     inputs = batcher.tensors(index)
     mask = torch.from_numpy(trainable_mask(model_cfg, clips, index)).to(device)
     target = to_device(clips.frames[index], device)           # (b, T, 3, h, w)
     for group in optimizer.param_groups:
-        group["lr"] = lr * group["scale"]
-    latents = bool(model_cfg.latent_channels)
+        group["lr"] = lr
+    values = None
     with runtime.autocast(device):
-        pred = model(*inputs, latent_noise=True) if latents else model(*inputs)
+        if rows_opt is not None:
+            *inputs, rows = inputs
+            values = rows_opt.current(rows).requires_grad_()
+            pred = model(*inputs, latent_values=values, latent_noise=True)
+        else:
+            pred = model(*inputs)
     if mask.any():
         loss, mse = _loss(pred[mask].float(), target[mask], fit_cfg, win)
-        if latents and fit_cfg.latent_price:
-            values = int(mask.sum()) * 3 * model_cfg.tile_h * model_cfg.tile_w
-            loss = loss + fit_cfg.latent_price * latent_bits(raw_model.latents[inputs[-1]]) / (255.0 ** 2 * values)
+        if values is not None and fit_cfg.latent_price:
+            n_values = int(mask.sum()) * 3 * model_cfg.tile_h * model_cfg.tile_w
+            loss = loss + fit_cfg.latent_price * latent_bits(values) / (255.0 ** 2 * n_values)
     else:   # nothing to learn in this shard; keep DDP's collective calls in step
         loss = mse = pred.sum() * 0.0
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    if rows_opt is not None:
+        grad = values.grad if values.grad is not None else torch.zeros_like(values)
+        all_rows, all_grad = distributed.all_gather(rows, ctx), distributed.all_gather(grad, ctx)
+        rows_opt.step(all_rows, all_grad / ctx.world_size, lr * fit_cfg.latent_lr / fit_cfg.lr)
     return loss.item(), 10 * math.log10(1.0 / max(mse.item(), 1e-10))
 
 

@@ -258,12 +258,14 @@ class DNeRV(nn.Module):
         return torch.cat((torch.sin(angles), torch.cos(angles)), dim=1)
 
     def forward(self, kf_start: Tensor, kf_end: Tensor, t_video: Tensor, t_local: Tensor,
-                warped: Tensor | None = None, rows: Tensor | None = None, latent_noise: bool = False) -> Tensor:
+                warped: Tensor | None = None, rows: Tensor | None = None, latent_noise: bool = False,
+                latent_values: Tensor | None = None) -> Tensor:
         """kf_*: (B, 3, h, w) in [0, 1]; t_*: (B, T); ``warped`` (B, T, 2, 3, h, w) in [0, 1], each frame's
         start and end keyframe warped by its decoded motion (required when the config has ``motion``,
         refused otherwise); ``rows`` (B,) int64, each clip's row of ``latents`` (required when the config
         has latents) -> (B, T, 3, h, w) in [0, 1]. ``latent_noise``: the latents plus uniform noise of one
-        step, as the fit trains them in place of rounding."""
+        step, as the fit trains them in place of rounding. ``latent_values`` (B, *latents.shape[1:]): the
+        clips' latents in place of ``rows`` (the fit's, which steps the table's rows itself: nvcodec.row_adam)."""
         cfg = self.cfg
         n_clips, clip_length = t_video.shape
         if clip_length != cfg.clip_length:
@@ -274,12 +276,16 @@ class DNeRV(nn.Module):
         if (warped is None) == cfg.motion:
             raise ValueError("this network consumes coded motion: pass the warped keyframes" if cfg.motion
                              else "this network does not consume coded motion: warped keyframes given")
-        if (rows is None) == bool(cfg.latent_channels):
+        if rows is not None and latent_values is not None:
+            raise ValueError("give the clips' latent rows or their values, not both")
+        if (rows is None and latent_values is None) == bool(cfg.latent_channels):
             raise ValueError("this network has per-frame latents: pass each clip's row" if cfg.latent_channels
                              else "this network has no per-frame latents: rows given")
         n = n_clips * clip_length
         t = t_local.reshape(n, 1, 1, 1).float()
-        extra = self._latent_planes(rows, latent_noise) if cfg.latent_channels else None
+        if latent_values is None and cfg.latent_channels:
+            latent_values = self.latents[rows]
+        extra = self._latent_planes(latent_values, latent_noise) if cfg.latent_channels else None
         h, w = cfg.grid
         if cfg.motion:
             # every frame has its own pair of (motion-warped) keyframes: (2N, 3, H, W), starts then ends
@@ -326,11 +332,14 @@ class DNeRV(nn.Module):
                 y = y.add_(warped)
         return self._output(y, kf_start, kf_end, t_local)
 
-    def _latent_planes(self, rows: Tensor, noise: bool) -> Tensor:
-        """The clips' latents (B*T, C, h / cell, w / cell), plus uniform noise of one step with ``noise``,
-        upsampled bilinearly (half-pixel centres, edges clamped) to the tile: (B*T, C, h, w)."""
+    def _latent_planes(self, values: Tensor, noise: bool) -> Tensor:
+        """The clips' latents ``values`` (B, T, C, h / cell, w / cell), plus uniform noise of one step with
+        ``noise``, upsampled bilinearly (half-pixel centres, edges clamped) to the tile: (B*T, C, h, w)."""
         cfg = self.cfg
-        y = self.latents[rows].flatten(0, 1)
+        if values.shape[1:] != self.latents.shape[1:]:
+            raise ValueError(f"latents {tuple(values.shape[1:])} per clip, the model's are "
+                             f"{tuple(self.latents.shape[1:])}")
+        y = values.flatten(0, 1)
         if noise:
             y = y + (torch.rand_like(y) - 0.5)
         return F.interpolate(y, size=(cfg.tile_h, cfg.tile_w), mode="bilinear", align_corners=False)

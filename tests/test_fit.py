@@ -59,6 +59,21 @@ TINY_MODEL = ModelConfig(tile_h=32, tile_w=32, c0=8, enc_width=8, embed_levels=8
 TINY_FIT = FitConfig(epochs=6, batch_size=2, lr=5e-3, checkpoint_every=0)
 
 
+def latent_clips(**kwargs) -> ClipSet:
+    """``synthetic_clips`` at 32x32 for a refiner with per-frame latents: each frame's "warped" pair is its
+    two keyframes as they are, and each clip its own latent row."""
+    c = synthetic_clips(size=(32, 32), **kwargs)
+    pair = np.stack((c.keyframes[c.start_kf], c.keyframes[c.end_kf]), axis=1)          # (n, 2, 3, h, w)
+    warped = np.repeat(pair[:, None], c.clip_length, axis=1)
+    return dataclasses.replace(c, warped=warped, row=np.arange(c.n_clips))
+
+
+def latent_model(n_rows: int) -> ModelConfig:
+    return ModelConfig(tile_h=32, tile_w=32, c0=0, enc_width=8, embed_levels=8, mlp_width=16, min_width=8,
+                       motion=True, refine_width=8, refine_layers=3, latent_channels=2, latent_cell=8,
+                       latent_rows=n_rows)
+
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -139,6 +154,33 @@ def test_resume_reaches_the_uninterrupted_result(clips, tmp_path):
     assert resumed.steps == straight.steps == 18
     assert all(torch.equal(straight.state_dict[k], resumed.state_dict[k]) for k in straight.state_dict)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+
+
+def test_resume_with_latents_reaches_the_uninterrupted_result(tmp_path):
+    """The latent table's own optimizer (nvcodec.row_adam) goes into the checkpoint: stopped after 5 of 18
+    steps and resumed, the table and the weights are those of one straight run; the latents did move."""
+    clips = latent_clips()
+    model_cfg = latent_model(clips.n_clips)
+    cfg = dataclasses.replace(TINY_FIT, checkpoint_every=4, latent_price=50.0)
+    straight = fit(model_cfg, cfg, clips, device="cpu", progress=False)
+    fit(model_cfg, cfg, clips, device="cpu", progress=False, workdir=tmp_path, stop_after=5)
+    resumed = fit(model_cfg, cfg, clips, device="cpu", progress=False, workdir=tmp_path, resume=True)
+    assert resumed.steps == straight.steps == 18
+    assert all(torch.equal(straight.state_dict[k], resumed.state_dict[k]) for k in straight.state_dict)
+    assert straight.state_dict["latents"].abs().max() > 0.1
+
+
+def test_resume_refuses_a_latent_checkpoint_without_the_latent_optimizer(tmp_path):
+    """A checkpoint written before the latent table had its own optimizer cannot resume: a clear ValueError."""
+    clips = latent_clips()
+    model_cfg = latent_model(clips.n_clips)
+    fit(model_cfg, TINY_FIT, clips, device="cpu", progress=False, workdir=tmp_path, stop_after=2)
+    path = tmp_path / "fit_checkpoint.pt"
+    payload = torch.load(path, weights_only=True)
+    del payload["latent_optimizer"]
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="latent table's own optimizer"):
+        fit(model_cfg, TINY_FIT, clips, device="cpu", progress=False, workdir=tmp_path, resume=True)
 
 
 def test_resume_refuses_a_checkpoint_of_another_fit(clips, tmp_path):
