@@ -15,7 +15,7 @@ from nvcodec import qat
 from nvcodec.bitstream import NvcReader, QuantizedTensor, ints_code_length_bits
 from nvcodec.fit import fit
 from nvcodec.presets import build_config
-from tests.test_fit import TINY_FIT, TINY_MODEL, synthetic_clips
+from tests.test_fit import TINY_FIT, TINY_MODEL, latent_clips, latent_model, synthetic_clips
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SAMPLE = Path(__file__).parents[1] / "samples" / "foreman_176x144.mp4"
@@ -145,6 +145,23 @@ def test_fine_tuned_integers_are_the_ones_training_saw_and_the_written_file_hold
         seen = qat.fake_quant(torch.from_numpy(w), scale, grid.axis)      # what a training step computes
         assert np.array_equal(read_back[name].dequantize(), seen.numpy()), name
         assert read_back[name] == next(t for t in choice.tensors if t.name == name)
+
+
+def test_the_fine_tune_moves_the_weights_and_writes_the_latents_the_fit_left():
+    """Per-frame latents are held at their integers through the fine-tune (it would otherwise step the whole
+    table every step): the written latents are the fit's rounded, the weights moved, the latents mattered."""
+    clips = latent_clips()
+    model_cfg = latent_model(clips.n_clips)
+    result = fit(model_cfg, dataclasses.replace(TINY_FIT, epochs=12, latent_lr=0.5), clips, device="cpu", progress=False)
+    fitted_latents = result.state_dict["latents"].numpy()
+    assert np.abs(fitted_latents).max() > 0.5
+    choice = qat.rate_aware_quantize(model_cfg, result.state_dict, clips, n_pixels=clips.mask.sum() * 32 * 32,
+                                     lam=1e-3, qat_steps=30, lr=0.2, device="cpu", log=lambda _m: None)
+    written = next(t for t in choice.tensors if t.name == "latents")
+    assert np.array_equal(written.dequantize(), np.round(fitted_latents))
+    assert any(not np.array_equal(choice.float_state[n], result.state_dict[n].numpy())
+               for n in choice.float_state if n != "latents")
+    assert choice.history and all("weight_bits" in h for h in choice.history)
 
 
 def test_bigger_lambda_gives_fewer_weight_bytes_at_a_price_in_quality(fitted):
