@@ -80,3 +80,12 @@ def test_row_adam_refuses_what_does_not_fit():
         RowAdam(torch.nn.Parameter(torch.zeros(5, 2))).load_state_dict(opt.state_dict())
     with pytest.raises(ValueError, match="betas"):
         RowAdam(table, betas=(0.9, 0.5))
+
+
+def test_the_step_benchmark_times_both_ways_on_a_small_table():
+    """benchmarks/bench_latent_step.py's measurement runs end to end (tiny: 3 rows, one timed step)."""
+    from benchmarks.bench_latent_step import measure
+
+    r = measure(1700, 1, 2)
+    assert r["rows"] == 3 and r["values"] == 3 * 576
+    assert r["dense_s"] > 0 and r["rows_s"] > 0 and r["flush_s"] >= 0
