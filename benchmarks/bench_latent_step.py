@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_latent_step.py --values 1.3e6 1.3e7 1.15e8
 
 ``fast``'s network (the 16 x 4 refiner on 64x64 tiles, no trunk, 4 latent channels on 16-pixel
-cells: 576 values per clip-tile row) with a latent table of about each given number of values, one
+cells: 8 frame slots x 64 = 512 values per clip-tile row) with a latent table of about each given number of values, one
 training step on a batch of ``fast``'s 4 clips, timed two ways in the same process:
 
 - ``dense``: as the fit stepped the table until nvcodec.row_adam, the table a parameter of the model
@@ -11,7 +11,7 @@ training step on a batch of ``fast``'s 4 clips, timed two ways in the same proce
 - ``rows``: as the fit does now, the batch's rows read through ``RowAdam.current`` and stepped by it.
 
 It prints each step's median over ``--steps`` (after one warm-up), the ratio, and the one-off
-``RowAdam.flush`` at the end of a fit (every row brought up to date). For scale: 1.3 M values is
+``RowAdam.flush`` at the end of a fit (every row brought up to date). For scale: 1.55 M values is
 the 21-video corpus at <= 300 frames a clip at 160x128 (``native-160x128-floor``); 115 M about a
 thousand such videos, near the file's 2^27-element bound.
 """

@@ -87,5 +87,5 @@ def test_the_step_benchmark_times_both_ways_on_a_small_table():
     from benchmarks.bench_latent_step import measure
 
     r = measure(1700, 1, 2)
-    assert r["rows"] == 3 and r["values"] == 3 * 576
+    assert r["rows"] == 3 and r["values"] == 3 * 512
     assert r["dense_s"] > 0 and r["rows_s"] > 0 and r["flush_s"] >= 0
