@@ -81,10 +81,7 @@ class RowAdam:
     @torch.no_grad()
     def flush(self) -> None:
         """Bring every row up to the last step (the table then is what dense AdamW would hold)."""
-        per_block = max(1, CATCH_UP_CHUNK // (self.horizon * max(1, self.table[0].numel())))
-        stale = torch.nonzero(self.last < self.n_steps).flatten()
-        for first in range(0, len(stale), per_block):
-            self._catch_up(stale[first:first + per_block], self.n_steps)
+        self._catch_up(torch.nonzero(self.last < self.n_steps).flatten(), self.n_steps)
 
     def _record(self, lr: float) -> None:
         if self.n_steps == len(self.lrs):      # grow by doubling: O(1) amortised per step
@@ -94,7 +91,13 @@ class RowAdam:
         self.n_steps += 1
 
     def _catch_up(self, rows: Tensor, upto: int) -> None:
-        """Rows ``rows`` (unique) from their last step to step ``upto``, every gradient between 0."""
+        """Rows ``rows`` (unique) from their last step to step ``upto``, every gradient between 0; in blocks
+        of rows whose moves hold at most CATCH_UP_CHUNK values."""
+        per_block = max(1, CATCH_UP_CHUNK // (self.horizon * max(1, self.table[0].numel())))
+        for first in range(0, len(rows), per_block):
+            self._catch_up_block(rows[first:first + per_block], upto)
+
+    def _catch_up_block(self, rows: Tensor, upto: int) -> None:
         since = self.last[rows]
         skipped = upto - since                                        # (n,)
         n_moves = min(int(skipped.max()) if len(rows) else 0, self.horizon)

@@ -51,6 +51,16 @@ def test_row_adam_holds_what_dense_adamw_holds():
     assert torch.equal(lazy[60:], init[60:])                # rows never stepped never move
 
 
+def test_row_adam_catches_up_in_blocks_to_the_same_table(monkeypatch):
+    """Catch-ups cut into blocks of 3 rows (bounded memory for large rows and ``flush``) give the same table."""
+    import nvcodec.row_adam as row_adam
+
+    _, whole, opt = _run(60, (3, 2, 2), 150, 8, seed=5)
+    monkeypatch.setattr(row_adam, "CATCH_UP_CHUNK", 3 * opt.horizon * 12)
+    _, blocks, _ = _run(60, (3, 2, 2), 150, 8, seed=5)
+    assert torch.equal(whole, blocks)
+
+
 def test_row_adam_touches_only_the_rows_it_is_given():
     """Between the steps that name a row, the row stays as it was until ``current`` or ``flush`` reads it."""
     table = torch.nn.Parameter(torch.zeros(4, 2))
