@@ -52,13 +52,14 @@ def test_row_adam_holds_what_dense_adamw_holds():
 
 
 def test_row_adam_catches_up_in_blocks_to_the_same_table(monkeypatch):
-    """Catch-ups cut into blocks of 3 rows (bounded memory for large rows and ``flush``) give the same table."""
+    """Catch-ups cut into blocks of 3 rows (bounded memory for large rows and ``flush``) give the same table,
+    to float rounding (a block sums its moves over as many steps as its stalest row needs)."""
     import nvcodec.row_adam as row_adam
 
     _, whole, opt = _run(60, (3, 2, 2), 150, 8, seed=5)
     monkeypatch.setattr(row_adam, "CATCH_UP_CHUNK", 3 * opt.horizon * 12)
     _, blocks, _ = _run(60, (3, 2, 2), 150, 8, seed=5)
-    assert torch.equal(whole, blocks)
+    assert torch.allclose(whole, blocks, atol=1e-6, rtol=0), (whole - blocks).abs().max()
 
 
 def test_row_adam_touches_only_the_rows_it_is_given():
