@@ -98,6 +98,12 @@ def test_the_latents_reach_the_refiner_only_through_their_row_and_noise_only_whe
         assert not torch.equal(before[1, 2], after[1, 2]) and torch.equal(before[1, 3], after[1, 3])
         assert torch.equal(after, net(kf, kf, tv, tl, warped, rows))
         assert not torch.equal(after, net(kf, kf, tv, tl, warped, rows, latent_noise=True))
+        # the fit passes the rows' values instead (nvcodec.row_adam steps the table): the same pictures
+        assert torch.equal(after, net(kf, kf, tv, tl, warped, latent_values=net.latents[rows]))
+    with pytest.raises(ValueError, match="rows or their values, not both"):
+        net(kf, kf, tv, tl, warped, rows, latent_values=net.latents[rows])
+    with pytest.raises(ValueError, match="per clip, the model's are"):
+        net(kf, kf, tv, tl, warped, latent_values=net.latents[rows][:, :, :1])
     with pytest.raises(ValueError, match="pass each clip's row"):
         net(kf, kf, tv, tl, warped)
     with pytest.raises(ValueError, match="no per-frame latents: rows given"):
