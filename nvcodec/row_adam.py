@@ -4,7 +4,7 @@ The latent table (``ModelConfig.latent_channels``, FORMAT.md 14.4) has one row p
 the corpus, and a fit step's batch reads a handful of them. Stepped by ``torch.optim.AdamW``,
 every step touched the whole table: a gradient as large as the table (zeros outside the batch),
 and every row moved by its decaying momentum. At 115 M values, a corpus of about a thousand
-300-frame videos at 160x128, that was 1.4 s a step against 0.1 s for the network's own
+300-frame videos at 160x128, a step took 1.30 s that way against 0.10 s this way
 (``benchmarks/bench_latent_step.py``), and under torchrun the whole table's gradient was
 all-reduced every step.
 
