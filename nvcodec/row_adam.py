@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 CATCH_UP_TOLERANCE = 1e-8          # the leftover moves' share below which they are left out
-CATCH_UP_CHUNK = 1 << 22           # values x steps per catch-up block: bounds ``flush``'s memory
+CATCH_UP_CHUNK = 1 << 22           # values x steps per catch-up block: bounds every catch-up's memory
 
 
 class RowAdam:
