@@ -53,7 +53,7 @@ def _time(step, n_steps: int) -> float:
 
 
 def measure(n_values: float, n_steps: int, batch: int) -> dict:
-    base = PRESETS["fast"]._config(0, 8)
+    base = PRESETS["fast"].model_config(0)          # fast's network, clip length 8
     per_row = latent_count(replace(base, latent_rows=1))
     n_rows = max(1, round(n_values / per_row))
     cfg = replace(base, latent_rows=n_rows)
